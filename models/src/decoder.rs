@@ -1,0 +1,392 @@
+//! The decoder-only transformer shared by Qwen3, Qwen2, Llama and SmolLM3, read
+//! top to bottom: embedding → layers (RMSNorm → attention with GQA and RoPE →
+//! RMSNorm → SwiGLU MLP, both residual) → final RMSNorm → LM head.
+//!
+//! Tensor names are HuggingFace's, so a checkpoint maps onto the structs one to one.
+
+use burn::module::Param;
+use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
+use crate::config::ModelConfig;
+use crate::error::Result;
+use crate::kv_cache::{KvCache, LayerCache};
+use crate::rope::{RotaryAngles, RotaryEmbedding};
+use crate::weights::{WeightRole, WeightSource};
+
+/// Which key positions each query may attend to.
+#[derive(Debug, Clone)]
+pub enum AttentionMask<B: Backend> {
+    /// Plain causal attention (no padding): lets backends use their causal fast path.
+    Causal,
+    /// `true` = masked out; `[batch, 1, queries, keys]`, broadcast over heads.
+    Explicit(Tensor<B, 4, Bool>),
+}
+
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    pub gate_proj: Linear<B>,
+    pub up_proj: Linear<B>,
+    pub down_proj: Linear<B>,
+}
+
+impl<B: Backend> Mlp<B> {
+    /// SwiGLU: `down(silu(gate(x)) * up(x))`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let gate = silu(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(gate * self.up_proj.forward(x))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    pub q_proj: Linear<B>,
+    pub k_proj: Linear<B>,
+    pub v_proj: Linear<B>,
+    pub o_proj: Linear<B>,
+    /// Qwen3 only: RMSNorm over `head_dim`, applied per head before RoPE.
+    pub q_norm: Option<RmsNorm<B>>,
+    pub k_norm: Option<RmsNorm<B>>,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    /// False on SmolLM3's NoPE layers.
+    pub uses_rope: bool,
+}
+
+impl<B: Backend> Attention<B> {
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        angles: &RotaryAngles<B>,
+        mask: &AttentionMask<B>,
+        cache: Option<&mut LayerCache<B>>,
+    ) -> Tensor<B, 3> {
+        let [batch, seq, _] = x.dims();
+        let split_heads = |t: Tensor<B, 3>, heads: usize, norm: &Option<RmsNorm<B>>| {
+            let t = t.reshape([batch, seq, heads, self.head_dim]);
+            let t = match norm {
+                Some(norm) => norm.forward(t),
+                None => t,
+            };
+            t.swap_dims(1, 2)
+        };
+        let mut q = split_heads(self.q_proj.forward(x.clone()), self.num_heads, &self.q_norm);
+        let mut k = split_heads(self.k_proj.forward(x.clone()), self.num_kv_heads, &self.k_norm);
+        let v = split_heads(self.v_proj.forward(x), self.num_kv_heads, &None);
+        if self.uses_rope {
+            q = angles.apply(q);
+            k = angles.apply(k);
+        }
+        // With a cache, attend over every key written so far, not only this chunk's.
+        let (k, v) = match cache {
+            Some(cache) => cache.append(k, v),
+            None => (k, v),
+        };
+        let k = self.repeat_kv(k);
+        let v = self.repeat_kv(v);
+        let keys = k.dims()[2];
+
+        let (mask, is_causal) = match mask {
+            AttentionMask::Causal => (None, true),
+            AttentionMask::Explicit(mask) => (
+                Some(mask.clone().expand([batch, self.num_heads, seq, keys])),
+                false,
+            ),
+        };
+        let options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal,
+        };
+        let context = attention(q, k, v, mask, None, options);
+        let context = context
+            .swap_dims(1, 2)
+            .reshape([batch, seq, self.num_heads * self.head_dim]);
+        self.o_proj.forward(context)
+    }
+
+    /// Grouped-query attention: each key/value head serves `num_heads / num_kv_heads`
+    /// query heads.
+    fn repeat_kv(&self, t: Tensor<B, 4>) -> Tensor<B, 4> {
+        let groups = self.num_heads / self.num_kv_heads;
+        if groups == 1 {
+            return t;
+        }
+        let [b, h, s, d] = t.dims();
+        t.reshape([b, h, 1, s, d])
+            .expand([b, h, groups, s, d])
+            .reshape([b, h * groups, s, d])
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct DecoderLayer<B: Backend> {
+    pub input_layernorm: RmsNorm<B>,
+    pub self_attn: Attention<B>,
+    pub post_attention_layernorm: RmsNorm<B>,
+    pub mlp: Mlp<B>,
+}
+
+impl<B: Backend> DecoderLayer<B> {
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        angles: &RotaryAngles<B>,
+        mask: &AttentionMask<B>,
+        cache: Option<&mut LayerCache<B>>,
+    ) -> Tensor<B, 3> {
+        let attended = self
+            .self_attn
+            .forward(self.input_layernorm.forward(x.clone()), angles, mask, cache);
+        let x = x + attended;
+        let mlp_out = self.mlp.forward(self.post_attention_layernorm.forward(x.clone()));
+        x + mlp_out
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Decoder<B: Backend> {
+    pub embed_tokens: Embedding<B>,
+    pub layers: Vec<DecoderLayer<B>>,
+    pub norm: RmsNorm<B>,
+    /// `None` when the head is tied to `embed_tokens`.
+    pub lm_head: Option<Linear<B>>,
+    pub rotary: RotaryEmbedding<B>,
+}
+
+impl<B: Backend> Decoder<B> {
+    /// Builds the decoder from any weight source (a checkpoint or random init).
+    pub fn new<S: WeightSource<B>>(
+        config: &ModelConfig,
+        source: &mut S,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let d = config.hidden_size;
+        let q_dim = config.num_heads * config.head_dim;
+        let kv_dim = config.num_kv_heads * config.head_dim;
+        let eps = config.rms_norm_eps;
+
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for i in 0..config.num_layers {
+            let p = format!("model.layers.{i}");
+            let mut linear = |name: &str, out_dim: usize, in_dim: usize, bias: bool| {
+                linear(source, &format!("{p}.{name}"), out_dim, in_dim, bias)
+            };
+            let q_proj = linear("self_attn.q_proj", q_dim, d, config.qkv_bias)?;
+            let k_proj = linear("self_attn.k_proj", kv_dim, d, config.qkv_bias)?;
+            let v_proj = linear("self_attn.v_proj", kv_dim, d, config.qkv_bias)?;
+            let o_proj = linear("self_attn.o_proj", d, q_dim, config.o_bias)?;
+            let gate_proj = linear("mlp.gate_proj", config.intermediate_size, d, config.mlp_bias)?;
+            let up_proj = linear("mlp.up_proj", config.intermediate_size, d, config.mlp_bias)?;
+            let down_proj = linear("mlp.down_proj", d, config.intermediate_size, config.mlp_bias)?;
+            let (q_norm, k_norm) = if config.has_qk_norm() {
+                (
+                    Some(rms_norm(source, &format!("{p}.self_attn.q_norm"), config.head_dim, eps)?),
+                    Some(rms_norm(source, &format!("{p}.self_attn.k_norm"), config.head_dim, eps)?),
+                )
+            } else {
+                (None, None)
+            };
+            layers.push(DecoderLayer {
+                input_layernorm: rms_norm(source, &format!("{p}.input_layernorm"), d, eps)?,
+                self_attn: Attention {
+                    q_proj,
+                    k_proj,
+                    v_proj,
+                    o_proj,
+                    q_norm,
+                    k_norm,
+                    num_heads: config.num_heads,
+                    num_kv_heads: config.num_kv_heads,
+                    head_dim: config.head_dim,
+                    uses_rope: config.layer_uses_rope[i],
+                },
+                post_attention_layernorm: rms_norm(source, &format!("{p}.post_attention_layernorm"), d, eps)?,
+                mlp: Mlp {
+                    gate_proj,
+                    up_proj,
+                    down_proj,
+                },
+            });
+        }
+
+        let embed_tokens = Embedding {
+            weight: Param::from_tensor(source.tensor(
+                "model.embed_tokens.weight",
+                [config.vocab_size, d],
+                WeightRole::Embedding,
+            )?),
+        };
+        let lm_head = if config.tie_word_embeddings {
+            None
+        } else {
+            Some(linear(source, "lm_head", config.vocab_size, d, false)?)
+        };
+        Ok(Self {
+            embed_tokens,
+            layers,
+            norm: rms_norm(source, "model.norm", d, eps)?,
+            lm_head,
+            rotary: RotaryEmbedding::new(config, device),
+        })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.embed_tokens.weight.dims()[0]
+    }
+
+    /// Logits `[batch, seq, vocab]` of full sequences without padding, positions 0..seq.
+    pub fn forward(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let hidden = self.hidden_states(tokens, None, &AttentionMask::Causal, None);
+        self.logits(hidden)
+    }
+
+    /// Final hidden states `[batch, seq, hidden]` (after the last RMSNorm).
+    ///
+    /// `positions` defaults to `0..seq`; with a cache, new keys are written after the
+    /// ones already there and `mask` must cover all of them.
+    pub fn hidden_states(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        positions: Option<Tensor<B, 2, Int>>,
+        mask: &AttentionMask<B>,
+        mut cache: Option<&mut KvCache<B>>,
+    ) -> Tensor<B, 3> {
+        let [batch, seq] = tokens.dims();
+        let device = tokens.device();
+        let positions = positions.unwrap_or_else(|| {
+            Tensor::<B, 1, Int>::arange(0..seq as i64, &device)
+                .reshape([1, seq])
+                .expand([batch, seq])
+        });
+        let angles = self.rotary.angles(positions);
+        let mut x = self.embed_tokens.forward(tokens);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|c| c.layer(i));
+            x = layer.forward(x, &angles, mask, layer_cache);
+        }
+        self.norm.forward(x)
+    }
+
+    /// LM head: `[.., hidden]` → `[.., vocab]`.
+    pub fn logits<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
+        match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            None => burn::tensor::module::linear(hidden, self.embed_tokens.weight.val().transpose(), None),
+        }
+    }
+
+    /// An empty cache for `batch` sequences of up to `capacity` tokens.
+    pub fn new_cache(&self, batch: usize, capacity: usize, device: &B::Device) -> KvCache<B> {
+        let attn = &self.layers[0].self_attn;
+        KvCache::new(self.layers.len(), batch, attn.num_kv_heads, capacity, attn.head_dim, device)
+    }
+}
+
+fn linear<B: Backend, S: WeightSource<B>>(
+    source: &mut S,
+    name: &str,
+    out_dim: usize,
+    in_dim: usize,
+    bias: bool,
+) -> Result<Linear<B>> {
+    let weight = source.tensor(&format!("{name}.weight"), [out_dim, in_dim], WeightRole::Matrix)?;
+    let bias = if bias {
+        Some(Param::from_tensor(source.tensor(&format!("{name}.bias"), [out_dim], WeightRole::Bias)?))
+    } else {
+        None
+    };
+    Ok(Linear {
+        weight: Param::from_tensor(weight),
+        bias,
+    })
+}
+
+fn rms_norm<B: Backend, S: WeightSource<B>>(
+    source: &mut S,
+    name: &str,
+    dim: usize,
+    epsilon: f64,
+) -> Result<RmsNorm<B>> {
+    Ok(RmsNorm {
+        gamma: Param::from_tensor(source.tensor(&format!("{name}.weight"), [dim], WeightRole::NormScale)?),
+        epsilon,
+    })
+}
+
+/// A tensor as it is stored in HF checkpoints: name, shape, row-major f32 values.
+pub struct HfTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+impl<B: Backend> Decoder<B> {
+    /// Every weight under its HF name and in HF layout (the inverse of [`Decoder::new`]).
+    pub fn hf_tensors(&self) -> Vec<HfTensor> {
+        let mut out = Vec::new();
+        let push_linear = |out: &mut Vec<HfTensor>, name: String, linear: &Linear<B>| {
+            let [d_in, d_out] = linear.weight.dims();
+            let values = host_f32(linear.weight.val().into_data());
+            out.push(HfTensor {
+                name: format!("{name}.weight"),
+                shape: vec![d_out, d_in],
+                values: crate::weights::transpose(&values, d_in, d_out),
+            });
+            if let Some(bias) = &linear.bias {
+                out.push(HfTensor {
+                    name: format!("{name}.bias"),
+                    shape: vec![d_out],
+                    values: host_f32(bias.val().into_data()),
+                });
+            }
+        };
+        let push_norm = |out: &mut Vec<HfTensor>, name: String, norm: &RmsNorm<B>| {
+            out.push(HfTensor {
+                name: format!("{name}.weight"),
+                shape: norm.gamma.dims().to_vec(),
+                values: host_f32(norm.gamma.val().into_data()),
+            });
+        };
+
+        out.push(HfTensor {
+            name: "model.embed_tokens.weight".into(),
+            shape: self.embed_tokens.weight.dims().to_vec(),
+            values: host_f32(self.embed_tokens.weight.val().into_data()),
+        });
+        for (i, layer) in self.layers.iter().enumerate() {
+            let p = format!("model.layers.{i}");
+            let attn = &layer.self_attn;
+            push_linear(&mut out, format!("{p}.self_attn.q_proj"), &attn.q_proj);
+            push_linear(&mut out, format!("{p}.self_attn.k_proj"), &attn.k_proj);
+            push_linear(&mut out, format!("{p}.self_attn.v_proj"), &attn.v_proj);
+            push_linear(&mut out, format!("{p}.self_attn.o_proj"), &attn.o_proj);
+            if let Some(norm) = &attn.q_norm {
+                push_norm(&mut out, format!("{p}.self_attn.q_norm"), norm);
+            }
+            if let Some(norm) = &attn.k_norm {
+                push_norm(&mut out, format!("{p}.self_attn.k_norm"), norm);
+            }
+            push_linear(&mut out, format!("{p}.mlp.gate_proj"), &layer.mlp.gate_proj);
+            push_linear(&mut out, format!("{p}.mlp.up_proj"), &layer.mlp.up_proj);
+            push_linear(&mut out, format!("{p}.mlp.down_proj"), &layer.mlp.down_proj);
+            push_norm(&mut out, format!("{p}.input_layernorm"), &layer.input_layernorm);
+            push_norm(&mut out, format!("{p}.post_attention_layernorm"), &layer.post_attention_layernorm);
+        }
+        push_norm(&mut out, "model.norm".into(), &self.norm);
+        if let Some(head) = &self.lm_head {
+            push_linear(&mut out, "lm_head".into(), head);
+        }
+        out
+    }
+}
+
+fn host_f32(data: TensorData) -> Vec<f32> {
+    data.convert::<f32>()
+        .into_vec::<f32>()
+        .expect("converted tensor data is f32")
+}

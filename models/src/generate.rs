@@ -1,0 +1,191 @@
+//! Batched autoregressive generation with a KV cache — the rollout engine.
+//!
+//! Prompts of different lengths are left-padded to a common length; each sequence
+//! gets its own positions (starting at 0 at its first real token) and never attends
+//! to padding, so a sequence generates the same tokens in a batch as alone.
+
+use burn::prelude::*;
+
+use crate::decoder::{AttentionMask, Decoder};
+use crate::error::{ModelError, Result};
+use crate::sampling::{sample, SamplingConfig};
+use crate::tokenizer::TextTokenizer;
+
+#[derive(Debug, Clone)]
+pub struct GenerationConfig {
+    pub max_new_tokens: usize,
+    pub sampling: SamplingConfig,
+    /// Generation of a sequence ends after any of these ids (included in the output).
+    pub eos_token_ids: Vec<u32>,
+    /// Generation ends once the decoded new text contains one of these; the output
+    /// keeps the tokens up to the one that completed it (needs a tokenizer).
+    pub stop_strings: Vec<String>,
+    /// Seeds the backend's RNG before the first draw.
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    Eos,
+    StopString,
+    Length,
+}
+
+#[derive(Debug, Clone)]
+pub struct GeneratedSequence {
+    pub tokens: Vec<u32>,
+    /// Log-probability of each token in `tokens` (see `SampledTokens::logprobs`).
+    pub logprobs: Vec<f32>,
+    pub finish_reason: FinishReason,
+}
+
+/// Generates a continuation for every prompt. `tokenizer` is needed only for stop strings.
+pub fn generate<B: Backend>(
+    model: &Decoder<B>,
+    prompts: &[Vec<u32>],
+    config: &GenerationConfig,
+    tokenizer: Option<&TextTokenizer>,
+    device: &B::Device,
+) -> Result<Vec<GeneratedSequence>> {
+    if prompts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let vocab = model.vocab_size();
+    for (i, prompt) in prompts.iter().enumerate() {
+        if prompt.is_empty() {
+            return Err(ModelError::Input(format!("prompt {i} is empty")));
+        }
+        if let Some(&bad) = prompt.iter().find(|&&id| id as usize >= vocab) {
+            return Err(ModelError::Input(format!(
+                "prompt {i} has token id {bad}, outside the vocabulary of {vocab}"
+            )));
+        }
+    }
+    if !config.stop_strings.is_empty() && tokenizer.is_none() {
+        return Err(ModelError::Input("stop strings need a tokenizer".into()));
+    }
+    B::seed(device, config.seed);
+
+    let batch = prompts.len();
+    let prompt_len = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let pad_counts: Vec<usize> = prompts.iter().map(|p| prompt_len - p.len()).collect();
+    let pad_counts_tensor = Tensor::<B, 1, Int>::from_data(
+        TensorData::new(pad_counts.iter().map(|&p| p as i64).collect::<Vec<_>>(), [batch]),
+        device,
+    );
+    let mut cache = model.new_cache(batch, prompt_len + config.max_new_tokens, device);
+
+    // Prefill: the whole left-padded prompt block.
+    let padded: Vec<i64> = prompts
+        .iter()
+        .zip(&pad_counts)
+        .flat_map(|(prompt, &pad)| {
+            std::iter::repeat_n(0, pad).chain(prompt.iter().map(|&id| id as i64))
+        })
+        .collect();
+    let mut input = Tensor::<B, 2, Int>::from_data(TensorData::new(padded, [batch, prompt_len]), device);
+    let mut step_start = 0;
+    let mut step_len = prompt_len;
+
+    let mut outputs: Vec<Vec<u32>> = vec![Vec::new(); batch];
+    let mut finish: Vec<Option<FinishReason>> = vec![None; batch];
+    let mut logprob_steps: Vec<Tensor<B, 1>> = Vec::new();
+    let stop_window = config
+        .stop_strings
+        .iter()
+        .map(|s| 4 * s.len() + 4)
+        .max()
+        .unwrap_or(0);
+
+    for _ in 0..config.max_new_tokens {
+        let positions = positions(&pad_counts_tensor, step_start, step_len);
+        let mask = padding_mask(&pad_counts_tensor, step_start, step_len, step_start + step_len);
+        let hidden = model.hidden_states(input, Some(positions), &AttentionMask::Explicit(mask), Some(&mut cache));
+        let [_, seq, width] = hidden.dims();
+        let last = hidden.slice([0..batch, seq - 1..seq, 0..width]).reshape([batch, width]);
+        let sampled = sample(model.logits(last), &config.sampling);
+        logprob_steps.push(sampled.logprobs);
+
+        let ids = sampled.ids.clone().into_data().convert::<i64>();
+        let ids = ids.as_slice::<i64>().map_err(|e| ModelError::Input(format!("{e:?}")))?;
+        for b in 0..batch {
+            if finish[b].is_some() {
+                continue;
+            }
+            let id = ids[b] as u32;
+            outputs[b].push(id);
+            if config.eos_token_ids.contains(&id) {
+                finish[b] = Some(FinishReason::Eos);
+            } else if let Some(tokenizer) = tokenizer.filter(|_| stop_window > 0) {
+                let tail = &outputs[b][outputs[b].len().saturating_sub(stop_window)..];
+                let text = tokenizer.decode(tail, false)?;
+                if config.stop_strings.iter().any(|s| text.contains(s.as_str())) {
+                    finish[b] = Some(FinishReason::StopString);
+                }
+            }
+        }
+        if finish.iter().all(Option::is_some) {
+            break;
+        }
+        // Finished rows keep decoding (their tokens are discarded) so the batch stays whole.
+        input = sampled.ids.reshape([batch, 1]);
+        step_start += step_len;
+        step_len = 1;
+    }
+
+    let steps = logprob_steps.len();
+    let logprobs = Tensor::stack::<2>(logprob_steps, 1).into_data().convert::<f32>();
+    let logprobs = logprobs
+        .as_slice::<f32>()
+        .map_err(|e| ModelError::Input(format!("{e:?}")))?;
+    Ok(outputs
+        .into_iter()
+        .zip(finish)
+        .enumerate()
+        .map(|(b, (tokens, finish))| {
+            let logprobs = logprobs[b * steps..b * steps + tokens.len()].to_vec();
+            GeneratedSequence {
+                tokens,
+                logprobs,
+                finish_reason: finish.unwrap_or(FinishReason::Length),
+            }
+        })
+        .collect())
+}
+
+/// Position of each query token, `[batch, queries]`: its index minus the sequence's
+/// left padding (padding itself sits at position 0).
+fn positions<B: Backend>(pad_counts: &Tensor<B, 1, Int>, start: usize, queries: usize) -> Tensor<B, 2, Int> {
+    let batch = pad_counts.dims()[0];
+    let device = pad_counts.device();
+    let index = Tensor::<B, 1, Int>::arange(start as i64..(start + queries) as i64, &device)
+        .reshape([1, queries])
+        .expand([batch, queries]);
+    (index - pad_counts.clone().reshape([batch, 1]).expand([batch, queries])).clamp_min(0)
+}
+
+/// `[batch, 1, queries, keys]`, true where attention is forbidden: future keys, and
+/// padding keys. A padding query may still see itself, so that no row is fully
+/// masked (a fully masked row can give NaN in fused kernels and poison the values).
+pub fn padding_mask<B: Backend>(
+    pad_counts: &Tensor<B, 1, Int>,
+    query_start: usize,
+    queries: usize,
+    keys: usize,
+) -> Tensor<B, 4, Bool> {
+    let batch = pad_counts.dims()[0];
+    let device = pad_counts.device();
+    let shape = [batch, 1, queries, keys];
+    let key_index = Tensor::<B, 1, Int>::arange(0..keys as i64, &device)
+        .reshape([1, 1, 1, keys])
+        .expand(shape);
+    let query_index = Tensor::<B, 1, Int>::arange(query_start as i64..(query_start + queries) as i64, &device)
+        .reshape([1, 1, queries, 1])
+        .expand(shape);
+    let pads = pad_counts.clone().reshape([batch, 1, 1, 1]).expand(shape);
+    let future = key_index.clone().greater(query_index.clone());
+    let padding_key = key_index.clone().lower(pads);
+    let is_self = key_index.equal(query_index);
+    future.bool_or(padding_key.bool_and(is_self.bool_not()))
+}

@@ -1,0 +1,97 @@
+//! Rotary position embedding in the "rotate-half" layout of HuggingFace Qwen/Llama
+//! checkpoints (burn's own `RotaryEncoding` rotates interleaved pairs, which would
+//! need the q/k rows permuted at load time).
+
+use burn::prelude::*;
+
+use crate::config::{ModelConfig, RopeScaling};
+
+/// The inverse frequencies of one head; cos/sin are computed on the device for the
+/// positions at hand, so no table bounded by `max_position_embeddings` is stored.
+#[derive(Module, Debug)]
+pub struct RotaryEmbedding<B: Backend> {
+    /// `[head_dim / 2]`.
+    inv_freq: Tensor<B, 1>,
+}
+
+/// cos and sin for a batch of positions, `[batch, 1, seq, head_dim]` each.
+#[derive(Debug, Clone)]
+pub struct RotaryAngles<B: Backend> {
+    cos: Tensor<B, 4>,
+    sin: Tensor<B, 4>,
+}
+
+impl<B: Backend> RotaryEmbedding<B> {
+    pub fn new(config: &ModelConfig, device: &B::Device) -> Self {
+        let inv_freq = inverse_frequencies(config);
+        let len = inv_freq.len();
+        Self {
+            inv_freq: Tensor::from_data(TensorData::new(inv_freq, [len]), device),
+        }
+    }
+
+    /// `positions`: `[batch, seq]` absolute positions of the tokens.
+    pub fn angles(&self, positions: Tensor<B, 2, Int>) -> RotaryAngles<B> {
+        let [batch, seq] = positions.dims();
+        let half = self.inv_freq.dims()[0];
+        // Same order of operations as transformers: float32 positions times float32
+        // inverse frequencies, then cos/sin of the duplicated halves.
+        let freqs = positions.float().reshape([batch, seq, 1])
+            * self.inv_freq.clone().reshape([1, 1, half]);
+        let emb = Tensor::cat(vec![freqs.clone(), freqs], 2).reshape([batch, 1, seq, 2 * half]);
+        RotaryAngles {
+            cos: emb.clone().cos(),
+            sin: emb.sin(),
+        }
+    }
+}
+
+impl<B: Backend> RotaryAngles<B> {
+    /// Rotates `x`: `[batch, heads, seq, head_dim]`.
+    pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [b, h, s, d] = x.dims();
+        let half = d / 2;
+        let first = x.clone().slice([0..b, 0..h, 0..s, 0..half]);
+        let second = x.clone().slice([0..b, 0..h, 0..s, half..d]);
+        let rotated = Tensor::cat(vec![second.neg(), first], 3);
+        x * self.cos.clone() + rotated * self.sin.clone()
+    }
+}
+
+/// `theta^(-2i/d)` in float32 as transformers computes it, with Llama-3 scaling
+/// applied when the config asks for it.
+pub fn inverse_frequencies(config: &ModelConfig) -> Vec<f32> {
+    let dim = config.head_dim;
+    let base = config.rope_theta as f32;
+    let plain: Vec<f32> = (0..dim)
+        .step_by(2)
+        .map(|i| 1.0 / base.powf(i as f32 / dim as f32))
+        .collect();
+    match config.rope_scaling {
+        RopeScaling::None => plain,
+        RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings: old_context,
+        } => plain
+            .into_iter()
+            .map(|freq| {
+                let freq = freq as f64;
+                let wavelen = 2.0 * std::f64::consts::PI / freq;
+                let low_freq_wavelen = old_context / low_freq_factor;
+                let high_freq_wavelen = old_context / high_freq_factor;
+                let scaled = if wavelen < high_freq_wavelen {
+                    freq
+                } else if wavelen > low_freq_wavelen {
+                    freq / factor
+                } else {
+                    let smooth = (old_context / wavelen - low_freq_factor)
+                        / (high_freq_factor - low_freq_factor);
+                    (1.0 - smooth) * freq / factor + smooth * freq
+                };
+                scaled as f32
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,262 @@
+//! Where the decoder's tensors come from: a HuggingFace safetensors checkpoint
+//! (single file or sharded) or a random initialisation. The decoder asks for each
+//! tensor by its HF name and HF shape, through one trait, so that loading and
+//! initialising share a single construction path.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use memmap2::Mmap;
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{ModelError, Result};
+
+/// What a tensor is for; decides its burn layout and its random initialisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightRole {
+    /// A linear layer's weight. HF stores `[out, in]`; burn's `Linear` wants `[in, out]`.
+    Matrix,
+    /// Token embedding table `[vocab, hidden]`, same layout in both.
+    Embedding,
+    /// RMSNorm scale (initialised to ones).
+    NormScale,
+    /// Linear bias (initialised to zeros).
+    Bias,
+}
+
+/// A provider of named tensors in the decoder's (burn) layout.
+pub trait WeightSource<B: Backend> {
+    /// `hf_shape` is the shape under which the tensor is stored in HF checkpoints.
+    fn tensor<const D: usize>(
+        &mut self,
+        name: &str,
+        hf_shape: [usize; D],
+        role: WeightRole,
+    ) -> Result<Tensor<B, D>>;
+}
+
+/// Random initialisation (normal, std 0.02, like transformers' `initializer_range`).
+pub struct RandomWeights<'a, B: Backend> {
+    pub device: &'a B::Device,
+    pub std: f64,
+}
+
+impl<B: Backend> WeightSource<B> for RandomWeights<'_, B> {
+    fn tensor<const D: usize>(
+        &mut self,
+        _name: &str,
+        hf_shape: [usize; D],
+        role: WeightRole,
+    ) -> Result<Tensor<B, D>> {
+        let shape = burn_shape(hf_shape, role);
+        Ok(match role {
+            WeightRole::NormScale => Tensor::ones(shape, self.device),
+            WeightRole::Bias => Tensor::zeros(shape, self.device),
+            WeightRole::Matrix | WeightRole::Embedding => {
+                Tensor::random(shape, Distribution::Normal(0.0, self.std), self.device)
+            }
+        })
+    }
+}
+
+fn burn_shape<const D: usize>(hf_shape: [usize; D], role: WeightRole) -> [usize; D] {
+    let mut shape = hf_shape;
+    if role == WeightRole::Matrix {
+        shape.reverse();
+    }
+    shape
+}
+
+/// A memory-mapped safetensors checkpoint. Each tensor is converted straight from
+/// the mapping to f32 (one pass, no second read of the file) and uploaded.
+pub struct SafetensorsWeights<'a, B: Backend> {
+    device: &'a B::Device,
+    /// Memory maps of the shard files, in the order of `shard_paths`.
+    shards: Vec<Mmap>,
+    shard_paths: Vec<PathBuf>,
+    /// Tensor name → index of the shard that holds it.
+    locations: BTreeMap<String, usize>,
+    taken: BTreeSet<String>,
+}
+
+impl<'a, B: Backend> SafetensorsWeights<'a, B> {
+    /// Opens `model.safetensors`, or the shards listed in `model.safetensors.index.json`.
+    pub fn open(model_dir: &Path, device: &'a B::Device) -> Result<Self> {
+        let single = model_dir.join("model.safetensors");
+        let index = model_dir.join("model.safetensors.index.json");
+        let shard_paths = if single.is_file() {
+            vec![single]
+        } else if index.is_file() {
+            shards_from_index(&index)?
+        } else {
+            return Err(ModelError::io(
+                &single,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no model.safetensors or model.safetensors.index.json in this folder",
+                ),
+            ));
+        };
+
+        let mut shards = Vec::with_capacity(shard_paths.len());
+        let mut locations = BTreeMap::new();
+        for (shard_index, path) in shard_paths.iter().enumerate() {
+            let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
+            // SAFETY: the mapping is read-only and lives as long as the loader; a file
+            // truncated underneath us is the one hazard, as with every mmap loader.
+            let mmap = unsafe { Mmap::map(&file) }.map_err(|e| ModelError::io(path, e))?;
+            let parsed = SafeTensors::deserialize(&mmap).map_err(|e| ModelError::Safetensors {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            for name in parsed.names() {
+                locations.insert(name.to_string(), shard_index);
+            }
+            shards.push(mmap);
+        }
+        Ok(Self {
+            device,
+            shards,
+            shard_paths,
+            locations,
+            taken: BTreeSet::new(),
+        })
+    }
+
+    /// Fails if the checkpoint holds tensors the model did not ask for: a sign that
+    /// the config does not describe these weights.
+    pub fn finish(self) -> Result<()> {
+        let extra: Vec<&String> = self
+            .locations
+            .keys()
+            .filter(|name| !self.taken.contains(*name))
+            .collect();
+        if extra.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<&str> = extra.iter().take(8).map(|s| s.as_str()).collect();
+        let more = if extra.len() > 8 {
+            format!(" (and {} more)", extra.len() - 8)
+        } else {
+            String::new()
+        };
+        Err(ModelError::ExtraTensors {
+            path: self.shard_paths[self.locations[extra[0]]].clone(),
+            names: format!("{}{more}", shown.join(", ")),
+        })
+    }
+
+    fn file_label(&self) -> PathBuf {
+        match self.shard_paths.as_slice() {
+            [one] => one.clone(),
+            _ => self.shard_paths[0]
+                .parent()
+                .map(|p| p.join("model.safetensors.index.json"))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl<B: Backend> WeightSource<B> for SafetensorsWeights<'_, B> {
+    fn tensor<const D: usize>(
+        &mut self,
+        name: &str,
+        hf_shape: [usize; D],
+        role: WeightRole,
+    ) -> Result<Tensor<B, D>> {
+        let Some(&shard_index) = self.locations.get(name) else {
+            return Err(ModelError::MissingTensor {
+                path: self.file_label(),
+                name: name.to_string(),
+                expected: hf_shape.to_vec(),
+            });
+        };
+        let path = &self.shard_paths[shard_index];
+        let parsed = SafeTensors::deserialize(&self.shards[shard_index]).map_err(|e| {
+            ModelError::Safetensors {
+                path: path.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        let view = parsed.tensor(name).map_err(|e| ModelError::Safetensors {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if view.shape() != hf_shape.as_slice() {
+            return Err(ModelError::ShapeMismatch {
+                path: path.clone(),
+                name: name.to_string(),
+                expected: hf_shape.to_vec(),
+                found: view.shape().to_vec(),
+            });
+        }
+        let values = decode_f32(view.dtype(), view.data()).ok_or_else(|| {
+            ModelError::UnsupportedDtype {
+                path: path.clone(),
+                name: name.to_string(),
+                dtype: format!("{:?}", view.dtype()),
+            }
+        })?;
+        let values = match role {
+            WeightRole::Matrix => transpose(&values, hf_shape[0], hf_shape[1]),
+            _ => values,
+        };
+        self.taken.insert(name.to_string());
+        let shape = burn_shape(hf_shape, role);
+        Ok(Tensor::from_data(TensorData::new(values, shape), self.device))
+    }
+}
+
+fn shards_from_index(index: &Path) -> Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(index).map_err(|e| ModelError::io(index, e))?;
+    let parsed: serde_json::Value = serde_json::from_str(&text).map_err(|source| ModelError::Json {
+        path: index.to_path_buf(),
+        source,
+    })?;
+    let map = parsed
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| ModelError::config(index, "missing object `weight_map`"))?;
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let mut files: Vec<String> = map
+        .values()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| ModelError::config(index, "`weight_map` values must be file names"))
+        })
+        .collect::<Result<_>>()?;
+    files.sort();
+    files.dedup();
+    Ok(files.into_iter().map(|f| dir.join(f)).collect())
+}
+
+/// Little-endian bytes of one tensor to f32, or `None` for dtypes we do not load.
+fn decode_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    let halves = || bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    match dtype {
+        Dtype::F32 => Some(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ),
+        Dtype::BF16 => Some(halves().map(|h| half::bf16::from_bits(h).to_f32()).collect()),
+        Dtype::F16 => Some(halves().map(|h| half::f16::from_bits(h).to_f32()).collect()),
+        _ => None,
+    }
+}
+
+/// Row-major `[rows, cols]` to row-major `[cols, rows]`.
+pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = values[r * cols + c];
+        }
+    }
+    out
+}

@@ -1,0 +1,65 @@
+//! Run-time choice among the backends compiled into this binary.
+//!
+//! Model and training code is generic over `B: Backend`; a command implements
+//! [`BackendTask`] once and [`run_on`] instantiates it for the backend picked by
+//! `--device`.
+
+use burn::prelude::Backend;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceKind {
+    /// CPU through ndarray (always the CI backend).
+    Ndarray,
+    /// Vulkan / Metal / DX12 through wgpu (laptops).
+    Wgpu,
+    /// NVIDIA GPUs (build with `--features cuda`).
+    Cuda,
+}
+
+impl DeviceKind {
+    /// CUDA when compiled in, otherwise the CPU.
+    pub fn default_for_build() -> Self {
+        if cfg!(feature = "cuda") {
+            Self::Cuda
+        } else {
+            Self::Ndarray
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ndarray => "ndarray",
+            Self::Wgpu => "wgpu",
+            Self::Cuda => "cuda",
+        }
+    }
+}
+
+/// A computation written once for every backend.
+pub trait BackendTask {
+    type Output;
+    fn run<B: Backend>(self, device: &B::Device) -> Self::Output;
+}
+
+#[cfg(feature = "ndarray")]
+pub type CpuBackend = burn::backend::NdArray<f32>;
+#[cfg(feature = "wgpu")]
+pub type WgpuBackend = burn::backend::Wgpu<f32, i32>;
+#[cfg(feature = "cuda")]
+pub type CudaBackend = burn::backend::Cuda<f32, i32>;
+
+pub fn run_on<T: BackendTask>(kind: DeviceKind, task: T) -> anyhow::Result<T::Output> {
+    match kind {
+        #[cfg(feature = "ndarray")]
+        DeviceKind::Ndarray => Ok(task.run::<CpuBackend>(&Default::default())),
+        #[cfg(feature = "wgpu")]
+        DeviceKind::Wgpu => Ok(task.run::<WgpuBackend>(&Default::default())),
+        #[cfg(feature = "cuda")]
+        DeviceKind::Cuda => Ok(task.run::<CudaBackend>(&Default::default())),
+        #[allow(unreachable_patterns)]
+        other => anyhow::bail!(
+            "this binary was built without the `{0}` backend; rebuild with `cargo build --release --features {0}`",
+            other.name()
+        ),
+    }
+}

@@ -1,0 +1,51 @@
+//! The `pretrainzero` command line. Each subcommand parses its arguments here and
+//! calls into the library; errors travel up to `main`, which prints them on one line.
+
+pub mod bench;
+pub mod generate;
+pub mod score;
+
+use clap::{Parser, Subcommand};
+
+use crate::backend::DeviceKind;
+
+#[derive(Debug, Parser)]
+#[command(name = "pretrainzero", version, about = "PretrainZero: reinforcement active pretraining on Burn")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Continue a prompt with a model folder (HF config.json + safetensors).
+    Generate(generate::GenerateArgs),
+    /// Mean negative log-likelihood and perplexity of a text or id sequence.
+    Score(score::ScoreArgs),
+    /// Speed benchmarks that print a table.
+    Bench(bench::BenchArgs),
+}
+
+impl Command {
+    pub fn run(self) -> anyhow::Result<()> {
+        match self {
+            Command::Generate(args) => generate::run(args),
+            Command::Score(args) => score::run(args),
+            Command::Bench(args) => bench::run(args),
+        }
+    }
+}
+
+/// `--device`, shared by every command that computes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeviceArg {
+    /// Backend to run on (defaults to cuda when compiled in, else ndarray).
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceKind>,
+}
+
+impl DeviceArg {
+    pub fn kind(&self) -> DeviceKind {
+        self.device.unwrap_or_else(DeviceKind::default_for_build)
+    }
+}

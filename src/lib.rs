@@ -1,0 +1,10 @@
+//! PretrainZero — reinforcement active pretraining — on Burn.
+//!
+//! The layout follows the algorithm (see `DESIGN.md`); this crate holds the
+//! command-line front end and the training stack, `pretrainzero-models` the decoders.
+
+pub mod backend;
+pub mod cli;
+pub mod token_list;
+
+pub use pretrainzero_models as models;
