@@ -7,8 +7,9 @@ pub fn parse_token_ids(text: &str) -> anyhow::Result<Vec<u32>> {
         .map(str::trim)
         .filter(|item| !item.is_empty())
         .map(|item| {
-            item.parse::<u32>()
-                .map_err(|_| anyhow::anyhow!("`{item}` is not a token id (expected a non-negative integer)"))
+            item.parse::<u32>().map_err(|_| {
+                anyhow::anyhow!("`{item}` is not a token id (expected a non-negative integer)")
+            })
         })
         .collect::<anyhow::Result<Vec<u32>>>()?;
     if ids.is_empty() {
@@ -28,7 +29,10 @@ mod tests {
 
     #[test]
     fn rejects_negative_and_empty() {
-        assert!(parse_token_ids("1,-2").unwrap_err().to_string().contains("`-2`"));
+        assert!(parse_token_ids("1,-2")
+            .unwrap_err()
+            .to_string()
+            .contains("`-2`"));
         assert!(parse_token_ids(" , ").is_err());
     }
 }

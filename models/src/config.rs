@@ -154,14 +154,13 @@ impl ModelConfig {
     pub fn from_json(raw: Value, path: &Path) -> Result<Self> {
         let fields = ConfigFields { raw: &raw, path };
         let model_type = fields.string("model_type")?;
-        let architecture = Architecture::from_model_type(&model_type).ok_or_else(|| {
-            ModelError::Unsupported {
+        let architecture =
+            Architecture::from_model_type(&model_type).ok_or_else(|| ModelError::Unsupported {
                 path: path.to_path_buf(),
                 message: format!(
                     "model_type `{model_type}` (supported: qwen3, qwen2, llama, smollm3)"
                 ),
-            }
-        })?;
+            })?;
 
         if let Some(act) = fields.optional_string("hidden_act")? {
             if act != "silu" {
@@ -179,7 +178,9 @@ impl ModelConfig {
 
         let hidden_size = fields.usize("hidden_size")?;
         let num_heads = fields.usize("num_attention_heads")?;
-        let num_kv_heads = fields.optional_usize("num_key_value_heads")?.unwrap_or(num_heads);
+        let num_kv_heads = fields
+            .optional_usize("num_key_value_heads")?
+            .unwrap_or(num_heads);
         let head_dim = match fields.optional_usize("head_dim")? {
             Some(d) => d,
             None => hidden_size / num_heads.max(1),
@@ -192,7 +193,10 @@ impl ModelConfig {
             ));
         }
         if head_dim % 2 != 0 {
-            return Err(ModelError::config(path, format!("head_dim {head_dim} must be even for RoPE")));
+            return Err(ModelError::config(
+                path,
+                format!("head_dim {head_dim} must be even for RoPE"),
+            ));
         }
 
         let (rope_theta, rope_scaling) = fields.rope()?;
@@ -207,7 +211,10 @@ impl ModelConfig {
                 if flags.len() != num_layers {
                     return Err(ModelError::config(
                         path,
-                        format!("no_rope_layers has {} entries for {num_layers} layers", flags.len()),
+                        format!(
+                            "no_rope_layers has {} entries for {num_layers} layers",
+                            flags.len()
+                        ),
                     ));
                 }
                 // SmolLM3 writes 1 for "this layer uses RoPE" and 0 for a NoPE layer.
@@ -238,8 +245,12 @@ impl ModelConfig {
             rms_norm_eps: fields.optional_f64("rms_norm_eps")?.unwrap_or(1e-6),
             rope_theta,
             rope_scaling,
-            max_position_embeddings: fields.optional_usize("max_position_embeddings")?.unwrap_or(4096),
-            tie_word_embeddings: fields.optional_bool("tie_word_embeddings")?.unwrap_or(tie_default),
+            max_position_embeddings: fields
+                .optional_usize("max_position_embeddings")?
+                .unwrap_or(4096),
+            tie_word_embeddings: fields
+                .optional_bool("tie_word_embeddings")?
+                .unwrap_or(tie_default),
             qkv_bias,
             o_bias,
             mlp_bias: fields.optional_bool("mlp_bias")?.unwrap_or(false),
@@ -274,7 +285,13 @@ impl ModelConfig {
         let kv = self.num_kv_heads * self.head_dim;
         let attention = d * q + 2 * d * kv + q * d;
         let mlp = 3 * d * self.intermediate_size;
-        let per_layer = attention + mlp + 2 * d;
+        let qk_norms = if self.has_qk_norm() {
+            2 * self.head_dim
+        } else {
+            0
+        };
+        let biases = if self.qkv_bias { q + 2 * kv } else { 0 } + if self.o_bias { d } else { 0 };
+        let per_layer = attention + mlp + 2 * d + qk_norms + biases;
         let embeddings = self.vocab_size * d * if self.tie_word_embeddings { 1 } else { 2 };
         embeddings + self.num_layers * per_layer + d
     }
@@ -339,7 +356,10 @@ impl ConfigFields<'_> {
     fn optional_f64(&self, key: &str) -> Result<Option<f64>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.as_f64().map(Some).ok_or_else(|| self.wrong_type(key, "a number")),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| self.wrong_type(key, "a number")),
         }
     }
 
@@ -357,7 +377,11 @@ impl ConfigFields<'_> {
             None => Ok(Vec::new()),
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|v| v.as_u64().map(|n| n as u32).ok_or_else(|| self.wrong_type(key, "integer ids")))
+                .map(|v| {
+                    v.as_u64()
+                        .map(|n| n as u32)
+                        .ok_or_else(|| self.wrong_type(key, "integer ids"))
+                })
                 .collect(),
             Some(v) => v
                 .as_u64()
@@ -387,7 +411,10 @@ impl ConfigFields<'_> {
             .unwrap_or("default");
         let number = |key: &str| -> Result<f64> {
             scaling.get(key).and_then(Value::as_f64).ok_or_else(|| {
-                ModelError::config(self.path(), format!("rope scaling of type {rope_type} needs `{key}`"))
+                ModelError::config(
+                    self.path(),
+                    format!("rope scaling of type {rope_type} needs `{key}`"),
+                )
             })
         };
         match rope_type {
@@ -401,7 +428,109 @@ impl ConfigFields<'_> {
                     original_max_position_embeddings: number("original_max_position_embeddings")?,
                 },
             )),
-            other => Err(self.unsupported(format!("rope scaling type `{other}` (supported: default, llama3)"))),
+            other => Err(self.unsupported(format!(
+                "rope scaling type `{other}` (supported: default, llama3)"
+            ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rope::inverse_frequencies;
+
+    fn parse(json: Value) -> Result<ModelConfig> {
+        ModelConfig::from_json(json, Path::new("config.json"))
+    }
+
+    fn llama(extra: Value) -> Value {
+        let mut base = serde_json::json!({
+            "model_type": "llama", "vocab_size": 100, "hidden_size": 256,
+            "intermediate_size": 512, "num_hidden_layers": 2, "num_attention_heads": 2,
+        });
+        base.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        base
+    }
+
+    #[test]
+    fn legacy_and_transformers5_layouts_agree() {
+        let legacy = parse(llama(
+            serde_json::json!({"rope_theta": 5e5, "torch_dtype": "bfloat16"}),
+        ))
+        .unwrap();
+        let modern = parse(llama(serde_json::json!({
+            "rope_parameters": {"rope_theta": 5e5, "rope_type": "default"}, "dtype": "bfloat16"
+        })))
+        .unwrap();
+        for config in [&legacy, &modern] {
+            assert_eq!(config.rope_theta, 5e5);
+            assert_eq!(config.dtype, WeightDtype::BF16);
+            assert_eq!(config.rope_scaling, RopeScaling::None);
+            assert_eq!(config.num_kv_heads, 2, "defaults to num_attention_heads");
+            assert_eq!(config.head_dim, 128, "defaults to hidden / heads");
+        }
+    }
+
+    #[test]
+    fn llama3_scaling_keeps_high_and_divides_low_frequencies() {
+        let scaling = serde_json::json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 8192});
+        for layout in [
+            serde_json::json!({"rope_theta": 5e5, "rope_scaling": scaling.clone()}),
+            serde_json::json!({"rope_parameters": {"rope_theta": 5e5, "rope_type": "llama3", "factor": 8.0,
+                "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}),
+        ] {
+            let config = parse(llama(layout)).unwrap();
+            let scaled = inverse_frequencies(&config);
+            let plain = inverse_frequencies(&ModelConfig {
+                rope_scaling: RopeScaling::None,
+                ..config
+            });
+            let mut medium = 0;
+            for (s, p) in scaled.iter().zip(&plain) {
+                // Wavelength 2π/f: below 8192/4 untouched, above 8192/1 divided by 8,
+                // in between a blend strictly inside (p/8, p).
+                let wavelen = 2.0 * std::f32::consts::PI / p;
+                if wavelen < 2048.0 {
+                    assert_eq!(s, p);
+                } else if wavelen > 8192.0 {
+                    assert!((s - p / 8.0).abs() <= 1e-12 + 1e-6 * p);
+                } else {
+                    medium += 1;
+                    assert!(*s > p / 8.0 && s < p, "{s} not inside ({}, {p})", p / 8.0);
+                }
+            }
+            assert!(medium > 0, "the test covers the blended band");
+        }
+    }
+
+    #[test]
+    fn unsupported_features_are_errors() {
+        let yarn = parse(llama(
+            serde_json::json!({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}),
+        ));
+        assert!(yarn.unwrap_err().to_string().contains("yarn"));
+        let gelu = parse(llama(serde_json::json!({"hidden_act": "gelu"})));
+        assert!(gelu.unwrap_err().to_string().contains("gelu"));
+        let missing = parse(serde_json::json!({"model_type": "qwen3"}));
+        assert!(missing.unwrap_err().to_string().contains("hidden_size"));
+    }
+
+    #[test]
+    fn qwen2_has_qkv_bias_and_presets_parse() {
+        let qwen2 = parse(
+            serde_json::json!({"model_type": "qwen2", "vocab_size": 10, "hidden_size": 8,
+            "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2}),
+        )
+        .unwrap();
+        assert!(qwen2.qkv_bias && !qwen2.o_bias && !qwen2.has_qk_norm());
+        let qwen3 = ModelConfig::preset("qwen3-0.6b").unwrap();
+        assert!(qwen3.has_qk_norm() && qwen3.tie_word_embeddings);
+        // Qwen3-0.6B has 596M parameters with tied embeddings (0.44B without them).
+        assert_eq!(qwen3.num_parameters(), 596_049_920);
+        assert!(ModelConfig::preset("nope").is_err());
     }
 }

@@ -75,7 +75,11 @@ impl<B: Backend> Attention<B> {
             t.swap_dims(1, 2)
         };
         let mut q = split_heads(self.q_proj.forward(x.clone()), self.num_heads, &self.q_norm);
-        let mut k = split_heads(self.k_proj.forward(x.clone()), self.num_kv_heads, &self.k_norm);
+        let mut k = split_heads(
+            self.k_proj.forward(x.clone()),
+            self.num_kv_heads,
+            &self.k_norm,
+        );
         let v = split_heads(self.v_proj.forward(x), self.num_kv_heads, &None);
         if self.uses_rope {
             q = angles.apply(q);
@@ -139,11 +143,13 @@ impl<B: Backend> DecoderLayer<B> {
         mask: &AttentionMask<B>,
         cache: Option<&mut LayerCache<B>>,
     ) -> Tensor<B, 3> {
-        let attended = self
-            .self_attn
-            .forward(self.input_layernorm.forward(x.clone()), angles, mask, cache);
+        let attended =
+            self.self_attn
+                .forward(self.input_layernorm.forward(x.clone()), angles, mask, cache);
         let x = x + attended;
-        let mlp_out = self.mlp.forward(self.post_attention_layernorm.forward(x.clone()));
+        let mlp_out = self
+            .mlp
+            .forward(self.post_attention_layernorm.forward(x.clone()));
         x + mlp_out
     }
 }
@@ -180,13 +186,33 @@ impl<B: Backend> Decoder<B> {
             let k_proj = linear("self_attn.k_proj", kv_dim, d, config.qkv_bias)?;
             let v_proj = linear("self_attn.v_proj", kv_dim, d, config.qkv_bias)?;
             let o_proj = linear("self_attn.o_proj", d, q_dim, config.o_bias)?;
-            let gate_proj = linear("mlp.gate_proj", config.intermediate_size, d, config.mlp_bias)?;
+            let gate_proj = linear(
+                "mlp.gate_proj",
+                config.intermediate_size,
+                d,
+                config.mlp_bias,
+            )?;
             let up_proj = linear("mlp.up_proj", config.intermediate_size, d, config.mlp_bias)?;
-            let down_proj = linear("mlp.down_proj", d, config.intermediate_size, config.mlp_bias)?;
+            let down_proj = linear(
+                "mlp.down_proj",
+                d,
+                config.intermediate_size,
+                config.mlp_bias,
+            )?;
             let (q_norm, k_norm) = if config.has_qk_norm() {
                 (
-                    Some(rms_norm(source, &format!("{p}.self_attn.q_norm"), config.head_dim, eps)?),
-                    Some(rms_norm(source, &format!("{p}.self_attn.k_norm"), config.head_dim, eps)?),
+                    Some(rms_norm(
+                        source,
+                        &format!("{p}.self_attn.q_norm"),
+                        config.head_dim,
+                        eps,
+                    )?),
+                    Some(rms_norm(
+                        source,
+                        &format!("{p}.self_attn.k_norm"),
+                        config.head_dim,
+                        eps,
+                    )?),
                 )
             } else {
                 (None, None)
@@ -205,7 +231,12 @@ impl<B: Backend> Decoder<B> {
                     head_dim: config.head_dim,
                     uses_rope: config.layer_uses_rope[i],
                 },
-                post_attention_layernorm: rms_norm(source, &format!("{p}.post_attention_layernorm"), d, eps)?,
+                post_attention_layernorm: rms_norm(
+                    source,
+                    &format!("{p}.post_attention_layernorm"),
+                    d,
+                    eps,
+                )?,
                 mlp: Mlp {
                     gate_proj,
                     up_proj,
@@ -276,14 +307,35 @@ impl<B: Backend> Decoder<B> {
     pub fn logits<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
         match &self.lm_head {
             Some(head) => head.forward(hidden),
-            None => burn::tensor::module::linear(hidden, self.embed_tokens.weight.val().transpose(), None),
+            None => {
+                // Tied head: `(E · hᵀ)ᵀ` rather than `h · Eᵀ`. Backends that need
+                // contiguous operands (ndarray) would otherwise copy the whole
+                // `[vocab, hidden]` table on every call; this way only the small
+                // activations are transposed.
+                let dims = hidden.dims();
+                let width = dims[D - 1];
+                let rows = hidden.shape().num_elements() / width;
+                let table = self.embed_tokens.weight.val();
+                let vocab = table.dims()[0];
+                let flat = hidden.reshape([rows, width]);
+                let mut out_dims = dims;
+                out_dims[D - 1] = vocab;
+                table.matmul(flat.transpose()).transpose().reshape(out_dims)
+            }
         }
     }
 
     /// An empty cache for `batch` sequences of up to `capacity` tokens.
     pub fn new_cache(&self, batch: usize, capacity: usize, device: &B::Device) -> KvCache<B> {
         let attn = &self.layers[0].self_attn;
-        KvCache::new(self.layers.len(), batch, attn.num_kv_heads, capacity, attn.head_dim, device)
+        KvCache::new(
+            self.layers.len(),
+            batch,
+            attn.num_kv_heads,
+            capacity,
+            attn.head_dim,
+            device,
+        )
     }
 }
 
@@ -294,9 +346,17 @@ fn linear<B: Backend, S: WeightSource<B>>(
     in_dim: usize,
     bias: bool,
 ) -> Result<Linear<B>> {
-    let weight = source.tensor(&format!("{name}.weight"), [out_dim, in_dim], WeightRole::Matrix)?;
+    let weight = source.tensor(
+        &format!("{name}.weight"),
+        [out_dim, in_dim],
+        WeightRole::Matrix,
+    )?;
     let bias = if bias {
-        Some(Param::from_tensor(source.tensor(&format!("{name}.bias"), [out_dim], WeightRole::Bias)?))
+        Some(Param::from_tensor(source.tensor(
+            &format!("{name}.bias"),
+            [out_dim],
+            WeightRole::Bias,
+        )?))
     } else {
         None
     };
@@ -313,7 +373,11 @@ fn rms_norm<B: Backend, S: WeightSource<B>>(
     epsilon: f64,
 ) -> Result<RmsNorm<B>> {
     Ok(RmsNorm {
-        gamma: Param::from_tensor(source.tensor(&format!("{name}.weight"), [dim], WeightRole::NormScale)?),
+        gamma: Param::from_tensor(source.tensor(
+            &format!("{name}.weight"),
+            [dim],
+            WeightRole::NormScale,
+        )?),
         epsilon,
     })
 }
@@ -374,8 +438,16 @@ impl<B: Backend> Decoder<B> {
             push_linear(&mut out, format!("{p}.mlp.gate_proj"), &layer.mlp.gate_proj);
             push_linear(&mut out, format!("{p}.mlp.up_proj"), &layer.mlp.up_proj);
             push_linear(&mut out, format!("{p}.mlp.down_proj"), &layer.mlp.down_proj);
-            push_norm(&mut out, format!("{p}.input_layernorm"), &layer.input_layernorm);
-            push_norm(&mut out, format!("{p}.post_attention_layernorm"), &layer.post_attention_layernorm);
+            push_norm(
+                &mut out,
+                format!("{p}.input_layernorm"),
+                &layer.input_layernorm,
+            );
+            push_norm(
+                &mut out,
+                format!("{p}.post_attention_layernorm"),
+                &layer.post_attention_layernorm,
+            );
         }
         push_norm(&mut out, "model.norm".into(), &self.norm);
         if let Some(head) = &self.lm_head {

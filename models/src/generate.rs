@@ -71,7 +71,10 @@ pub fn generate<B: Backend>(
     let prompt_len = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let pad_counts: Vec<usize> = prompts.iter().map(|p| prompt_len - p.len()).collect();
     let pad_counts_tensor = Tensor::<B, 1, Int>::from_data(
-        TensorData::new(pad_counts.iter().map(|&p| p as i64).collect::<Vec<_>>(), [batch]),
+        TensorData::new(
+            pad_counts.iter().map(|&p| p as i64).collect::<Vec<_>>(),
+            [batch],
+        ),
         device,
     );
     let mut cache = model.new_cache(batch, prompt_len + config.max_new_tokens, device);
@@ -84,7 +87,8 @@ pub fn generate<B: Backend>(
             std::iter::repeat_n(0, pad).chain(prompt.iter().map(|&id| id as i64))
         })
         .collect();
-    let mut input = Tensor::<B, 2, Int>::from_data(TensorData::new(padded, [batch, prompt_len]), device);
+    let mut input =
+        Tensor::<B, 2, Int>::from_data(TensorData::new(padded, [batch, prompt_len]), device);
     let mut step_start = 0;
     let mut step_len = prompt_len;
 
@@ -100,15 +104,29 @@ pub fn generate<B: Backend>(
 
     for _ in 0..config.max_new_tokens {
         let positions = positions(&pad_counts_tensor, step_start, step_len);
-        let mask = padding_mask(&pad_counts_tensor, step_start, step_len, step_start + step_len);
-        let hidden = model.hidden_states(input, Some(positions), &AttentionMask::Explicit(mask), Some(&mut cache));
+        let mask = padding_mask(
+            &pad_counts_tensor,
+            step_start,
+            step_len,
+            step_start + step_len,
+        );
+        let hidden = model.hidden_states(
+            input,
+            Some(positions),
+            &AttentionMask::Explicit(mask),
+            Some(&mut cache),
+        );
         let [_, seq, width] = hidden.dims();
-        let last = hidden.slice([0..batch, seq - 1..seq, 0..width]).reshape([batch, width]);
+        let last = hidden
+            .slice([0..batch, seq - 1..seq, 0..width])
+            .reshape([batch, width]);
         let sampled = sample(model.logits(last), &config.sampling);
         logprob_steps.push(sampled.logprobs);
 
         let ids = sampled.ids.clone().into_data().convert::<i64>();
-        let ids = ids.as_slice::<i64>().map_err(|e| ModelError::Input(format!("{e:?}")))?;
+        let ids = ids
+            .as_slice::<i64>()
+            .map_err(|e| ModelError::Input(format!("{e:?}")))?;
         for b in 0..batch {
             if finish[b].is_some() {
                 continue;
@@ -120,7 +138,11 @@ pub fn generate<B: Backend>(
             } else if let Some(tokenizer) = tokenizer.filter(|_| stop_window > 0) {
                 let tail = &outputs[b][outputs[b].len().saturating_sub(stop_window)..];
                 let text = tokenizer.decode(tail, false)?;
-                if config.stop_strings.iter().any(|s| text.contains(s.as_str())) {
+                if config
+                    .stop_strings
+                    .iter()
+                    .any(|s| text.contains(s.as_str()))
+                {
                     finish[b] = Some(FinishReason::StopString);
                 }
             }
@@ -135,7 +157,9 @@ pub fn generate<B: Backend>(
     }
 
     let steps = logprob_steps.len();
-    let logprobs = Tensor::stack::<2>(logprob_steps, 1).into_data().convert::<f32>();
+    let logprobs = Tensor::stack::<2>(logprob_steps, 1)
+        .into_data()
+        .convert::<f32>();
     let logprobs = logprobs
         .as_slice::<f32>()
         .map_err(|e| ModelError::Input(format!("{e:?}")))?;
@@ -156,13 +180,22 @@ pub fn generate<B: Backend>(
 
 /// Position of each query token, `[batch, queries]`: its index minus the sequence's
 /// left padding (padding itself sits at position 0).
-fn positions<B: Backend>(pad_counts: &Tensor<B, 1, Int>, start: usize, queries: usize) -> Tensor<B, 2, Int> {
+fn positions<B: Backend>(
+    pad_counts: &Tensor<B, 1, Int>,
+    start: usize,
+    queries: usize,
+) -> Tensor<B, 2, Int> {
     let batch = pad_counts.dims()[0];
     let device = pad_counts.device();
     let index = Tensor::<B, 1, Int>::arange(start as i64..(start + queries) as i64, &device)
         .reshape([1, queries])
         .expand([batch, queries]);
-    (index - pad_counts.clone().reshape([batch, 1]).expand([batch, queries])).clamp_min(0)
+    (index
+        - pad_counts
+            .clone()
+            .reshape([batch, 1])
+            .expand([batch, queries]))
+    .clamp_min(0)
 }
 
 /// `[batch, 1, queries, keys]`, true where attention is forbidden: future keys, and
@@ -180,9 +213,10 @@ pub fn padding_mask<B: Backend>(
     let key_index = Tensor::<B, 1, Int>::arange(0..keys as i64, &device)
         .reshape([1, 1, 1, keys])
         .expand(shape);
-    let query_index = Tensor::<B, 1, Int>::arange(query_start as i64..(query_start + queries) as i64, &device)
-        .reshape([1, 1, queries, 1])
-        .expand(shape);
+    let query_index =
+        Tensor::<B, 1, Int>::arange(query_start as i64..(query_start + queries) as i64, &device)
+            .reshape([1, 1, queries, 1])
+            .expand(shape);
     let pads = pad_counts.clone().reshape([batch, 1, 1, 1]).expand(shape);
     let future = key_index.clone().greater(query_index.clone());
     let padding_key = key_index.clone().lower(pads);

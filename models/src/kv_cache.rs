@@ -16,7 +16,11 @@ pub struct LayerCache<B: Backend> {
 impl<B: Backend> LayerCache<B> {
     /// Writes this chunk's keys/values `[batch, kv_heads, seq, head_dim]` after the
     /// existing ones and returns all of them, `[batch, kv_heads, len + seq, head_dim]`.
-    pub fn append(&mut self, keys: Tensor<B, 4>, values: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 4>) {
+    pub fn append(
+        &mut self,
+        keys: Tensor<B, 4>,
+        values: Tensor<B, 4>,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let [batch, heads, seq, dim] = keys.dims();
         let capacity = self.keys.dims()[2];
         assert!(
@@ -26,11 +30,19 @@ impl<B: Backend> LayerCache<B> {
         );
         let end = self.len + seq;
         let range = [0..batch, 0..heads, self.len..end, 0..dim];
-        self.keys = self.keys.clone().slice_assign(range.clone(), keys);
-        self.values = self.values.clone().slice_assign(range, values);
+        // Move the buffers out while writing: with no other handle alive, backends
+        // can write in place instead of copying the whole cache.
+        let placeholder = || Tensor::empty([0, 0, 0, 0], &keys.device());
+        let all_keys = std::mem::replace(&mut self.keys, placeholder());
+        let all_values = std::mem::replace(&mut self.values, placeholder());
+        self.keys = all_keys.slice_assign(range.clone(), keys);
+        self.values = all_values.slice_assign(range, values);
         self.len = end;
         let written = [0..batch, 0..heads, 0..end, 0..dim];
-        (self.keys.clone().slice(written.clone()), self.values.clone().slice(written))
+        (
+            self.keys.clone().slice(written.clone()),
+            self.values.clone().slice(written),
+        )
     }
 }
 

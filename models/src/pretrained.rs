@@ -50,7 +50,11 @@ impl<B: Backend> PretrainedModel<B> {
 }
 
 /// A randomly initialised decoder (normal, std 0.02) of the given shape.
-pub fn random_decoder<B: Backend>(config: &ModelConfig, seed: u64, device: &B::Device) -> Decoder<B> {
+pub fn random_decoder<B: Backend>(
+    config: &ModelConfig,
+    seed: u64,
+    device: &B::Device,
+) -> Decoder<B> {
     B::seed(device, seed);
     let mut source = RandomWeights { device, std: 0.02 };
     Decoder::new(config, &mut source, device).expect("random weights cannot be missing")
@@ -88,13 +92,15 @@ pub fn save_pretrained<B: Backend>(
     // transformers requires the `format` metadata key.
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     let weights_path = dir.join("model.safetensors");
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| ModelError::Safetensors {
-        path: weights_path.clone(),
-        message: e.to_string(),
-    })?;
+    let bytes =
+        safetensors::serialize(views, Some(metadata)).map_err(|e| ModelError::Safetensors {
+            path: weights_path.clone(),
+            message: e.to_string(),
+        })?;
     write_atomically(&weights_path, &bytes)?;
 
-    let config_json = serde_json::to_string_pretty(&config.to_json(dtype)).expect("JSON value serialises");
+    let config_json =
+        serde_json::to_string_pretty(&config.to_json(dtype)).expect("JSON value serialises");
     write_atomically(&dir.join("config.json"), config_json.as_bytes())?;
 
     if let Some(source) = tokenizer {

@@ -21,10 +21,16 @@ impl SequenceScores {
     }
 }
 
-pub fn score_sequence<B: Backend>(model: &Decoder<B>, ids: &[u32], device: &B::Device) -> Result<SequenceScores> {
+pub fn score_sequence<B: Backend>(
+    model: &Decoder<B>,
+    ids: &[u32],
+    device: &B::Device,
+) -> Result<SequenceScores> {
     let vocab = model.vocab_size();
     if ids.len() < 2 {
-        return Err(ModelError::Input("scoring needs at least two tokens".into()));
+        return Err(ModelError::Input(
+            "scoring needs at least two tokens".into(),
+        ));
     }
     if let Some(&bad) = ids.iter().find(|&&id| id as usize >= vocab) {
         return Err(ModelError::Input(format!(
@@ -40,7 +46,10 @@ pub fn score_sequence<B: Backend>(model: &Decoder<B>, ids: &[u32], device: &B::D
     let max = logits.clone().max_dim(1);
     let logsumexp = (logits.clone() - max.clone()).exp().sum_dim(1).log() + max;
     let targets = Tensor::<B, 2, Int>::from_data(
-        TensorData::new(ids[1..].iter().map(|&i| i as i64).collect::<Vec<_>>(), [len - 1, 1]),
+        TensorData::new(
+            ids[1..].iter().map(|&i| i as i64).collect::<Vec<_>>(),
+            [len - 1, 1],
+        ),
         device,
     );
     let target_logits = logits.slice([0..len - 1, 0..vocab]).gather(1, targets);

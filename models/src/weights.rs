@@ -193,29 +193,32 @@ impl<B: Backend> WeightSource<B> for SafetensorsWeights<'_, B> {
                 found: view.shape().to_vec(),
             });
         }
-        let values = decode_f32(view.dtype(), view.data()).ok_or_else(|| {
-            ModelError::UnsupportedDtype {
+        let values =
+            decode_f32(view.dtype(), view.data()).ok_or_else(|| ModelError::UnsupportedDtype {
                 path: path.clone(),
                 name: name.to_string(),
                 dtype: format!("{:?}", view.dtype()),
-            }
-        })?;
+            })?;
         let values = match role {
             WeightRole::Matrix => transpose(&values, hf_shape[0], hf_shape[1]),
             _ => values,
         };
         self.taken.insert(name.to_string());
         let shape = burn_shape(hf_shape, role);
-        Ok(Tensor::from_data(TensorData::new(values, shape), self.device))
+        Ok(Tensor::from_data(
+            TensorData::new(values, shape),
+            self.device,
+        ))
     }
 }
 
 fn shards_from_index(index: &Path) -> Result<Vec<PathBuf>> {
     let text = std::fs::read_to_string(index).map_err(|e| ModelError::io(index, e))?;
-    let parsed: serde_json::Value = serde_json::from_str(&text).map_err(|source| ModelError::Json {
-        path: index.to_path_buf(),
-        source,
-    })?;
+    let parsed: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| ModelError::Json {
+            path: index.to_path_buf(),
+            source,
+        })?;
     let map = parsed
         .get("weight_map")
         .and_then(|m| m.as_object())
@@ -236,7 +239,11 @@ fn shards_from_index(index: &Path) -> Result<Vec<PathBuf>> {
 
 /// Little-endian bytes of one tensor to f32, or `None` for dtypes we do not load.
 fn decode_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
-    let halves = || bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let halves = || {
+        bytes
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
     match dtype {
         Dtype::F32 => Some(
             bytes
@@ -244,7 +251,11 @@ fn decode_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect(),
         ),
-        Dtype::BF16 => Some(halves().map(|h| half::bf16::from_bits(h).to_f32()).collect()),
+        Dtype::BF16 => Some(
+            halves()
+                .map(|h| half::bf16::from_bits(h).to_f32())
+                .collect(),
+        ),
         Dtype::F16 => Some(halves().map(|h| half::f16::from_bits(h).to_f32()).collect()),
         _ => None,
     }

@@ -17,7 +17,11 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// Prompt text (needs tokenizer.json in the model folder).
-    #[arg(long, conflicts_with = "prompt_ids", required_unless_present = "prompt_ids")]
+    #[arg(
+        long,
+        conflicts_with = "prompt_ids",
+        required_unless_present = "prompt_ids"
+    )]
     pub prompt: Option<String>,
     /// Prompt as comma-separated token ids, e.g. `1,403,407`.
     #[arg(long)]
@@ -72,7 +76,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             Some(text) => println!("{text}"),
             None => println!(
                 "{}",
-                output.output_ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+                output
+                    .output_ids
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
             ),
         }
     }
@@ -118,7 +127,13 @@ impl BackendTask for GenerateTask {
             stop_strings: args.stop_strings.clone(),
             seed: args.seed,
         };
-        let mut sequences = generate(&pretrained.model, &[prompt_ids.clone()], &config, tokenizer, device)?;
+        let mut sequences = generate(
+            &pretrained.model,
+            &[prompt_ids.clone()],
+            &config,
+            tokenizer,
+            device,
+        )?;
         let sequence = sequences.remove(0);
         let text = match tokenizer {
             Some(t) => Some(t.decode(&sequence.tokens, true)?),

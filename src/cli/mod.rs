@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use crate::backend::DeviceKind;
 
 #[derive(Debug, Parser)]
-#[command(name = "pretrainzero", version, about = "PretrainZero: reinforcement active pretraining on Burn")]
+#[command(
+    name = "pretrainzero",
+    version,
+    about = "PretrainZero: reinforcement active pretraining on Burn"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

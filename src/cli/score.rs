@@ -66,7 +66,10 @@ impl BackendTask for ScoreTask {
             (_, Some(ids)) => parse_token_ids(ids).context("--ids")?,
             (Some(text), None) => {
                 let tokenizer = pretrained.tokenizer.as_ref().with_context(|| {
-                    format!("{}: no tokenizer.json, so --text cannot be encoded; pass --ids", args.model.display())
+                    format!(
+                        "{}: no tokenizer.json, so --text cannot be encoded; pass --ids",
+                        args.model.display()
+                    )
                 })?;
                 tokenizer.encode(text, true)?
             }

@@ -6,7 +6,10 @@ use crate::reference::Reference;
 use crate::require_shared;
 
 fn pretrainzero(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pretrainzero")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_pretrainzero"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn ids_arg(ids: &[u32]) -> String {
@@ -19,45 +22,111 @@ fn generate_and_score_json() {
     let reference = Reference::load(&dir);
     let model = dir.to_str().unwrap();
     let prompt = ids_arg(&reference.input_ids);
-    let out = pretrainzero(&["generate", "--model", model, "--prompt-ids", &prompt, "--greedy", "--max-new-tokens", "16", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = pretrainzero(&[
+        "generate",
+        "--model",
+        model,
+        "--prompt-ids",
+        &prompt,
+        "--greedy",
+        "--max-new-tokens",
+        "16",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let output_ids: Vec<u32> = json["output_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let output_ids: Vec<u32> = json["output_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
     // The CLI stops at EOS (id 2); the reference does not.
-    let expected_len = reference.greedy_new_ids.iter().position(|&t| t == 2).map_or(16, |p| p + 1);
+    let expected_len = reference
+        .greedy_new_ids
+        .iter()
+        .position(|&t| t == 2)
+        .map_or(16, |p| p + 1);
     assert_eq!(output_ids, reference.greedy_new_ids[..expected_len]);
     assert!(json["text"].is_string(), "stories260K-hf has a tokenizer");
 
     let out = pretrainzero(&["score", "--model", model, "--ids", &prompt, "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let nll = json["mean_nll"].as_f64().unwrap();
-    assert!((nll - reference.mean_nll).abs() / reference.mean_nll <= 1e-5, "{nll} vs {}", reference.mean_nll);
-    assert_eq!(json["target_logprobs"].as_array().unwrap().len(), reference.input_ids.len() - 1);
+    assert!(
+        (nll - reference.mean_nll).abs() / reference.mean_nll <= 1e-5,
+        "{nll} vs {}",
+        reference.mean_nll
+    );
+    assert_eq!(
+        json["target_logprobs"].as_array().unwrap().len(),
+        reference.input_ids.len() - 1
+    );
 }
 
 #[test]
 fn generate_from_text_prompt() {
     let dir = require_shared!("models/stories260K-hf");
-    let out = pretrainzero(&["generate", "--model", dir.to_str().unwrap(), "--prompt", "Once upon a time", "--max-new-tokens", "8", "--seed", "3"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = pretrainzero(&[
+        "generate",
+        "--model",
+        dir.to_str().unwrap(),
+        "--prompt",
+        "Once upon a time",
+        "--max-new-tokens",
+        "8",
+        "--seed",
+        "3",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!String::from_utf8_lossy(&out.stdout).trim().is_empty());
 }
 
 #[test]
 fn errors_are_one_line_and_non_zero() {
     let dir = require_shared!("models/stories260K-hf");
-    let out = pretrainzero(&["generate", "--model", "/definitely/not/here", "--prompt-ids", "1,2"]);
+    let out = pretrainzero(&[
+        "generate",
+        "--model",
+        "/definitely/not/here",
+        "--prompt-ids",
+        "1,2",
+    ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("/definitely/not/here") && stderr.trim().lines().count() == 1, "{stderr}");
+    assert!(
+        stderr.contains("/definitely/not/here") && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
 
     let out = pretrainzero(&["score", "--model", dir.to_str().unwrap(), "--ids", "1,5000"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("5000") && stderr.contains("vocabulary"), "{stderr}");
+    assert!(
+        stderr.contains("5000") && stderr.contains("vocabulary"),
+        "{stderr}"
+    );
 
-    let out = pretrainzero(&["generate", "--model", dir.to_str().unwrap(), "--prompt-ids", "1,x"]);
+    let out = pretrainzero(&[
+        "generate",
+        "--model",
+        dir.to_str().unwrap(),
+        "--prompt-ids",
+        "1,x",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("`x`"));
 }

@@ -18,7 +18,11 @@ fn cached_decoding_matches_full_recompute() {
     let dir = require_shared!("models/tiny-random-qwen3");
     let device = Default::default();
     let model = PretrainedModel::<Cpu>::load(&dir, &device).unwrap().model;
-    let ids: Vec<i64> = Reference::load(&dir).input_ids.iter().map(|&i| i as i64).collect();
+    let ids: Vec<i64> = Reference::load(&dir)
+        .input_ids
+        .iter()
+        .map(|&i| i as i64)
+        .collect();
     let len = ids.len();
     let prefix = 10;
     let tokens = Tensor::<Cpu, 2, Int>::from_data(TensorData::new(ids.clone(), [1, len]), &device);
@@ -32,15 +36,24 @@ fn cached_decoding_matches_full_recompute() {
     let mut worst = 0.0f32;
     for (start, size) in chunks {
         let chunk = tokens.clone().slice([0..1, start..start + size]);
-        let positions = Tensor::<Cpu, 1, Int>::arange(start as i64..(start + size) as i64, &device).reshape([1, size]);
+        let positions = Tensor::<Cpu, 1, Int>::arange(start as i64..(start + size) as i64, &device)
+            .reshape([1, size]);
         let mask = padding_mask(&no_padding, start, size, start + size);
-        let hidden = model.hidden_states(chunk, Some(positions), &AttentionMask::Explicit(mask), Some(&mut cache));
+        let hidden = model.hidden_states(
+            chunk,
+            Some(positions),
+            &AttentionMask::Explicit(mask),
+            Some(&mut cache),
+        );
         let cached = to_vec(model.logits(hidden));
         let expected = to_vec(full.clone().slice([0..1, start..start + size, 0..vocab]));
         worst = worst.max(max_abs_diff(&cached, &expected));
     }
     assert_eq!(cache.len(), len);
-    assert!(worst <= 1e-5, "cached logits differ from full recompute by {worst}");
+    assert!(
+        worst <= 1e-5,
+        "cached logits differ from full recompute by {worst}"
+    );
 }
 
 #[test]
@@ -49,7 +62,10 @@ fn batched_prompts_of_different_lengths_match_single_runs() {
     let device = Default::default();
     let model = PretrainedModel::<Cpu>::load(&dir, &device).unwrap().model;
     let ids = Reference::load(&dir).input_ids;
-    let prompts: Vec<Vec<u32>> = [3usize, 11, 7, 16].iter().map(|&n| ids[..n].to_vec()).collect();
+    let prompts: Vec<Vec<u32>> = [3usize, 11, 7, 16]
+        .iter()
+        .map(|&n| ids[..n].to_vec())
+        .collect();
     let config = GenerationConfig {
         max_new_tokens: 12,
         sampling: SamplingConfig::greedy(),
@@ -60,7 +76,12 @@ fn batched_prompts_of_different_lengths_match_single_runs() {
     let batched = generate(&model, &prompts, &config, None, &device).unwrap();
     for (prompt, together) in prompts.iter().zip(&batched) {
         let alone = generate(&model, std::slice::from_ref(prompt), &config, None, &device).unwrap();
-        assert_eq!(together.tokens, alone[0].tokens, "prompt of {} tokens", prompt.len());
+        assert_eq!(
+            together.tokens,
+            alone[0].tokens,
+            "prompt of {} tokens",
+            prompt.len()
+        );
         let diff = max_abs_diff(&together.logprobs, &alone[0].logprobs);
         assert!(diff <= 1e-4, "log-probs differ by {diff}");
     }
@@ -74,7 +95,11 @@ fn sampling_is_seeded_and_respects_eos_and_top_k() {
     let prompt = vec![vec![1u32, 403, 407]];
     let config = |seed: u64, top_k: usize| GenerationConfig {
         max_new_tokens: 40,
-        sampling: SamplingConfig { temperature: 1.0, top_p: 0.9, top_k },
+        sampling: SamplingConfig {
+            temperature: 1.0,
+            top_p: 0.9,
+            top_k,
+        },
         eos_token_ids: vec![2],
         stop_strings: Vec::new(),
         seed,
@@ -83,14 +108,21 @@ fn sampling_is_seeded_and_respects_eos_and_top_k() {
     let b = generate(&pretrained.model, &prompt, &config(7, 0), None, &device).unwrap();
     assert_eq!(a[0].tokens, b[0].tokens, "same seed, same tokens");
     // top-k = 1 is greedy whatever the seed.
-    let greedy = GenerationConfig { sampling: SamplingConfig::greedy(), ..config(0, 0) };
+    let greedy = GenerationConfig {
+        sampling: SamplingConfig::greedy(),
+        ..config(0, 0)
+    };
     let k1 = generate(&pretrained.model, &prompt, &config(99, 1), None, &device).unwrap();
     let argmax = generate(&pretrained.model, &prompt, &greedy, None, &device).unwrap();
     assert_eq!(k1[0].tokens, argmax[0].tokens);
     for seq in a.iter().chain(&k1) {
         assert!(seq.logprobs.iter().all(|&lp| lp <= 0.0 && lp.is_finite()));
         if let Some(pos) = seq.tokens.iter().position(|&t| t == 2) {
-            assert_eq!(pos + 1, seq.tokens.len(), "generation stops right after EOS");
+            assert_eq!(
+                pos + 1,
+                seq.tokens.len(),
+                "generation stops right after EOS"
+            );
         }
     }
 }

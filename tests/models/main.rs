@@ -16,4 +16,9 @@ mod wgpu;
 pub type Cpu = burn::backend::NdArray<f32>;
 
 /// The HF fixtures with `reference_outputs.*`.
-pub const FIXTURE_MODELS: [&str; 4] = ["tiny-random-qwen3", "tiny-random-qwen2", "tiny-random-llama", "stories260K-hf"];
+pub const FIXTURE_MODELS: [&str; 4] = [
+    "tiny-random-qwen3",
+    "tiny-random-qwen2",
+    "tiny-random-llama",
+    "stories260K-hf",
+];

@@ -3,7 +3,9 @@
 //! untied head, and the pretrained stories260K Llama.
 
 use burn::prelude::Backend;
-use pretrainzero::models::{generate, score_sequence, GenerationConfig, PretrainedModel, SamplingConfig};
+use pretrainzero::models::{
+    generate, score_sequence, GenerationConfig, PretrainedModel, SamplingConfig,
+};
 
 use crate::reference::{max_abs_diff, Reference};
 use crate::{require_shared, Cpu, FIXTURE_MODELS};
@@ -17,10 +19,21 @@ pub fn check_fixture<B: Backend>(name: &str, device: &B::Device) -> Option<f32> 
     let scores = score_sequence(&pretrained.model, &reference.input_ids, device).unwrap();
     let logprob_diff = max_abs_diff(&scores.target_logprobs, &reference.target_logprobs);
     let lse_diff = max_abs_diff(&scores.logsumexp, &reference.logsumexp);
-    assert!(logprob_diff <= 1e-4, "{name}: target log-prob differs by {logprob_diff}");
-    assert!(lse_diff <= 1e-4, "{name}: log-sum-exp differs by {lse_diff}");
+    assert!(
+        logprob_diff <= 1e-4,
+        "{name}: target log-prob differs by {logprob_diff}"
+    );
+    assert!(
+        lse_diff <= 1e-4,
+        "{name}: log-sum-exp differs by {lse_diff}"
+    );
     let nll_rel = (scores.mean_nll() - reference.mean_nll).abs() / reference.mean_nll.abs();
-    assert!(nll_rel <= 1e-5, "{name}: mean NLL {} vs {} (relative {nll_rel})", scores.mean_nll(), reference.mean_nll);
+    assert!(
+        nll_rel <= 1e-5,
+        "{name}: mean NLL {} vs {} (relative {nll_rel})",
+        scores.mean_nll(),
+        reference.mean_nll
+    );
 
     // transformers' reference continues greedily without stopping at EOS.
     let config = GenerationConfig {
@@ -30,8 +43,18 @@ pub fn check_fixture<B: Backend>(name: &str, device: &B::Device) -> Option<f32> 
         stop_strings: Vec::new(),
         seed: 0,
     };
-    let generated = generate(&pretrained.model, &[reference.input_ids.clone()], &config, None, device).unwrap();
-    assert_eq!(generated[0].tokens, reference.greedy_new_ids, "{name}: greedy continuation");
+    let generated = generate(
+        &pretrained.model,
+        &[reference.input_ids.clone()],
+        &config,
+        None,
+        device,
+    )
+    .unwrap();
+    assert_eq!(
+        generated[0].tokens, reference.greedy_new_ids,
+        "{name}: greedy continuation"
+    );
     Some(logprob_diff.max(lse_diff))
 }
 

@@ -17,7 +17,16 @@ fn tensors_of(path: &Path) -> BTreeMap<String, (String, Vec<usize>, Vec<u8>)> {
     parsed
         .tensors()
         .into_iter()
-        .map(|(name, view)| (name, (format!("{:?}", view.dtype()), view.shape().to_vec(), view.data().to_vec())))
+        .map(|(name, view)| {
+            (
+                name,
+                (
+                    format!("{:?}", view.dtype()),
+                    view.shape().to_vec(),
+                    view.data().to_vec(),
+                ),
+            )
+        })
         .collect()
 }
 
@@ -37,7 +46,11 @@ fn round_trip(name: &str) {
 
     let before = tensors_of(&dir.join("model.safetensors"));
     let after = tensors_of(&out.0.join("model.safetensors"));
-    assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>(), "{name}: tensor names");
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "{name}: tensor names"
+    );
     for (tensor, (dtype, shape, data)) in &before {
         let (dtype2, shape2, data2) = &after[tensor];
         assert_eq!((dtype, shape), (dtype2, shape2), "{name}: {tensor}");
@@ -46,13 +59,27 @@ fn round_trip(name: &str) {
 
     let reloaded = PretrainedModel::<Cpu>::load(&out.0, &device).unwrap();
     assert!(reloaded.tokenizer.is_some(), "tokenizer copied");
-    for (a, b) in original.model.hf_tensors().iter().zip(reloaded.model.hf_tensors()) {
+    for (a, b) in original
+        .model
+        .hf_tensors()
+        .iter()
+        .zip(reloaded.model.hf_tensors())
+    {
         assert_eq!(a.name, b.name);
-        let same_bits = a.values.iter().zip(&b.values).all(|(x, y)| x.to_bits() == y.to_bits());
-        assert!(same_bits, "{name}: {} not bit-identical after reload", a.name);
+        let same_bits = a
+            .values
+            .iter()
+            .zip(&b.values)
+            .all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(
+            same_bits,
+            "{name}: {} not bit-identical after reload",
+            a.name
+        );
     }
     // The config keeps every key, so transformers reads it as before.
-    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.0.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.0.join("config.json")).unwrap()).unwrap();
     let original_config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(config, original_config, "{name}: config.json");

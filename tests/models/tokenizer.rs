@@ -13,10 +13,19 @@ fn qwen3_tokenizer_matches_reference_encodings() {
     for line in lines.lines().filter(|l| !l.trim().is_empty()) {
         let record: serde_json::Value = serde_json::from_str(line).unwrap();
         let text = record["text"].as_str().unwrap();
-        let expected: Vec<u32> = record["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let expected: Vec<u32> = record["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         let ids = tokenizer.encode(text, false).unwrap();
         assert_eq!(ids, expected, "encoding of {text:?}");
-        assert_eq!(tokenizer.decode(&ids, false).unwrap(), text, "byte-level BPE decodes back");
+        assert_eq!(
+            tokenizer.decode(&ids, false).unwrap(),
+            text,
+            "byte-level BPE decodes back"
+        );
         checked += 1;
     }
     assert!(checked >= 20, "only {checked} reference lines");
