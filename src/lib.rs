@@ -4,7 +4,12 @@
 //! command-line front end and the training stack, `pretrainzero-models` the decoders.
 
 pub mod backend;
+pub mod checkpoint;
 pub mod cli;
+pub mod data;
+pub mod optim;
+pub mod policy;
+pub mod pretrain;
 pub mod token_list;
 
 pub use pretrainzero_models as models;

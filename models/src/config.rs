@@ -262,6 +262,21 @@ impl ModelConfig {
         })
     }
 
+    /// The same architecture sized for another tokenizer: `vocab_size` and the
+    /// end-of-text id (also used as BOS and padding) replaced, in the saved JSON too.
+    pub fn with_vocabulary(mut self, vocab_size: usize, eos_token_id: u32) -> Self {
+        self.vocab_size = vocab_size;
+        self.eos_token_ids = vec![eos_token_id];
+        self.bos_token_id = Some(eos_token_id);
+        if let Value::Object(map) = &mut self.raw {
+            map.insert("vocab_size".into(), Value::from(vocab_size));
+            map.insert("eos_token_id".into(), Value::from(eos_token_id));
+            map.insert("bos_token_id".into(), Value::from(eos_token_id));
+            map.insert("pad_token_id".into(), Value::from(eos_token_id));
+        }
+        self
+    }
+
     /// Qwen3 normalises q and k per head before RoPE.
     pub fn has_qk_norm(&self) -> bool {
         self.architecture == Architecture::Qwen3

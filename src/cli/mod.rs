@@ -2,7 +2,9 @@
 //! calls into the library; errors travel up to `main`, which prints them on one line.
 
 pub mod bench;
+pub mod data;
 pub mod generate;
+pub mod pretrain;
 pub mod score;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +30,12 @@ pub enum Command {
     Score(score::ScoreArgs),
     /// Speed benchmarks that print a table.
     Bench(bench::BenchArgs),
+    /// Corpus tools.
+    Data(data::DataArgs),
+    /// Tokenizer tools.
+    Tokenizer(data::TokenizerArgs),
+    /// Continued pretraining (next-token cross-entropy), from an HF model or a preset.
+    Pretrain(pretrain::PretrainArgs),
 }
 
 impl Command {
@@ -36,6 +44,9 @@ impl Command {
             Command::Generate(args) => generate::run(args),
             Command::Score(args) => score::run(args),
             Command::Bench(args) => bench::run(args),
+            Command::Data(args) => data::run_data(args),
+            Command::Tokenizer(args) => data::run_tokenizer(args),
+            Command::Pretrain(args) => pretrain::run(args),
         }
     }
 }

@@ -99,3 +99,52 @@ fn llama_untied_head_round_trip() {
 fn stories_f32_round_trip() {
     round_trip("stories260K-hf");
 }
+
+/// A checkpoint split into two shards with `model.safetensors.index.json` loads to
+/// the same tensors as the single file.
+#[test]
+fn sharded_checkpoint_loads_like_single_file() {
+    let dir = require_shared!("models/stories260K-hf");
+    let out = ScratchDir::new("sharded");
+    std::fs::copy(dir.join("config.json"), out.0.join("config.json")).unwrap();
+    let tensors = tensors_of(&dir.join("model.safetensors"));
+    let mut weight_map = serde_json::Map::new();
+    let mut shards: [Vec<(String, safetensors::tensor::TensorView)>; 2] = [Vec::new(), Vec::new()];
+    for (i, (name, (_, shape, data))) in tensors.iter().enumerate() {
+        let shard = i % 2;
+        let file = format!("model-0000{}-of-00002.safetensors", shard + 1);
+        weight_map.insert(name.clone(), serde_json::Value::from(file));
+        let view =
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                .unwrap();
+        shards[shard].push((name.clone(), view));
+    }
+    for (shard, views) in shards.into_iter().enumerate() {
+        let bytes = safetensors::serialize(views, None).unwrap();
+        std::fs::write(
+            out.0
+                .join(format!("model-0000{}-of-00002.safetensors", shard + 1)),
+            bytes,
+        )
+        .unwrap();
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(
+        out.0.join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+
+    let device = Default::default();
+    let single = PretrainedModel::<Cpu>::load(&dir, &device).unwrap();
+    let sharded = PretrainedModel::<Cpu>::load(&out.0, &device).unwrap();
+    for (a, b) in single
+        .model
+        .hf_tensors()
+        .iter()
+        .zip(sharded.model.hf_tensors())
+    {
+        assert_eq!((&a.name, &a.shape), (&b.name, &b.shape));
+        assert!(a.values == b.values, "{} differs", a.name);
+    }
+}

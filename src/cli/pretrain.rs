@@ -1,0 +1,158 @@
+//! `pretrainzero pretrain`: continued pretraining (next-token cross-entropy).
+
+use std::path::PathBuf;
+
+use burn::prelude::Backend;
+
+use super::DeviceArg;
+use crate::backend::{run_on, BackendTask};
+use crate::pretrain::trainer::{ModelInit, PretrainSummary};
+use crate::pretrain::{run_pretraining, PretrainConfig, TaskMix};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PretrainArgs {
+    /// Corpus file or folder (see `data stats`).
+    #[arg(long, required_unless_present = "resume")]
+    pub corpus: Option<PathBuf>,
+    /// Start from this HF model folder...
+    #[arg(long, conflicts_with = "preset")]
+    pub model: Option<PathBuf>,
+    /// ...or from a random init of this preset (`tiny`, `qwen3-0.6b`), sized to --tokenizer.
+    #[arg(long, requires = "tokenizer")]
+    pub preset: Option<String>,
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Run folder (checkpoints, metrics.jsonl, final/ HF export).
+    #[arg(long, required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this folder from its newest checkpoint.
+    #[arg(long, conflicts_with_all = ["corpus", "model", "preset", "out"])]
+    pub resume: Option<PathBuf>,
+    #[arg(long, default_value_t = 12)]
+    pub min_words: usize,
+    #[arg(long, default_value_t = 256)]
+    pub seq_len: usize,
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 1)]
+    pub grad_accumulation: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 50)]
+    pub warmup_steps: usize,
+    #[arg(long, default_value_t = 0.1)]
+    pub min_lr_ratio: f64,
+    #[arg(long, default_value_t = 0.01)]
+    pub weight_decay: f32,
+    #[arg(long, default_value_t = 0.95)]
+    pub beta2: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    #[arg(long, default_value_t = 0.05)]
+    pub validation_fraction: f64,
+    #[arg(long, default_value_t = 200)]
+    pub validation_paragraphs: usize,
+    #[arg(long, default_value_t = 100)]
+    pub validate_every: usize,
+    #[arg(long, default_value_t = 100)]
+    pub checkpoint_every: usize,
+    #[arg(long, default_value_t = 2)]
+    pub keep_checkpoints: usize,
+    #[arg(long, default_value_t = 10_000)]
+    pub shuffle_buffer: usize,
+    /// Fraction of paragraphs turned into direct-format task examples (cold start).
+    #[arg(long, default_value_t = 0.0)]
+    pub task_fraction: f64,
+    #[arg(long, default_value_t = 3)]
+    pub task_max_span_words: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Storage type of the exported weights: float32, bfloat16 or float16.
+    #[arg(long, default_value = "float32")]
+    pub export_dtype: String,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+impl PretrainArgs {
+    fn config(&self) -> anyhow::Result<Option<PretrainConfig>> {
+        if self.resume.is_some() {
+            return Ok(None);
+        }
+        let init = match (&self.model, &self.preset, &self.tokenizer) {
+            (Some(dir), None, _) => ModelInit::Pretrained(dir.clone()),
+            (None, Some(name), Some(tokenizer)) => ModelInit::Preset {
+                name: name.clone(),
+                tokenizer: tokenizer.clone(),
+            },
+            _ => anyhow::bail!("give --model DIR, or --preset NAME with --tokenizer FILE"),
+        };
+        if self.seq_len == 0 || self.batch_size == 0 || self.grad_accumulation == 0 {
+            anyhow::bail!("--seq-len, --batch-size and --grad-accumulation must be positive");
+        }
+        Ok(Some(PretrainConfig {
+            corpus: self.corpus.clone().expect("clap requires --corpus"),
+            min_words: self.min_words,
+            init,
+            seq_len: self.seq_len,
+            batch_size: self.batch_size,
+            grad_accumulation: self.grad_accumulation,
+            steps: self.steps,
+            lr: self.lr,
+            warmup_steps: self.warmup_steps,
+            min_lr_ratio: self.min_lr_ratio,
+            weight_decay: self.weight_decay,
+            beta2: self.beta2,
+            max_grad_norm: self.max_grad_norm,
+            validation_fraction: self.validation_fraction,
+            validation_paragraphs: self.validation_paragraphs,
+            validate_every: self.validate_every,
+            checkpoint_every: self.checkpoint_every,
+            keep_checkpoints: self.keep_checkpoints,
+            shuffle_buffer: self.shuffle_buffer,
+            task_mix: TaskMix {
+                fraction: self.task_fraction,
+                max_span_words: self.task_max_span_words,
+            },
+            seed: self.seed,
+            export_dtype: self.export_dtype.clone(),
+        }))
+    }
+}
+
+pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let run_dir = args
+        .resume
+        .clone()
+        .or(args.out.clone())
+        .expect("clap requires --out or --resume");
+    let summary = run_on(args.device.kind(), PretrainTask { config, run_dir })??;
+    println!(
+        "pretrained {} steps ({} tokens) in {:.0} s{}; HF export: {}",
+        summary.steps,
+        summary.tokens_seen,
+        summary.seconds,
+        summary
+            .final_val_loss
+            .map(|l| format!(", validation loss {l:.4} (perplexity {:.2})", l.exp()))
+            .unwrap_or_default(),
+        summary.export_dir.display()
+    );
+    Ok(())
+}
+
+struct PretrainTask {
+    config: Option<PretrainConfig>,
+    run_dir: PathBuf,
+}
+
+impl BackendTask for PretrainTask {
+    type Output = anyhow::Result<PretrainSummary>;
+
+    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+        run_pretraining::<B>(self.config, &self.run_dir, device)
+    }
+}

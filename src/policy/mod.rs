@@ -1,0 +1,4 @@
+//! Span policy: prompts, span choice and parsing (DESIGN.md §2–3).
+
+pub mod prompts;
+pub mod random_span;

@@ -1,0 +1,8 @@
+//! Continued pretraining (the paper's "Continue PT" baseline, and how the shipped
+//! small model was made): next-token cross-entropy on packed corpus paragraphs.
+
+pub mod token_stream;
+pub mod trainer;
+
+pub use token_stream::{PackedTokenStream, StreamPosition, TaskMix};
+pub use trainer::{run_pretraining, PretrainConfig, PretrainState};

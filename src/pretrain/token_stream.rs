@@ -1,0 +1,211 @@
+//! Train paragraphs → token ids → fixed-length training sequences.
+//!
+//! Per epoch the train-split paragraphs are shuffled through a seeded buffer; each
+//! paragraph becomes its tokens plus `<|endoftext|>`, and the concatenation is cut
+//! into chunks of `seq_len + 1` (inputs and shifted targets). A fraction of the
+//! paragraphs is replaced by a task example in the direct formats of DESIGN.md §2
+//! with a uniformly random 1–3-word span — the small-model analogue of the paper's
+//! cold start (it ran 100 steps of random masking on SmolLM3), so that a small base
+//! model knows the formats before RL.
+//!
+//! The position in the stream (epoch, paragraphs consumed, leftover tokens) is plain
+//! data, so a checkpoint can resume exactly where it stopped.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{CorpusSpec, Paragraph, ShuffleBuffer, Split, SplitRule};
+use crate::models::TextTokenizer;
+use crate::policy::prompts::PromptTemplates;
+use crate::policy::random_span::random_word_span;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamPosition {
+    pub epoch: u64,
+    /// Paragraphs taken from this epoch's shuffled order.
+    pub paragraphs_consumed: u64,
+    /// Tokens produced but not yet emitted in a chunk.
+    pub carry: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TaskMix {
+    /// Fraction of paragraphs turned into task examples (0 disables).
+    pub fraction: f64,
+    pub max_span_words: usize,
+}
+
+pub struct PackedTokenStream<'a> {
+    corpus: CorpusSpec,
+    split: SplitRule,
+    tokenizer: &'a TextTokenizer,
+    eos: u32,
+    seq_len: usize,
+    shuffle_buffer: usize,
+    seed: u64,
+    task_mix: TaskMix,
+    templates: PromptTemplates,
+    position: StreamPosition,
+    epoch_paragraphs: Option<EpochParagraphs>,
+}
+
+/// One epoch's shuffled train paragraphs.
+struct EpochParagraphs {
+    stream: crate::data::ParagraphStream,
+    buffer: ShuffleBuffer<Paragraph>,
+    drained: Option<std::vec::IntoIter<Paragraph>>,
+    split: SplitRule,
+}
+
+impl Iterator for EpochParagraphs {
+    type Item = Paragraph;
+
+    fn next(&mut self) -> Option<Paragraph> {
+        if self.drained.is_none() {
+            for paragraph in self.stream.by_ref() {
+                if self.split.split_of(&paragraph.article_id) != Split::Train {
+                    continue;
+                }
+                if let Some(out) = self.buffer.push(paragraph) {
+                    return Some(out);
+                }
+            }
+            self.drained = Some(self.buffer.drain().into_iter());
+        }
+        self.drained.as_mut()?.next()
+    }
+}
+
+impl<'a> PackedTokenStream<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        corpus: CorpusSpec,
+        split: SplitRule,
+        tokenizer: &'a TextTokenizer,
+        eos: u32,
+        seq_len: usize,
+        shuffle_buffer: usize,
+        seed: u64,
+        task_mix: TaskMix,
+        position: StreamPosition,
+    ) -> Self {
+        Self {
+            corpus,
+            split,
+            tokenizer,
+            eos,
+            seq_len,
+            shuffle_buffer,
+            seed,
+            task_mix,
+            templates: PromptTemplates::default(),
+            position,
+            epoch_paragraphs: None,
+        }
+    }
+
+    pub fn position(&self) -> &StreamPosition {
+        &self.position
+    }
+
+    fn open_epoch(&self) -> anyhow::Result<EpochParagraphs> {
+        let mut paragraphs = EpochParagraphs {
+            stream: self.corpus.open()?,
+            buffer: ShuffleBuffer::new(
+                self.shuffle_buffer,
+                self.seed ^ self.position.epoch.wrapping_mul(0x9e37_79b9),
+            ),
+            drained: None,
+            split: self.split,
+        };
+        // Resuming: skip what this epoch already gave.
+        for _ in 0..self.position.paragraphs_consumed {
+            paragraphs.next();
+        }
+        Ok(paragraphs)
+    }
+
+    fn next_paragraph(&mut self) -> anyhow::Result<Paragraph> {
+        for _ in 0..2 {
+            if self.epoch_paragraphs.is_none() {
+                self.epoch_paragraphs = Some(self.open_epoch()?);
+            }
+            if let Some(p) = self.epoch_paragraphs.as_mut().and_then(Iterator::next) {
+                self.position.paragraphs_consumed += 1;
+                return Ok(p);
+            }
+            // Epoch finished: start the next one.
+            self.position.epoch += 1;
+            self.position.paragraphs_consumed = 0;
+            self.epoch_paragraphs = None;
+        }
+        anyhow::bail!("{}: no training paragraphs", self.corpus.path.display())
+    }
+
+    /// The text a paragraph contributes: itself, or a task example built from it.
+    fn training_text(&self, paragraph: &Paragraph) -> String {
+        let key = self.seed
+            ^ self.position.epoch.wrapping_mul(0x2545_f491_4f6c_dd1d)
+            ^ self
+                .position
+                .paragraphs_consumed
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut rng = StdRng::seed_from_u64(key);
+        if self.task_mix.fraction <= 0.0 || !rng.random_bool(self.task_mix.fraction.min(1.0)) {
+            return paragraph.text.clone();
+        }
+        let Some(masked) =
+            random_word_span(&paragraph.text, self.task_mix.max_span_words, &mut rng)
+        else {
+            return paragraph.text.clone();
+        };
+        if rng.random_bool(0.5) {
+            PromptTemplates::fill(&self.templates.predictor_direct, &masked.masked)
+                + &masked.span
+                + "}"
+        } else {
+            PromptTemplates::fill(&self.templates.generator_direct, &paragraph.text)
+                + &masked.span
+                + "}"
+        }
+    }
+
+    /// The next `seq_len + 1` tokens.
+    pub fn next_chunk(&mut self) -> anyhow::Result<Vec<u32>> {
+        while self.position.carry.len() < self.seq_len + 1 {
+            let paragraph = self.next_paragraph()?;
+            let text = self.training_text(&paragraph);
+            let mut ids = self.tokenizer.encode(&text, false)?;
+            ids.push(self.eos);
+            self.position.carry.extend(ids);
+        }
+        let rest = self.position.carry.split_off(self.seq_len + 1);
+        Ok(std::mem::replace(&mut self.position.carry, rest))
+    }
+}
+
+/// Validation chunks: the first `max_paragraphs` validation-split paragraphs in corpus
+/// order, packed like training data (no task examples).
+pub fn validation_chunks(
+    corpus: &CorpusSpec,
+    split: SplitRule,
+    tokenizer: &TextTokenizer,
+    eos: u32,
+    seq_len: usize,
+    max_paragraphs: usize,
+) -> anyhow::Result<Vec<Vec<u32>>> {
+    let mut tokens = Vec::new();
+    let stream = corpus.open()?;
+    for paragraph in stream
+        .filter(|p| split.split_of(&p.article_id) == Split::Validation)
+        .take(max_paragraphs)
+    {
+        tokens.extend(tokenizer.encode(&paragraph.text, false)?);
+        tokens.push(eos);
+    }
+    Ok(tokens
+        .chunks_exact(seq_len + 1)
+        .map(<[u32]>::to_vec)
+        .collect())
+}

@@ -1,0 +1,421 @@
+//! The continued-pretraining loop: AdamW, cosine schedule with warm-up, global-norm
+//! clipping, gradient accumulation, periodic validation, resumable checkpoints, and
+//! a final HF export.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::backend::Autodiff;
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use serde::{Deserialize, Serialize};
+
+use super::token_stream::{validation_chunks, PackedTokenStream, StreamPosition, TaskMix};
+use crate::checkpoint::{list_checkpoints, load_latest, save_checkpoint};
+use crate::data::tokenizer_training::END_OF_TEXT;
+use crate::data::{CorpusSpec, SplitRule};
+use crate::models::{
+    random_decoder, save_pretrained, Decoder, ModelConfig, PretrainedModel, TextTokenizer,
+    WeightDtype,
+};
+use crate::optim::{clip_global_norm, CosineSchedule};
+
+/// Where the weights start from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelInit {
+    /// An HF model folder (its tokenizer.json is used).
+    Pretrained(PathBuf),
+    /// A random init of a named architecture preset, sized to `tokenizer`.
+    Preset { name: String, tokenizer: PathBuf },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PretrainConfig {
+    pub corpus: PathBuf,
+    pub min_words: usize,
+    pub init: ModelInit,
+    pub seq_len: usize,
+    pub batch_size: usize,
+    pub grad_accumulation: usize,
+    pub steps: usize,
+    pub lr: f64,
+    pub warmup_steps: usize,
+    pub min_lr_ratio: f64,
+    pub weight_decay: f32,
+    pub beta2: f32,
+    pub max_grad_norm: f64,
+    pub validation_fraction: f64,
+    pub validation_paragraphs: usize,
+    pub validate_every: usize,
+    pub checkpoint_every: usize,
+    pub keep_checkpoints: usize,
+    pub shuffle_buffer: usize,
+    pub task_mix: TaskMix,
+    pub seed: u64,
+    pub export_dtype: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PretrainState {
+    pub step: usize,
+    pub tokens_seen: u64,
+    pub position: StreamPosition,
+}
+
+#[derive(Debug, Serialize)]
+struct StepMetrics {
+    step: usize,
+    loss: f64,
+    lr: f64,
+    grad_norm: f64,
+    tokens_per_s: f64,
+    tokens_seen: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    val_loss: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    val_perplexity: Option<f64>,
+}
+
+/// Final summary of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PretrainSummary {
+    pub steps: usize,
+    pub tokens_seen: u64,
+    pub final_val_loss: Option<f64>,
+    pub export_dir: PathBuf,
+    pub seconds: f64,
+}
+
+const CONFIG_FILE: &str = "pretrain_config.json";
+
+/// Runs (or, with `resume`, continues) a pretraining run in `run_dir`.
+pub fn run_pretraining<B: Backend>(
+    config: Option<PretrainConfig>,
+    run_dir: &Path,
+    device: &B::Device,
+) -> anyhow::Result<PretrainSummary> {
+    let resume = config.is_none();
+    let config = match config {
+        Some(config) => {
+            if !list_checkpoints(run_dir)?.is_empty() || run_dir.join(CONFIG_FILE).exists() {
+                anyhow::bail!(
+                    "{}: already holds a run; pass --resume {0} to continue it, or choose another --out",
+                    run_dir.display()
+                );
+            }
+            std::fs::create_dir_all(run_dir)
+                .with_context(|| format!("creating {}", run_dir.display()))?;
+            std::fs::write(
+                run_dir.join(CONFIG_FILE),
+                serde_json::to_string_pretty(&config)?,
+            )?;
+            config
+        }
+        None => {
+            let path = run_dir.join(CONFIG_FILE);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("{}: cannot resume", path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: invalid run config", path.display()))?
+        }
+    };
+    let export_dtype = WeightDtype::parse(&config.export_dtype).with_context(|| {
+        format!(
+            "export dtype `{}` (use float32, bfloat16 or float16)",
+            config.export_dtype
+        )
+    })?;
+
+    type Ad<B> = Autodiff<B>;
+    let (model_config, model, tokenizer, tokenizer_path) =
+        init_model::<Ad<B>>(&config.init, config.seed, device)?;
+    let eos = tokenizer
+        .token_to_id(END_OF_TEXT)
+        .or_else(|| model_config.eos_token_ids.first().copied())
+        .context("the tokenizer has no <|endoftext|> and the config no eos_token_id")?;
+
+    let mut optimizer = AdamWConfig::new()
+        .with_beta_2(config.beta2)
+        .with_epsilon(1e-8)
+        .with_weight_decay(config.weight_decay)
+        .init::<Ad<B>, Decoder<Ad<B>>>();
+    let (mut model, mut state) = if resume {
+        let (model, restored, state): (_, _, PretrainState) =
+            load_latest(run_dir, model, optimizer, device)?;
+        optimizer = restored;
+        (model, state)
+    } else {
+        (model, PretrainState::default())
+    };
+
+    let corpus = CorpusSpec {
+        path: config.corpus.clone(),
+        format: None,
+        text_field: "text".into(),
+        rules: crate::data::ParagraphRules {
+            min_words: config.min_words,
+            max_words: None,
+        },
+    };
+    let split = SplitRule {
+        seed: config.seed,
+        validation_fraction: config.validation_fraction,
+    };
+    let validation = validation_chunks(
+        &corpus,
+        split,
+        &tokenizer,
+        eos,
+        config.seq_len,
+        config.validation_paragraphs,
+    )?;
+    let mut stream = PackedTokenStream::new(
+        corpus,
+        split,
+        &tokenizer,
+        eos,
+        config.seq_len,
+        config.shuffle_buffer,
+        config.seed,
+        config.task_mix,
+        state.position.clone(),
+    );
+    let schedule = CosineSchedule {
+        peak_lr: config.lr,
+        warmup_steps: config.warmup_steps,
+        total_steps: config.steps,
+        min_lr_ratio: config.min_lr_ratio,
+    };
+
+    let mut metrics_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run_dir.join("metrics.jsonl"))?;
+    let progress = indicatif::ProgressBar::new(config.steps as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+        )
+        .expect("valid template"),
+    );
+    progress.set_position(state.step as u64);
+    let started = Instant::now();
+    let mut last_val = None;
+
+    while state.step < config.steps {
+        let step_start = Instant::now();
+        let lr = schedule.lr(state.step);
+        let micro_batches = (0..config.grad_accumulation)
+            .map(|_| {
+                (0..config.batch_size)
+                    .map(|_| stream.next_chunk())
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let outcome;
+        (model, outcome) = train_step(
+            model,
+            &mut optimizer,
+            &micro_batches,
+            lr,
+            config.max_grad_norm,
+            device,
+        );
+        let (loss_sum, grad_norm) = (outcome.loss, outcome.grad_norm);
+        state.step += 1;
+        let step_tokens = (config.batch_size * config.grad_accumulation * config.seq_len) as u64;
+        state.tokens_seen += step_tokens;
+        state.position = stream.position().clone();
+
+        let (val_loss, val_perplexity) = if config.validate_every > 0
+            && (state.step % config.validate_every == 0 || state.step == config.steps)
+            && !validation.is_empty()
+        {
+            let loss = validation_loss(&model.valid(), &validation, config.batch_size, device);
+            last_val = Some(loss);
+            (Some(loss), Some(loss.exp()))
+        } else {
+            (None, None)
+        };
+        let metrics = StepMetrics {
+            step: state.step,
+            loss: loss_sum,
+            lr,
+            grad_norm,
+            tokens_per_s: step_tokens as f64 / step_start.elapsed().as_secs_f64(),
+            tokens_seen: state.tokens_seen,
+            val_loss,
+            val_perplexity,
+        };
+        writeln!(metrics_file, "{}", serde_json::to_string(&metrics)?)?;
+        progress.set_message(format!(
+            "loss {:.3} lr {:.2e} {:.0} tok/s{}",
+            metrics.loss,
+            lr,
+            metrics.tokens_per_s,
+            last_val
+                .map(|v: f64| format!(" val ppl {:.1}", v.exp()))
+                .unwrap_or_default()
+        ));
+        progress.set_position(state.step as u64);
+        if config.checkpoint_every > 0
+            && (state.step % config.checkpoint_every == 0 || state.step == config.steps)
+        {
+            save_checkpoint(
+                run_dir,
+                state.step,
+                &model,
+                &optimizer,
+                &state,
+                config.keep_checkpoints,
+            )?;
+        }
+    }
+    progress.finish();
+
+    let export_dir = run_dir.join("final");
+    save_pretrained(
+        &model.valid(),
+        &model_config,
+        Some(&tokenizer_path),
+        &export_dir,
+        export_dtype,
+    )?;
+    if let Some(dir) = tokenizer_path.parent() {
+        let tokenizer_config = dir.join("tokenizer_config.json");
+        if tokenizer_config.is_file() {
+            std::fs::copy(&tokenizer_config, export_dir.join("tokenizer_config.json"))?;
+        }
+    }
+    Ok(PretrainSummary {
+        steps: state.step,
+        tokens_seen: state.tokens_seen,
+        final_val_loss: last_val,
+        export_dir,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Loss and gradient norm of one optimizer step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepOutcome {
+    pub loss: f64,
+    pub grad_norm: f64,
+}
+
+/// One optimizer step: gradients accumulated over `micro_batches` (each a batch of
+/// `seq_len + 1`-token chunks), clipped to `max_grad_norm` as a whole, then AdamW.
+pub fn train_step<B, O>(
+    model: Decoder<Autodiff<B>>,
+    optimizer: &mut O,
+    micro_batches: &[Vec<Vec<u32>>],
+    lr: f64,
+    max_grad_norm: f64,
+    device: &B::Device,
+) -> (Decoder<Autodiff<B>>, StepOutcome)
+where
+    B: Backend,
+    O: Optimizer<Decoder<Autodiff<B>>, Autodiff<B>>,
+{
+    let mut accumulator = GradientsAccumulator::<Decoder<Autodiff<B>>>::new();
+    let mut loss_sum = 0.0;
+    for chunks in micro_batches {
+        let loss = next_token_loss(&model, chunks, device) / micro_batches.len() as f64;
+        loss_sum += loss.clone().into_scalar().elem::<f64>();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        accumulator.accumulate(&model, grads);
+    }
+    let mut grads = accumulator.grads();
+    let grad_norm = clip_global_norm(&model, &mut grads, max_grad_norm);
+    let model = optimizer.step(lr, model, grads);
+    (
+        model,
+        StepOutcome {
+            loss: loss_sum,
+            grad_norm,
+        },
+    )
+}
+
+type Initialised<B> = (ModelConfig, Decoder<B>, TextTokenizer, PathBuf);
+
+fn init_model<B: Backend>(
+    init: &ModelInit,
+    seed: u64,
+    device: &B::Device,
+) -> anyhow::Result<Initialised<B>> {
+    match init {
+        ModelInit::Pretrained(dir) => {
+            let pretrained = PretrainedModel::<B>::load(dir, device)
+                .with_context(|| format!("loading model folder {}", dir.display()))?;
+            let tokenizer = pretrained
+                .tokenizer
+                .with_context(|| format!("{}: pretraining needs tokenizer.json", dir.display()))?;
+            Ok((
+                pretrained.config,
+                pretrained.model,
+                tokenizer,
+                dir.join("tokenizer.json"),
+            ))
+        }
+        ModelInit::Preset { name, tokenizer } => {
+            let tokenizer_path = if tokenizer.is_dir() {
+                tokenizer.join("tokenizer.json")
+            } else {
+                tokenizer.clone()
+            };
+            let text_tokenizer = TextTokenizer::from_file(&tokenizer_path)?;
+            let eos = text_tokenizer
+                .token_to_id(END_OF_TEXT)
+                .with_context(|| format!("{}: no {END_OF_TEXT} token", tokenizer_path.display()))?;
+            let config =
+                ModelConfig::preset(name)?.with_vocabulary(text_tokenizer.vocab_size(), eos);
+            let model = random_decoder::<B>(&config, seed, device);
+            Ok((config, model, text_tokenizer, tokenizer_path))
+        }
+    }
+}
+
+fn chunk_tensor<B: Backend>(chunks: &[Vec<u32>], device: &B::Device) -> Tensor<B, 2, Int> {
+    let width = chunks[0].len();
+    let ids: Vec<i64> = chunks.iter().flatten().map(|&t| t as i64).collect();
+    Tensor::from_data(TensorData::new(ids, [chunks.len(), width]), device)
+}
+
+/// Mean next-token cross-entropy of `chunks` (each `seq_len + 1` tokens).
+pub fn next_token_loss<B: Backend>(
+    model: &Decoder<B>,
+    chunks: &[Vec<u32>],
+    device: &B::Device,
+) -> Tensor<B, 1> {
+    let tokens = chunk_tensor::<B>(chunks, device);
+    let [batch, width] = tokens.dims();
+    let seq = width - 1;
+    let inputs = tokens.clone().slice([0..batch, 0..seq]);
+    let targets = tokens.slice([0..batch, 1..width]).reshape([batch * seq, 1]);
+    let logits = model.forward(inputs);
+    let vocab = logits.dims()[2];
+    let logprobs = log_softmax(logits.reshape([batch * seq, vocab]), 1);
+    logprobs.gather(1, targets).mean().neg()
+}
+
+fn validation_loss<B: Backend>(
+    model: &Decoder<B>,
+    chunks: &[Vec<u32>],
+    batch_size: usize,
+    device: &B::Device,
+) -> f64 {
+    let mut total = 0.0;
+    for batch in chunks.chunks(batch_size.max(1)) {
+        total += next_token_loss(model, batch, device)
+            .into_scalar()
+            .elem::<f64>()
+            * batch.len() as f64;
+    }
+    total / chunks.len() as f64
+}

@@ -1,0 +1,18 @@
+//! Data pipeline and training tests: readers (including malformed input), the
+//! article-level split, the shuffle, the tokenizer trainer, one pretraining step, and
+//! exact checkpoint resume.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod pretrain;
+mod readers;
+mod split;
+mod tokenizer;
+
+pub type Cpu = burn::backend::NdArray<f32>;
+
+/// The Wikipedia sample shipped in the repository (held-out articles).
+pub fn wikipedia_sample() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/wikipedia-sample")
+}
