@@ -3,13 +3,16 @@
 //! The layout follows the algorithm (see `DESIGN.md`); this crate holds the
 //! command-line front end and the training stack, `pretrainzero-models` the decoders.
 
+pub mod advantage;
 pub mod backend;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
+pub mod eval;
 pub mod optim;
 pub mod policy;
 pub mod pretrain;
+pub mod reward;
 pub mod token_list;
 
 pub use pretrainzero_models as models;

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod data;
+pub mod eval;
 pub mod generate;
 pub mod pretrain;
 pub mod score;
@@ -34,6 +35,8 @@ pub enum Command {
     Data(data::DataArgs),
     /// Tokenizer tools.
     Tokenizer(data::TokenizerArgs),
+    /// Evaluate a model (held-out masked-span accuracy).
+    Eval(eval::EvalArgs),
     /// Continued pretraining (next-token cross-entropy), from an HF model or a preset.
     Pretrain(pretrain::PretrainArgs),
 }
@@ -47,6 +50,7 @@ impl Command {
             Command::Data(args) => data::run_data(args),
             Command::Tokenizer(args) => data::run_tokenizer(args),
             Command::Pretrain(args) => pretrain::run(args),
+            Command::Eval(args) => eval::run(args),
         }
     }
 }

@@ -192,11 +192,8 @@ fn list_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
             let p = entry.path();
-            let hidden = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'));
-            if hidden {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.') || is_documentation(name) {
                 continue;
             }
             if p.is_dir() {
@@ -208,6 +205,23 @@ fn list_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// Files that sit beside corpora but are not part of them (attribution, licences,
+/// read-mes) are skipped when a folder is read; name them directly to read them.
+fn is_documentation(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    upper.ends_with(".MD")
+        || [
+            "README",
+            "LICENSE",
+            "LICENCE",
+            "ATTRIBUTION",
+            "PROVENANCE",
+            "COPYING",
+        ]
+        .iter()
+        .any(|prefix| upper.starts_with(prefix))
 }
 
 fn open_lines(path: &Path) -> std::io::Result<Box<dyn BufRead>> {

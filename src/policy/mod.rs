@@ -1,4 +1,6 @@
 //! Span policy: prompts, span choice and parsing (DESIGN.md §2–3).
 
+pub mod parse;
 pub mod prompts;
 pub mod random_span;
+pub mod span_rules;

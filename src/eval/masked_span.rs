@@ -1,0 +1,182 @@
+//! Held-out masked-span accuracy: hide a span chosen by a seeded rule, ask the model
+//! with the predictor prompt, and score the last `\boxed{}` by exact match after the
+//! normalisation of DESIGN.md §4.
+
+use burn::prelude::Backend;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::data::{CorpusSpec, Paragraph};
+use crate::models::{generate, Decoder, GenerationConfig, SamplingConfig, TextTokenizer};
+use crate::policy::parse::last_braced;
+use crate::policy::prompts::PromptTemplates;
+use crate::policy::random_span::{random_word_span, MaskedParagraph};
+use crate::reward::exact_match;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpanChoice {
+    /// 1–3 contiguous words, uniformly.
+    Random,
+    /// One capitalised word (not sentence-initial) or number.
+    Entity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptStyle {
+    /// The answer starts right after the forced prefix `\boxed{`.
+    Direct,
+    /// The model reasons first and ends with `\boxed{...}`.
+    Reasoning,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MaskedSpanItem {
+    /// `article_id:paragraph_index`.
+    pub id: String,
+    pub masked_paragraph: String,
+    pub gold: String,
+}
+
+/// The first `limit` paragraphs of the corpus that admit a span under `choice`, each
+/// with its span drawn from an RNG seeded by (seed, item id) — the same items for
+/// every model and run.
+pub fn build_items(
+    corpus: &CorpusSpec,
+    choice: SpanChoice,
+    seed: u64,
+    limit: usize,
+) -> anyhow::Result<Vec<MaskedSpanItem>> {
+    let mut items = Vec::new();
+    for paragraph in corpus.open()? {
+        if items.len() >= limit {
+            break;
+        }
+        let id = format!("{}:{}", paragraph.article_id, paragraph.index);
+        let mut rng = StdRng::seed_from_u64(seed ^ fnv(&id));
+        let masked = match choice {
+            SpanChoice::Random => random_word_span(&paragraph.text, 3, &mut rng),
+            SpanChoice::Entity => entity_span(&paragraph, &mut rng),
+        };
+        if let Some(MaskedParagraph { span, masked }) = masked {
+            items.push(MaskedSpanItem {
+                id,
+                masked_paragraph: masked,
+                gold: span,
+            });
+        }
+    }
+    Ok(items)
+}
+
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A capitalised word that does not start a sentence, or a number.
+fn entity_span(paragraph: &Paragraph, rng: &mut impl Rng) -> Option<MaskedParagraph> {
+    let words: Vec<&str> = paragraph.text.split_whitespace().collect();
+    let candidates: Vec<&str> = words
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i > 0 && !words[i - 1].ends_with(['.', '!', '?']))
+        .map(|(_, w)| w.trim_matches(|c: char| !c.is_alphanumeric()))
+        .filter(|w| {
+            w.chars()
+                .next()
+                .is_some_and(|c| c.is_uppercase() || c.is_ascii_digit())
+        })
+        .filter(|w| {
+            let n = paragraph.text.matches(*w).count();
+            (1..=7).contains(&n)
+        })
+        .collect();
+    if candidates.is_empty() {
+        return None;
+    }
+    let span = candidates[rng.random_range(0..candidates.len())].to_string();
+    Some(MaskedParagraph {
+        masked: paragraph.text.replace(&span, "[mask]"),
+        span,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoredItem {
+    pub id: String,
+    pub prompt: String,
+    pub response: String,
+    pub extracted: Option<String>,
+    pub gold: String,
+    pub correct: bool,
+}
+
+pub struct EvalSettings {
+    pub style: PromptStyle,
+    pub templates: PromptTemplates,
+    pub sampling: SamplingConfig,
+    pub max_new_tokens: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub case_insensitive: bool,
+}
+
+/// Generates and scores every item; `on_batch` is called with the number done.
+pub fn evaluate<B: Backend>(
+    model: &Decoder<B>,
+    tokenizer: &TextTokenizer,
+    eos_token_ids: &[u32],
+    items: &[MaskedSpanItem],
+    settings: &EvalSettings,
+    device: &B::Device,
+    mut on_batch: impl FnMut(usize),
+) -> anyhow::Result<Vec<ScoredItem>> {
+    let (template, stop_strings) = match settings.style {
+        PromptStyle::Direct => (&settings.templates.predictor_direct, vec!["}".to_string()]),
+        PromptStyle::Reasoning => (&settings.templates.predictor_reasoning, Vec::new()),
+    };
+    let mut scored = Vec::with_capacity(items.len());
+    for (batch_index, batch) in items.chunks(settings.batch_size.max(1)).enumerate() {
+        let prompts: Vec<String> = batch
+            .iter()
+            .map(|item| PromptTemplates::fill(template, &item.masked_paragraph))
+            .collect();
+        let prompt_ids = prompts
+            .iter()
+            .map(|p| tokenizer.encode(p, false))
+            .collect::<Result<Vec<_>, _>>()?;
+        let config = GenerationConfig {
+            max_new_tokens: settings.max_new_tokens,
+            sampling: settings.sampling.clone(),
+            eos_token_ids: eos_token_ids.to_vec(),
+            stop_strings: stop_strings.clone(),
+            seed: settings.seed.wrapping_add(batch_index as u64),
+        };
+        let outputs = generate(model, &prompt_ids, &config, Some(tokenizer), device)?;
+        for ((item, prompt), output) in batch.iter().zip(prompts).zip(outputs) {
+            let response = tokenizer.decode(&output.tokens, true)?;
+            let extracted = match settings.style {
+                // The forced prefix `\boxed{` belongs to the answer.
+                PromptStyle::Direct => last_braced(&format!("\\boxed{{{response}"), "boxed"),
+                PromptStyle::Reasoning => last_braced(&response, "boxed"),
+            };
+            let correct = extracted
+                .as_deref()
+                .is_some_and(|answer| exact_match(answer, &item.gold, settings.case_insensitive));
+            scored.push(ScoredItem {
+                id: item.id.clone(),
+                prompt,
+                response,
+                extracted,
+                gold: item.gold.clone(),
+                correct,
+            });
+        }
+        on_batch(scored.len());
+    }
+    Ok(scored)
+}
