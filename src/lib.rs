@@ -14,5 +14,6 @@ pub mod policy;
 pub mod pretrain;
 pub mod reward;
 pub mod token_list;
+pub mod update;
 
 pub use pretrainzero_models as models;

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod grpo;
 mod pretrain;
 mod readers;
 mod split;

@@ -1,0 +1,171 @@
+//! One GRPO update on a rollout batch: recompute the rollout policy's log-probs with
+//! the training engine (`logp_old`, so rollout and training never disagree), then
+//! `ppo_mini_batches` optimizer steps, each accumulating gradients over micro-batches
+//! so that any number of sequences fits in memory.
+
+use burn::backend::Autodiff;
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::grpo_loss::{grpo_token_loss, LossAggregation, PolicyLossConfig};
+use super::token_logprobs::{response_token_scores, ResponseBatch};
+use crate::models::Decoder;
+use crate::optim::clip_global_norm;
+
+/// One sequence to learn from: its prompt, the sampled response, its advantage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicySample {
+    pub prompt_ids: Vec<u32>,
+    pub response_ids: Vec<u32>,
+    pub advantage: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UpdateConfig {
+    pub loss: PolicyLossConfig,
+    pub aggregation: LossAggregation,
+    pub ppo_mini_batches: usize,
+    /// Sequences per forward/backward pass (gradient accumulation below that).
+    pub micro_batch_size: usize,
+    pub max_grad_norm: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct UpdateStats {
+    pub optimizer_steps: usize,
+    pub loss: f64,
+    pub clip_low_fraction: f64,
+    pub clip_high_fraction: f64,
+    pub grad_norm: f64,
+    /// Mean entropy of the rollout policy over response tokens.
+    pub entropy: f64,
+    pub response_tokens: usize,
+}
+
+type Ad<B> = Autodiff<B>;
+
+/// Runs the update and returns the new model. Samples with an empty prompt or
+/// response are ignored.
+pub fn update_policy<B, O>(
+    mut model: Decoder<Ad<B>>,
+    optimizer: &mut O,
+    reference: Option<&Decoder<B>>,
+    samples: &[PolicySample],
+    config: &UpdateConfig,
+    lr: f64,
+    device: &B::Device,
+) -> (Decoder<Ad<B>>, UpdateStats)
+where
+    B: Backend,
+    O: Optimizer<Decoder<Ad<B>>, Ad<B>>,
+{
+    let samples: Vec<&PolicySample> = samples
+        .iter()
+        .filter(|s| !s.response_ids.is_empty() && !s.prompt_ids.is_empty())
+        .collect();
+    let mut stats = UpdateStats::default();
+    if samples.is_empty() {
+        return (model, stats);
+    }
+    let micro = config.micro_batch_size.max(1);
+    let mini_batches = config.ppo_mini_batches.clamp(1, samples.len());
+    let per_mini = samples.len().div_ceil(mini_batches);
+
+    // logp_old (and logp_ref) per micro-batch, computed once before any step.
+    let rollout_policy = model.valid();
+    let mut entropy_sum = 0.0;
+    let mut plans = Vec::new();
+    for mini in samples.chunks(per_mini) {
+        let tokens: usize = mini.iter().map(|s| s.response_ids.len()).sum();
+        let mut micro_plans = Vec::new();
+        for chunk in mini.chunks(micro) {
+            let pairs: Vec<(&[u32], &[u32])> = chunk
+                .iter()
+                .map(|s| (&s.prompt_ids[..], &s.response_ids[..]))
+                .collect();
+            let batch = ResponseBatch::<B>::new(&pairs, device);
+            let (logp_old, entropy) = response_token_scores(&rollout_policy, &batch);
+            entropy_sum += entropy.sum().into_scalar().elem::<f64>();
+            let logp_ref = match (reference, config.loss.kl_coef > 0.0) {
+                (Some(reference), true) => Some(response_token_scores(reference, &batch).0),
+                _ => None,
+            };
+            let [n, width] = batch.response_mask.dims();
+            let mut advantages = vec![0f32; n * width];
+            let mut weights = vec![0f32; n * width];
+            for (i, sample) in chunk.iter().enumerate() {
+                let weight =
+                    config
+                        .aggregation
+                        .token_weight(sample.response_ids.len(), mini.len(), tokens);
+                let first = sample.prompt_ids.len() - 1;
+                for k in 0..sample.response_ids.len() {
+                    advantages[i * width + first + k] = sample.advantage;
+                    weights[i * width + first + k] = weight;
+                }
+            }
+            micro_plans.push(MicroBatch {
+                tokens: batch.tokens,
+                response_mask: batch.response_mask,
+                logp_old,
+                logp_ref,
+                advantages: Tensor::from_data(TensorData::new(advantages, [n, width]), device),
+                weights: Tensor::from_data(TensorData::new(weights, [n, width]), device),
+            });
+        }
+        stats.response_tokens += tokens;
+        plans.push(micro_plans);
+    }
+    stats.entropy = entropy_sum / stats.response_tokens.max(1) as f64;
+
+    for micro_plans in plans {
+        let mut accumulator = GradientsAccumulator::<Decoder<Ad<B>>>::new();
+        let (mut loss_sum, mut low, mut high) = (0.0, 0.0, 0.0);
+        let micro_count = micro_plans.len() as f64;
+        for plan in micro_plans {
+            let batch = ResponseBatch::<Ad<B>> {
+                tokens: Tensor::from_inner(plan.tokens),
+                response_mask: Tensor::from_inner(plan.response_mask),
+            };
+            let (logp_new, _) = response_token_scores(&model, &batch);
+            let out = grpo_token_loss(
+                logp_new,
+                Tensor::from_inner(plan.logp_old),
+                Tensor::from_inner(plan.advantages),
+                Tensor::from_inner(plan.weights),
+                plan.logp_ref.map(Tensor::from_inner),
+                &config.loss,
+            );
+            loss_sum += out.loss.clone().into_scalar().elem::<f64>();
+            low += out.clip_low_fraction.into_scalar().elem::<f64>() / micro_count;
+            high += out.clip_high_fraction.into_scalar().elem::<f64>() / micro_count;
+            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+            accumulator.accumulate(&model, grads);
+        }
+        let mut grads = accumulator.grads();
+        let grad_norm = clip_global_norm(&model, &mut grads, config.max_grad_norm);
+        model = optimizer.step(lr, model, grads);
+        stats.optimizer_steps += 1;
+        stats.loss += loss_sum;
+        stats.clip_low_fraction += low;
+        stats.clip_high_fraction += high;
+        stats.grad_norm += grad_norm;
+    }
+    let steps = stats.optimizer_steps.max(1) as f64;
+    stats.loss /= steps;
+    stats.clip_low_fraction /= steps;
+    stats.clip_high_fraction /= steps;
+    stats.grad_norm /= steps;
+    (model, stats)
+}
+
+struct MicroBatch<B: Backend> {
+    tokens: Tensor<B, 2, Int>,
+    response_mask: Tensor<B, 2>,
+    logp_old: Tensor<B, 2>,
+    logp_ref: Option<Tensor<B, 2>>,
+    advantages: Tensor<B, 2>,
+    weights: Tensor<B, 2>,
+}

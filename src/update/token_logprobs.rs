@@ -1,0 +1,92 @@
+//! The masked-token reward step, reference implementation in plain tensor ops: for
+//! each row of logits, the log-probability of the sampled token and the entropy of the
+//! distribution, where the loss mask selects the row (DESIGN.md §7). The CubeCL
+//! kernels replace [`masked_token_logprob_entropy`] behind the same signature.
+
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+
+use crate::models::Decoder;
+
+/// `logits [N, V]`, `targets [N]`, `mask [N]` (1 = selected) → `(logprob [N], entropy [N])`,
+/// both 0 on masked-out rows.
+pub fn masked_token_logprob_entropy<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    mask: Tensor<B, 1>,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let [rows, _] = logits.dims();
+    let logprobs = log_softmax(logits, 1);
+    let picked = logprobs
+        .clone()
+        .gather(1, targets.reshape([rows, 1]))
+        .reshape([rows]);
+    let entropy = (logprobs.clone().exp() * logprobs)
+        .sum_dim(1)
+        .reshape([rows])
+        .neg();
+    (picked * mask.clone(), entropy * mask)
+}
+
+/// A batch of prompt + response sequences, right-padded, as the update sees it.
+pub struct ResponseBatch<B: Backend> {
+    /// `[n, len]` token ids (padding: 0).
+    pub tokens: Tensor<B, 2, Int>,
+    /// `[n, len - 1]`: 1 where position `t` predicts a response token `tokens[t + 1]`.
+    pub response_mask: Tensor<B, 2>,
+}
+
+impl<B: Backend> ResponseBatch<B> {
+    /// `sequences[i] = (prompt, response)`.
+    pub fn new(sequences: &[(&[u32], &[u32])], device: &B::Device) -> Self {
+        let n = sequences.len();
+        let len = sequences
+            .iter()
+            .map(|(p, r)| p.len() + r.len())
+            .max()
+            .unwrap_or(1)
+            .max(2);
+        let mut ids = vec![0i64; n * len];
+        let mut mask = vec![0f32; n * (len - 1)];
+        for (i, (prompt, response)) in sequences.iter().enumerate() {
+            for (t, &id) in prompt.iter().chain(response.iter()).enumerate() {
+                ids[i * len + t] = id as i64;
+            }
+            // Response token k sits at position prompt_len + k, predicted from the one before.
+            for k in 0..response.len() {
+                mask[i * (len - 1) + prompt.len() + k - 1] = 1.0;
+            }
+        }
+        Self {
+            tokens: Tensor::from_data(TensorData::new(ids, [n, len]), device),
+            response_mask: Tensor::from_data(TensorData::new(mask, [n, len - 1]), device),
+        }
+    }
+}
+
+/// `(logprob [n, len-1], entropy [n, len-1])` of each response token under `model`
+/// (0 outside the responses). Right padding needs no attention mask: causal attention
+/// never lets a real token see the padding after it.
+pub fn response_token_scores<B: Backend>(
+    model: &Decoder<B>,
+    batch: &ResponseBatch<B>,
+) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let [n, len] = batch.tokens.dims();
+    let inputs = batch.tokens.clone().slice([0..n, 0..len - 1]);
+    let targets = batch
+        .tokens
+        .clone()
+        .slice([0..n, 1..len])
+        .reshape([n * (len - 1)]);
+    let logits = model.forward(inputs);
+    let vocab = logits.dims()[2];
+    let (logprobs, entropy) = masked_token_logprob_entropy(
+        logits.reshape([n * (len - 1), vocab]),
+        targets,
+        batch.response_mask.clone().reshape([n * (len - 1)]),
+    );
+    (
+        logprobs.reshape([n, len - 1]),
+        entropy.reshape([n, len - 1]),
+    )
+}
