@@ -13,7 +13,9 @@ pub mod optim;
 pub mod policy;
 pub mod pretrain;
 pub mod reward;
+pub mod rollout;
 pub mod token_list;
+pub mod train;
 pub mod update;
 
 pub use pretrainzero_models as models;

@@ -7,6 +7,7 @@ pub mod eval;
 pub mod generate;
 pub mod pretrain;
 pub mod score;
+pub mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Train with PretrainZero (or a baseline span policy): the main job.
+    Train(train::TrainArgs),
     /// Continue a prompt with a model folder (HF config.json + safetensors).
     Generate(generate::GenerateArgs),
     /// Mean negative log-likelihood and perplexity of a text or id sequence.
@@ -44,6 +47,7 @@ pub enum Command {
 impl Command {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
+            Command::Train(args) => train::run(args),
             Command::Generate(args) => generate::run(args),
             Command::Score(args) => score::run(args),
             Command::Bench(args) => bench::run(args),

@@ -3,4 +3,5 @@
 pub mod parse;
 pub mod prompts;
 pub mod random_span;
+pub mod span_policy;
 pub mod span_rules;

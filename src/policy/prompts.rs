@@ -13,6 +13,10 @@ pub struct PromptTemplates {
     pub generator_direct: String,
     pub predictor_reasoning: String,
     pub predictor_direct: String,
+    /// Next-word prediction (the `random-ntp` / `entropy-ntp` baselines): the
+    /// paragraph is cut before the word to predict.
+    pub next_word_reasoning: String,
+    pub next_word_direct: String,
 }
 
 impl Default for PromptTemplates {
@@ -22,6 +26,8 @@ impl Default for PromptTemplates {
             generator_direct: "Choose one or several contiguous words from the paragraph below that can be inferred from the rest of the paragraph and are moderately challenging to predict. Copy them exactly as they appear.\n\nParagraph: {paragraph}\n\nChosen words: \\mask{".into(),
             predictor_reasoning: "In the paragraph below, some words were replaced by [mask]. Find the missing words.\n\nParagraph: {paragraph}\n\nReason step by step, then put the missing words in \\boxed{}.\n".into(),
             predictor_direct: "In the paragraph below, some words were replaced by [mask]. Find the missing words.\n\nParagraph: {paragraph}\n\nMissing words: \\boxed{".into(),
+            next_word_reasoning: "Predict the next word of the text below.\n\nText: {paragraph}\n\nReason step by step, then put the next word in \\boxed{}.\n".into(),
+            next_word_direct: "Predict the next word of the text below.\n\nText: {paragraph}\n\nNext word: \\boxed{".into(),
         }
     }
 }

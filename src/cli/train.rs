@@ -1,0 +1,74 @@
+//! `pretrainzero train`: the PretrainZero loop (or a baseline span policy).
+
+use std::path::PathBuf;
+
+use burn::prelude::Backend;
+
+use super::DeviceArg;
+use crate::backend::{run_on, BackendTask};
+use crate::train::trainer::TrainSummary;
+use crate::train::{run_training, TrainConfig};
+
+/// The default configuration: the shipped model on the shipped Wikipedia sample.
+pub const DEFAULT_CONFIG: &str = "configs/tiny-cpu.toml";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainArgs {
+    /// TOML configuration (presets in configs/).
+    #[arg(long, default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Override a key: `--set optim.lr=1e-5 --set policy.kind=random-span`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Run folder (metrics.jsonl, checkpoints/, final/). Default: runs/<config name>-<policy>.
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Continue the run in this folder from its newest checkpoint.
+    #[arg(long, conflicts_with_all = ["run_dir", "overrides"])]
+    pub resume: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let (config, run_dir) = match &args.resume {
+        Some(dir) => (None, dir.clone()),
+        None => {
+            let config = TrainConfig::load(&args.config, &args.overrides)?;
+            let run_dir = args.run_dir.clone().unwrap_or_else(|| {
+                let name = args
+                    .config
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("run");
+                let policy = serde_json::to_value(config.policy.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                PathBuf::from("runs").join(format!("{name}-{policy}"))
+            });
+            (Some(config), run_dir)
+        }
+    };
+    let summary = run_on(args.device.kind(), TrainTask { config, run_dir })??;
+    println!(
+        "trained {} steps; metrics: {}, final model: {}",
+        summary.steps,
+        summary.run_dir.join("metrics.jsonl").display(),
+        summary.export_dir.display()
+    );
+    Ok(())
+}
+
+struct TrainTask {
+    config: Option<TrainConfig>,
+    run_dir: PathBuf,
+}
+
+impl BackendTask for TrainTask {
+    type Output = anyhow::Result<TrainSummary>;
+
+    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+        run_training::<B>(self.config, &self.run_dir, device)
+    }
+}

@@ -1,0 +1,329 @@
+//! One rollout phase of the loop (DESIGN.md §1): span choice (the generator role
+//! for `pretrainzero`, a fixed rule for the baselines), predictor rollouts, rewards
+//! and group advantages, ending in the samples the update learns from.
+
+use std::time::Instant;
+
+use burn::prelude::Backend;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::Serialize;
+
+use super::config::{PromptStyle, SpanPolicyKind, TrainConfig};
+use crate::advantage::group_advantages;
+use crate::models::{Decoder, FinishReason, SamplingConfig, TextTokenizer};
+use crate::policy::parse::last_braced;
+use crate::policy::prompts::PromptTemplates;
+use crate::policy::span_policy::{
+    entropy_ntp_tasks, random_ntp_tasks, random_span_tasks, PredictionTask,
+};
+use crate::reward::{exact_match, generator_reward, predictor_reward};
+use crate::rollout::{Rollout, RolloutEngine};
+use crate::update::PolicySample;
+
+/// What the rollout phase measured (the rollout half of DESIGN.md §8).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RolloutMetrics {
+    pub paragraphs: usize,
+    pub generator_rollouts: usize,
+    pub valid_mask_fraction: f64,
+    pub generator_reward_mean: f64,
+    pub predictor_rollouts: usize,
+    /// Mean predictor reward = accuracy on the chosen spans ("verification scaling").
+    pub predictor_accuracy: f64,
+    pub reward_mean: f64,
+    pub mask_words_mean: f64,
+    pub mask_tokens_mean: f64,
+    pub zero_variance_fraction: f64,
+    pub predictor_all_zero_fraction: f64,
+    pub predictor_all_one_fraction: f64,
+    pub response_length_mean: f64,
+    pub response_length_max: usize,
+    pub response_clipped_fraction: f64,
+    pub rollout_tokens: usize,
+    pub rollout_seconds: f64,
+}
+
+/// A paragraph with a chosen span and the predictor's answers, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Example {
+    pub paragraph: String,
+    pub context: String,
+    pub gold: String,
+    pub answers: Vec<Option<String>>,
+}
+
+pub struct StepRollouts {
+    pub samples: Vec<PolicySample>,
+    pub metrics: RolloutMetrics,
+    pub examples: Vec<Example>,
+}
+
+fn direct_prefix(style: PromptStyle, command: &str, response: &str) -> String {
+    match style {
+        // The prompt ends with the forced prefix; it belongs to the answer.
+        PromptStyle::Direct => format!("\\{command}{{{response}"),
+        PromptStyle::Reasoning => response.to_string(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn collect_rollouts<B: Backend>(
+    model: &Decoder<B>,
+    tokenizer: &TextTokenizer,
+    eos_token_ids: &[u32],
+    paragraphs: &[String],
+    config: &TrainConfig,
+    seed: u64,
+    device: &B::Device,
+) -> anyhow::Result<StepRollouts> {
+    let started = Instant::now();
+    let policy = &config.policy;
+    let style = policy.prompt_style;
+    let templates = &policy.templates;
+    let stop: Vec<String> = match style {
+        PromptStyle::Direct => vec!["}".to_string()],
+        PromptStyle::Reasoning => Vec::new(),
+    };
+    let engine = RolloutEngine {
+        model,
+        tokenizer,
+        eos_token_ids,
+        sampling: SamplingConfig {
+            temperature: config.rollout.temperature,
+            top_p: config.rollout.top_p,
+            top_k: 0,
+        },
+        max_new_tokens: config.rollout.max_response_tokens,
+        batch_size: config.rollout.generation_batch_size,
+        device,
+    };
+    let mut rng = StdRng::seed_from_u64(seed);
+    let g_m = policy.masks_per_paragraph;
+    let g_p = policy.answers_per_mask;
+    let mut metrics = RolloutMetrics {
+        paragraphs: paragraphs.len(),
+        ..RolloutMetrics::default()
+    };
+
+    // 1. Span choice. For pretrainzero, generator rollout i yields task `task_of[i]`.
+    let mut tasks: Vec<PredictionTask> = Vec::new();
+    let mut generator_rollouts: Vec<Rollout> = Vec::new();
+    let mut task_of: Vec<Option<usize>> = Vec::new();
+    match policy.kind {
+        SpanPolicyKind::Pretrainzero => {
+            let template = match style {
+                PromptStyle::Direct => &templates.generator_direct,
+                PromptStyle::Reasoning => &templates.generator_reasoning,
+            };
+            let mut prompts = Vec::new();
+            for paragraph in paragraphs {
+                let ids = tokenizer.encode(&PromptTemplates::fill(template, paragraph), false)?;
+                prompts.extend(std::iter::repeat_n(ids, g_m));
+            }
+            generator_rollouts = engine.run(&prompts, &stop, seed ^ 0x6e6)?;
+            for (i, rollout) in generator_rollouts.iter().enumerate() {
+                let paragraph = &paragraphs[i / g_m];
+                let response = direct_prefix(style, "mask", &rollout.response_text);
+                task_of.push(
+                    match policy.span_rules.mask_from_response(paragraph, &response) {
+                        Ok(mask) => {
+                            tasks.push(PredictionTask {
+                                paragraph: i / g_m,
+                                context: mask.masked,
+                                gold: mask.span,
+                                next_word: false,
+                            });
+                            Some(tasks.len() - 1)
+                        }
+                        Err(_) => None,
+                    },
+                );
+            }
+            metrics.generator_rollouts = generator_rollouts.len();
+            metrics.valid_mask_fraction =
+                tasks.len() as f64 / generator_rollouts.len().max(1) as f64;
+        }
+        SpanPolicyKind::RandomSpan => {
+            for (i, p) in paragraphs.iter().enumerate() {
+                tasks.extend(random_span_tasks(
+                    i,
+                    p,
+                    g_m,
+                    policy.random_span_max_words,
+                    &mut rng,
+                ));
+            }
+        }
+        SpanPolicyKind::RandomNtp => {
+            for (i, p) in paragraphs.iter().enumerate() {
+                tasks.extend(random_ntp_tasks(i, p, g_m, &mut rng));
+            }
+        }
+        SpanPolicyKind::EntropyNtp => {
+            for (i, p) in paragraphs.iter().enumerate() {
+                tasks.extend(entropy_ntp_tasks(
+                    model,
+                    tokenizer,
+                    i,
+                    p,
+                    g_m,
+                    policy.entropy_top_fraction,
+                    &mut rng,
+                    device,
+                )?);
+            }
+        }
+    }
+    if policy.kind != SpanPolicyKind::Pretrainzero {
+        metrics.valid_mask_fraction = tasks.len() as f64 / (paragraphs.len() * g_m).max(1) as f64;
+    }
+
+    // 2. Predictor rollouts: G_p answers per task.
+    let mut predictor_prompts = Vec::with_capacity(tasks.len() * g_p);
+    for task in &tasks {
+        let template = match (task.next_word, style) {
+            (false, PromptStyle::Direct) => &templates.predictor_direct,
+            (false, PromptStyle::Reasoning) => &templates.predictor_reasoning,
+            (true, PromptStyle::Direct) => &templates.next_word_direct,
+            (true, PromptStyle::Reasoning) => &templates.next_word_reasoning,
+        };
+        let ids = tokenizer.encode(&PromptTemplates::fill(template, &task.context), false)?;
+        predictor_prompts.extend(std::iter::repeat_n(ids, g_p));
+    }
+    let predictor_rollouts = engine.run(&predictor_prompts, &stop, seed ^ 0x9e3)?;
+
+    // 3. Rewards.
+    let answers: Vec<Option<String>> = predictor_rollouts
+        .iter()
+        .map(|r| last_braced(&direct_prefix(style, "boxed", &r.response_text), "boxed"))
+        .collect();
+    let predictor_rewards: Vec<f32> = answers
+        .iter()
+        .enumerate()
+        .map(|(i, answer)| {
+            let gold = &tasks[i / g_p].gold;
+            predictor_reward(
+                answer
+                    .as_deref()
+                    .is_some_and(|a| exact_match(a, gold, policy.case_insensitive)),
+            )
+        })
+        .collect();
+    let task_accuracy: Vec<f32> = predictor_rewards
+        .chunks(g_p)
+        .map(|c| c.iter().sum::<f32>() / g_p as f32)
+        .collect();
+    let generator_rewards: Vec<f32> = task_of
+        .iter()
+        .map(|t| generator_reward(t.map(|t| task_accuracy[t])))
+        .collect();
+
+    // 4. Advantages and samples; groups with equal rewards carry no signal.
+    let predictor_adv = group_advantages(
+        &predictor_rewards,
+        &vec![g_p; tasks.len()],
+        config.optim.advantage_scale,
+    );
+    let mut samples = Vec::new();
+    for (i, rollout) in predictor_rollouts.iter().enumerate() {
+        if predictor_adv.keep[i] {
+            samples.push(PolicySample {
+                prompt_ids: rollout.prompt_ids.clone(),
+                response_ids: rollout.response_ids.clone(),
+                advantage: predictor_adv.advantages[i],
+            });
+        }
+    }
+    let mut groups = predictor_adv.groups;
+    let mut zero_variance = predictor_adv.zero_variance_groups;
+    if !generator_rollouts.is_empty() {
+        let generator_adv = group_advantages(
+            &generator_rewards,
+            &vec![g_m; paragraphs.len()],
+            config.optim.advantage_scale,
+        );
+        for (i, rollout) in generator_rollouts.iter().enumerate() {
+            if generator_adv.keep[i] {
+                samples.push(PolicySample {
+                    prompt_ids: rollout.prompt_ids.clone(),
+                    response_ids: rollout.response_ids.clone(),
+                    advantage: generator_adv.advantages[i],
+                });
+            }
+        }
+        groups += generator_adv.groups;
+        zero_variance += generator_adv.zero_variance_groups;
+        metrics.generator_reward_mean = mean(&generator_rewards);
+    }
+
+    // 5. Metrics.
+    metrics.predictor_rollouts = predictor_rollouts.len();
+    metrics.predictor_accuracy = mean(&predictor_rewards);
+    let all_rewards: Vec<f32> = predictor_rewards
+        .iter()
+        .chain(&generator_rewards)
+        .copied()
+        .collect();
+    metrics.reward_mean = mean(&all_rewards);
+    metrics.zero_variance_fraction = zero_variance as f64 / groups.max(1) as f64;
+    metrics.predictor_all_zero_fraction = task_accuracy.iter().filter(|&&a| a == 0.0).count()
+        as f64
+        / task_accuracy.len().max(1) as f64;
+    metrics.predictor_all_one_fraction = task_accuracy.iter().filter(|&&a| a == 1.0).count() as f64
+        / task_accuracy.len().max(1) as f64;
+    if !tasks.is_empty() {
+        metrics.mask_words_mean = tasks
+            .iter()
+            .map(|t| t.gold.split_whitespace().count())
+            .sum::<usize>() as f64
+            / tasks.len() as f64;
+        let mut token_count = 0;
+        for task in &tasks {
+            token_count += tokenizer.encode(&task.gold, false)?.len();
+        }
+        metrics.mask_tokens_mean = token_count as f64 / tasks.len() as f64;
+    }
+    let all_rollouts: Vec<&Rollout> = generator_rollouts
+        .iter()
+        .chain(&predictor_rollouts)
+        .collect();
+    metrics.rollout_tokens = all_rollouts.iter().map(|r| r.response_ids.len()).sum();
+    metrics.response_length_mean = metrics.rollout_tokens as f64 / all_rollouts.len().max(1) as f64;
+    metrics.response_length_max = all_rollouts
+        .iter()
+        .map(|r| r.response_ids.len())
+        .max()
+        .unwrap_or(0);
+    metrics.response_clipped_fraction = all_rollouts
+        .iter()
+        .filter(|r| r.finish_reason == FinishReason::Length)
+        .count() as f64
+        / all_rollouts.len().max(1) as f64;
+    metrics.rollout_seconds = started.elapsed().as_secs_f64();
+
+    let examples = tasks
+        .iter()
+        .enumerate()
+        .take(2)
+        .map(|(t, task)| Example {
+            paragraph: paragraphs[task.paragraph].clone(),
+            context: task.context.clone(),
+            gold: task.gold.clone(),
+            answers: answers[t * g_p..(t + 1) * g_p].to_vec(),
+        })
+        .collect();
+    Ok(StepRollouts {
+        samples,
+        metrics,
+        examples,
+    })
+}
+
+fn mean(values: &[f32]) -> f64 {
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().map(|&v| v as f64).sum::<f64>() / values.len() as f64
+    }
+}

@@ -1,0 +1,307 @@
+//! The PretrainZero loop: paragraphs → rollouts (span policy, predictor) → rewards →
+//! advantages → GRPO update, with metrics per step, resumable checkpoints and a final
+//! HF export. Every span policy runs through this one loop.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::backend::Autodiff;
+use burn::module::AutodiffModule;
+use burn::optim::AdamWConfig;
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::config::{SpanPolicyKind, TrainConfig};
+use super::step::{collect_rollouts, RolloutMetrics};
+use crate::checkpoint::{list_checkpoints, load_latest, save_checkpoint};
+use crate::data::split::shuffled;
+use crate::data::{CorpusSpec, ParagraphRules, Split, SplitRule};
+use crate::models::{save_pretrained, Decoder, PretrainedModel, WeightDtype};
+use crate::optim::CosineSchedule;
+use crate::policy::prompts::PromptTemplates;
+use crate::update::policy_update::update_policy;
+use crate::update::{UpdateConfig, UpdateStats};
+
+/// Where the loop is; everything else is derived from the config and this.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoopState {
+    pub step: usize,
+    pub epoch: u64,
+    /// Paragraphs of this epoch's order already used.
+    pub cursor: usize,
+}
+
+/// One line of `metrics.jsonl` (DESIGN.md §8).
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    pub step: usize,
+    pub policy: SpanPolicyKind,
+    #[serde(flatten)]
+    pub rollout: RolloutMetrics,
+    pub samples: usize,
+    /// True when every group had equal rewards and the update was skipped.
+    pub update_skipped: bool,
+    #[serde(flatten)]
+    pub update: UpdateStats,
+    pub lr: f64,
+    pub rollout_tokens_per_s: f64,
+    pub update_tokens_per_s: f64,
+    pub step_seconds: f64,
+}
+
+const CONFIG_FILE: &str = "train_config.toml";
+
+pub struct TrainSummary {
+    pub steps: usize,
+    pub run_dir: PathBuf,
+    pub export_dir: PathBuf,
+}
+
+/// Starts (config given) or resumes (`None`) the run in `run_dir`.
+pub fn run_training<B: Backend>(
+    config: Option<TrainConfig>,
+    run_dir: &Path,
+    device: &B::Device,
+) -> anyhow::Result<TrainSummary> {
+    let resume = config.is_none();
+    let config = match config {
+        Some(config) => {
+            if run_dir.join(CONFIG_FILE).exists() || !list_checkpoints(run_dir)?.is_empty() {
+                anyhow::bail!(
+                    "{}: already holds a run; pass --resume {0} to continue it, or choose another run folder",
+                    run_dir.display()
+                );
+            }
+            std::fs::create_dir_all(run_dir)
+                .with_context(|| format!("creating {}", run_dir.display()))?;
+            std::fs::write(run_dir.join(CONFIG_FILE), toml::to_string_pretty(&config)?)?;
+            config
+        }
+        None => TrainConfig::load(&run_dir.join(CONFIG_FILE), &[])?,
+    };
+
+    type Ad<B> = Autodiff<B>;
+    let pretrained = PretrainedModel::<Ad<B>>::load(&config.model, device)
+        .with_context(|| format!("loading model folder {}", config.model.display()))?;
+    let tokenizer = pretrained
+        .tokenizer
+        .with_context(|| format!("{}: training needs tokenizer.json", config.model.display()))?;
+    let model_config = pretrained.config;
+    let eos_token_ids = model_config.eos_token_ids.clone();
+    let reference = if config.optim.kl_coef > 0.0 {
+        Some(PretrainedModel::<B>::load(&config.model, device)?.model)
+    } else {
+        None
+    };
+    let optimizer = AdamWConfig::new()
+        .with_beta_1(config.optim.beta1)
+        .with_beta_2(config.optim.beta2)
+        .with_epsilon(1e-8)
+        .with_weight_decay(config.optim.weight_decay)
+        .init::<Ad<B>, Decoder<Ad<B>>>();
+    let (mut model, mut optimizer, mut state) = if resume {
+        load_latest::<Ad<B>, _, _, LoopState>(run_dir, pretrained.model, optimizer, device)?
+    } else {
+        (pretrained.model, optimizer, LoopState::default())
+    };
+
+    let pool = paragraph_pool(&config, &tokenizer)?;
+    let schedule = CosineSchedule {
+        peak_lr: config.optim.lr,
+        warmup_steps: config.optim.warmup_steps,
+        total_steps: config.optim.steps,
+        min_lr_ratio: config.optim.min_lr_ratio,
+    };
+    let update_config = UpdateConfig {
+        loss: config.loss(),
+        aggregation: config.optim.loss_aggregation,
+        ppo_mini_batches: config.optim.ppo_mini_batches,
+        micro_batch_size: config.optim.micro_batch_size,
+        max_grad_norm: config.optim.max_grad_norm,
+    };
+
+    let open = |name: &str| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(run_dir.join(name))
+    };
+    let mut metrics_file = open("metrics.jsonl")?;
+    let mut examples_file = open("examples.jsonl")?;
+    let progress = indicatif::ProgressBar::new(config.optim.steps as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+        )
+        .expect("valid template"),
+    );
+    progress.set_position(state.step as u64);
+
+    while state.step < config.optim.steps {
+        let step_started = Instant::now();
+        let paragraphs = next_paragraphs(
+            &pool,
+            &mut state,
+            config.rollout.paragraphs_per_step,
+            config.seed,
+        );
+        let seed = config
+            .seed
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(state.step as u64);
+        let rollouts = collect_rollouts(
+            &model.valid(),
+            &tokenizer,
+            &eos_token_ids,
+            &paragraphs,
+            &config,
+            seed,
+            device,
+        )?;
+        let lr = schedule.lr(state.step);
+        let update_started = Instant::now();
+        let update_skipped = rollouts.samples.is_empty();
+        let update;
+        (model, update) = update_policy(
+            model,
+            &mut optimizer,
+            reference.as_ref(),
+            &rollouts.samples,
+            &update_config,
+            lr,
+            device,
+        );
+        let update_seconds = update_started.elapsed().as_secs_f64();
+        state.step += 1;
+
+        let record = StepRecord {
+            step: state.step,
+            policy: config.policy.kind,
+            rollout_tokens_per_s: rollouts.metrics.rollout_tokens as f64
+                / rollouts.metrics.rollout_seconds.max(1e-9),
+            update_tokens_per_s: update.response_tokens as f64 / update_seconds.max(1e-9),
+            rollout: rollouts.metrics,
+            samples: rollouts.samples.len(),
+            update_skipped,
+            update,
+            lr,
+            step_seconds: step_started.elapsed().as_secs_f64(),
+        };
+        writeln!(metrics_file, "{}", serde_json::to_string(&record)?)?;
+        for example in &rollouts.examples {
+            writeln!(
+                examples_file,
+                "{}",
+                serde_json::json!({"step": state.step, "example": example})
+            )?;
+        }
+        progress.set_message(format!(
+            "acc {:.3} gen {:.3} valid {:.2} zero-var {:.2}{}",
+            record.rollout.predictor_accuracy,
+            record.rollout.generator_reward_mean,
+            record.rollout.valid_mask_fraction,
+            record.rollout.zero_variance_fraction,
+            if update_skipped {
+                " (update skipped: no signal)"
+            } else {
+                ""
+            }
+        ));
+        progress.set_position(state.step as u64);
+        if config.checkpoint.every > 0
+            && (state.step % config.checkpoint.every == 0 || state.step == config.optim.steps)
+        {
+            save_checkpoint(
+                run_dir,
+                state.step,
+                &model,
+                &optimizer,
+                &state,
+                config.checkpoint.keep_last,
+            )?;
+        }
+    }
+    progress.finish();
+
+    let export_dir = run_dir.join("final");
+    save_pretrained(
+        &model.valid(),
+        &model_config,
+        Some(&config.model.join("tokenizer.json")),
+        &export_dir,
+        WeightDtype::F32,
+    )?;
+    let tokenizer_config = config.model.join("tokenizer_config.json");
+    if tokenizer_config.is_file() {
+        std::fs::copy(&tokenizer_config, export_dir.join("tokenizer_config.json"))?;
+    }
+    Ok(TrainSummary {
+        steps: state.step,
+        run_dir: run_dir.to_path_buf(),
+        export_dir,
+    })
+}
+
+/// Train-split paragraphs whose generator prompt fits `max_prompt_tokens`.
+fn paragraph_pool(
+    config: &TrainConfig,
+    tokenizer: &crate::models::TextTokenizer,
+) -> anyhow::Result<Vec<String>> {
+    let spec = CorpusSpec {
+        path: config.data.corpus.clone(),
+        format: None,
+        text_field: "text".into(),
+        rules: ParagraphRules {
+            min_words: config.data.min_words,
+            max_words: config.data.max_words,
+        },
+    };
+    let split = SplitRule {
+        seed: config.data.split_seed,
+        validation_fraction: config.data.validation_fraction,
+    };
+    let template = &config.policy.templates.generator_reasoning;
+    let mut pool = Vec::new();
+    let mut stream = spec
+        .open()
+        .with_context(|| format!("opening corpus {}", spec.path.display()))?;
+    for paragraph in stream.by_ref() {
+        if split.split_of(&paragraph.article_id) != Split::Train {
+            continue;
+        }
+        let prompt_tokens = tokenizer
+            .encode(&PromptTemplates::fill(template, &paragraph.text), false)?
+            .len();
+        if prompt_tokens <= config.rollout.max_prompt_tokens {
+            pool.push(paragraph.text);
+        }
+    }
+    if let Some(summary) = stream.warnings().summary() {
+        eprintln!("warning: {summary}");
+    }
+    if pool.is_empty() {
+        anyhow::bail!(
+            "{}: no training paragraph fits rollout.max_prompt_tokens",
+            spec.path.display()
+        );
+    }
+    Ok(pool)
+}
+
+/// The next `count` paragraphs of the seeded per-epoch order.
+fn next_paragraphs(pool: &[String], state: &mut LoopState, count: usize, seed: u64) -> Vec<String> {
+    let mut out = Vec::with_capacity(count);
+    let mut order = shuffled(0..pool.len(), pool.len(), seed ^ state.epoch);
+    while out.len() < count {
+        if state.cursor >= order.len() {
+            state.epoch += 1;
+            state.cursor = 0;
+            order = shuffled(0..pool.len(), pool.len(), seed ^ state.epoch);
+        }
+        out.push(pool[order[state.cursor]].clone());
+        state.cursor += 1;
+    }
+    out
+}
