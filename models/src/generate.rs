@@ -5,6 +5,8 @@
 //! to padding, so a sequence generates the same tokens in a batch as alone.
 
 use burn::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use crate::decoder::{AttentionMask, Decoder};
 use crate::error::{ModelError, Result};
@@ -20,7 +22,7 @@ pub struct GenerationConfig {
     /// Generation ends once the decoded new text contains one of these; the output
     /// keeps the tokens up to the one that completed it (needs a tokenizer).
     pub stop_strings: Vec<String>,
-    /// Seeds the backend's RNG before the first draw.
+    /// Seeds the sampling RNG (one uniform draw per sequence and step).
     pub seed: u64,
 }
 
@@ -65,7 +67,7 @@ pub fn generate<B: Backend>(
     if !config.stop_strings.is_empty() && tokenizer.is_none() {
         return Err(ModelError::Input("stop strings need a tokenizer".into()));
     }
-    B::seed(device, config.seed);
+    let mut rng = StdRng::seed_from_u64(config.seed);
 
     let batch = prompts.len();
     let prompt_len = prompts.iter().map(Vec::len).max().unwrap_or(0);
@@ -120,7 +122,9 @@ pub fn generate<B: Backend>(
         let last = hidden
             .slice([0..batch, seq - 1..seq, 0..width])
             .reshape([batch, width]);
-        let sampled = sample(model.logits(last), &config.sampling);
+        let draws: Vec<f32> = (0..batch).map(|_| rng.random::<f32>()).collect();
+        let uniform = Tensor::<B, 2>::from_data(TensorData::new(draws, [batch, 1]), device);
+        let sampled = sample(model.logits(last), &config.sampling, uniform);
         logprob_steps.push(sampled.logprobs);
 
         let ids = sampled.ids.clone().into_data().convert::<i64>();

@@ -1,10 +1,13 @@
 //! Choosing the next token on the device: greedy, or temperature with optional
 //! top-k / top-p truncation, by inverse-CDF sampling with one uniform draw per row.
 //! Only the chosen ids (and their log-probs, at the end of generation) leave the device.
+//!
+//! The uniform draws come from the caller (a seeded host RNG, one number per row):
+//! the backends' own RNGs are process-global, so two generations running at once
+//! would otherwise interleave their draws and lose reproducibility.
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
-use burn::tensor::Distribution;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplingConfig {
@@ -39,8 +42,12 @@ pub struct SampledTokens<B: Backend> {
     pub logprobs: Tensor<B, 1>,
 }
 
-/// `logits`: `[batch, vocab]`.
-pub fn sample<B: Backend>(logits: Tensor<B, 2>, config: &SamplingConfig) -> SampledTokens<B> {
+/// `logits`: `[batch, vocab]`; `uniform`: `[batch, 1]` draws in [0, 1) (unused when greedy).
+pub fn sample<B: Backend>(
+    logits: Tensor<B, 2>,
+    config: &SamplingConfig,
+    uniform: Tensor<B, 2>,
+) -> SampledTokens<B> {
     let [batch, vocab] = logits.dims();
     let device = logits.device();
     if config.is_greedy() {
@@ -82,7 +89,6 @@ pub fn sample<B: Backend>(logits: Tensor<B, 2>, config: &SamplingConfig) -> Samp
 
     let cdf = candidate_probs.cumsum(1);
     let total = cdf.clone().slice([0..batch, vocab - 1..vocab]);
-    let uniform = Tensor::<B, 2>::random([batch, 1], Distribution::Uniform(0.0, 1.0), &device);
     let threshold = uniform * total;
     // Index of the first candidate whose CDF exceeds the draw.
     let position = cdf

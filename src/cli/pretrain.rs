@@ -12,7 +12,7 @@ use crate::pretrain::{run_pretraining, PretrainConfig, TaskMix};
 #[derive(Debug, Clone, clap::Args)]
 pub struct PretrainArgs {
     /// Corpus file or folder (see `data stats`).
-    #[arg(long, required_unless_present = "resume")]
+    #[arg(long, required_unless_present_any = ["resume", "export_checkpoint"])]
     pub corpus: Option<PathBuf>,
     /// Start from this HF model folder...
     #[arg(long, conflicts_with = "preset")]
@@ -28,6 +28,10 @@ pub struct PretrainArgs {
     /// Continue the run in this folder from its newest checkpoint.
     #[arg(long, conflicts_with_all = ["corpus", "model", "preset", "out"])]
     pub resume: Option<PathBuf>,
+    /// Instead of training: write the newest checkpoint of the run in this folder
+    /// as an HF model folder at --out.
+    #[arg(long, requires = "out", conflicts_with_all = ["corpus", "model", "preset", "resume"])]
+    pub export_checkpoint: Option<PathBuf>,
     #[arg(long, default_value_t = 12)]
     pub min_words: usize,
     #[arg(long, default_value_t = 256)]
@@ -123,6 +127,24 @@ impl PretrainArgs {
 }
 
 pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
+    if let Some(run_dir) = args.export_checkpoint.clone() {
+        let out = args.out.clone().expect("clap requires --out");
+        if out.join("model.safetensors").exists() {
+            anyhow::bail!(
+                "{}: already holds a model; choose another --out",
+                out.display()
+            );
+        }
+        let step = run_on(
+            args.device.kind(),
+            ExportTask {
+                run_dir,
+                out: out.clone(),
+            },
+        )??;
+        println!("exported the step-{step} checkpoint to {}", out.display());
+        return Ok(());
+    }
     let config = args.config()?;
     let run_dir = args
         .resume
@@ -154,5 +176,18 @@ impl BackendTask for PretrainTask {
 
     fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
         run_pretraining::<B>(self.config, &self.run_dir, device)
+    }
+}
+
+struct ExportTask {
+    run_dir: PathBuf,
+    out: PathBuf,
+}
+
+impl BackendTask for ExportTask {
+    type Output = anyhow::Result<usize>;
+
+    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+        crate::pretrain::trainer::export_checkpoint::<B>(&self.run_dir, &self.out, device)
     }
 }

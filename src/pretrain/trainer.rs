@@ -419,3 +419,37 @@ fn validation_loss<B: Backend>(
     }
     total / chunks.len() as f64
 }
+
+/// Exports the newest checkpoint of a pretraining run as an HF folder (for looking at
+/// a run before it ends).
+pub fn export_checkpoint<B: Backend>(
+    run_dir: &Path,
+    out: &Path,
+    device: &B::Device,
+) -> anyhow::Result<usize> {
+    let path = run_dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: not a pretraining run", path.display()))?;
+    let config: PretrainConfig = serde_json::from_str(&text)
+        .with_context(|| format!("{}: invalid run config", path.display()))?;
+    let dtype = WeightDtype::parse(&config.export_dtype).unwrap_or(WeightDtype::F32);
+    type Ad<B> = Autodiff<B>;
+    let (model_config, model, _, tokenizer_path) =
+        init_model::<Ad<B>>(&config.init, config.seed, device)?;
+    let optimizer = AdamWConfig::new().init::<Ad<B>, Decoder<Ad<B>>>();
+    let (model, _, state): (_, _, PretrainState) = load_latest(run_dir, model, optimizer, device)?;
+    save_pretrained(
+        &model.valid(),
+        &model_config,
+        Some(&tokenizer_path),
+        out,
+        dtype,
+    )?;
+    if let Some(dir) = tokenizer_path.parent() {
+        let tokenizer_config = dir.join("tokenizer_config.json");
+        if tokenizer_config.is_file() {
+            std::fs::copy(&tokenizer_config, out.join("tokenizer_config.json"))?;
+        }
+    }
+    Ok(state.step)
+}

@@ -8,6 +8,7 @@ mod common;
 mod grpo;
 mod pretrain;
 mod readers;
+mod rl_loop;
 mod split;
 mod tokenizer;
 

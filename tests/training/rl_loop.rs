@@ -1,0 +1,156 @@
+//! The PretrainZero loop end to end on the shipped model and sample: every span
+//! policy runs two steps, and an interrupted run resumes exactly.
+
+use std::path::{Path, PathBuf};
+
+use pretrainzero::models::PretrainedModel;
+use pretrainzero::train::{run_training, TrainConfig};
+
+use crate::common::ScratchDir;
+use crate::Cpu;
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn small_config(policy: &str, steps: usize) -> TrainConfig {
+    let overrides: Vec<String> = [
+        format!(
+            "model=\"{}\"",
+            repo("models/pretrainzero-wiki-tiny").display()
+        ),
+        format!(
+            "data.corpus=\"{}\"",
+            repo("data/wikipedia-sample/heldout.wikiextractor").display()
+        ),
+        format!("policy.kind=\"{policy}\""),
+        "policy.masks_per_paragraph=3".into(),
+        "policy.answers_per_mask=3".into(),
+        "rollout.paragraphs_per_step=2".into(),
+        "rollout.max_response_tokens=6".into(),
+        format!("optim.steps={steps}"),
+        "optim.lr=1e-4".into(),
+        "optim.micro_batch_size=8".into(),
+        "checkpoint.every=1".into(),
+        "checkpoint.keep_last=5".into(),
+    ]
+    .into();
+    TrainConfig::load(&repo("configs/tiny-cpu.toml"), &overrides).unwrap()
+}
+
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_span_policy_runs_two_steps() {
+    let device = Default::default();
+    for policy in ["pretrainzero", "random-span", "random-ntp", "entropy-ntp"] {
+        let scratch = ScratchDir::new(&format!("rl-{policy}"));
+        let run = scratch.0.join("run");
+        let summary = run_training::<Cpu>(Some(small_config(policy, 2)), &run, &device).unwrap();
+        assert_eq!(summary.steps, 2);
+        let lines = metrics(&run);
+        assert_eq!(lines.len(), 2, "{policy}");
+        for line in &lines {
+            assert_eq!(line["policy"], policy);
+            for key in [
+                "predictor_accuracy",
+                "valid_mask_fraction",
+                "zero_variance_fraction",
+                "entropy",
+                "lr",
+                "grad_norm",
+                "clip_low_fraction",
+                "clip_high_fraction",
+                "response_length_mean",
+                "step_seconds",
+            ] {
+                assert!(line[key].is_number(), "{policy}: {key} missing in {line}");
+            }
+            let accuracy = line["predictor_accuracy"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&accuracy));
+            if policy != "pretrainzero" {
+                assert_eq!(
+                    line["generator_rollouts"], 0,
+                    "baselines have no generator role"
+                );
+            } else {
+                assert_eq!(line["generator_rollouts"], 6, "2 paragraphs × 3 masks");
+            }
+            if line["update_skipped"] == false {
+                assert!(line["optimizer_steps"].as_u64().unwrap() >= 1);
+            }
+        }
+        PretrainedModel::<Cpu>::load(&summary.export_dir, &device).unwrap();
+    }
+}
+
+#[test]
+fn resumed_training_continues_like_an_uninterrupted_run() {
+    let device = Default::default();
+    let scratch = ScratchDir::new("rl-resume");
+    let full = scratch.0.join("full");
+    run_training::<Cpu>(Some(small_config("random-span", 3)), &full, &device).unwrap();
+    let expected = metrics(&full);
+
+    let interrupted = scratch.0.join("interrupted");
+    std::fs::create_dir_all(interrupted.join("checkpoints/step-0000001")).unwrap();
+    std::fs::copy(
+        full.join("train_config.toml"),
+        interrupted.join("train_config.toml"),
+    )
+    .unwrap();
+    for entry in std::fs::read_dir(full.join("checkpoints/step-0000001")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(
+            entry.path(),
+            interrupted
+                .join("checkpoints/step-0000001")
+                .join(entry.file_name()),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        interrupted.join("metrics.jsonl"),
+        format!("{}\n", expected[0]),
+    )
+    .unwrap();
+    run_training::<Cpu>(None, &interrupted, &device).unwrap();
+    let resumed = metrics(&interrupted);
+    assert_eq!(resumed.len(), 3);
+    for step in 1..3 {
+        for key in [
+            "paragraphs",
+            "predictor_rollouts",
+            "samples",
+            "optimizer_steps",
+            "response_tokens",
+            "lr",
+            "predictor_accuracy",
+            "mask_words_mean",
+        ] {
+            assert_eq!(
+                resumed[step][key],
+                expected[step][key],
+                "step {} {key}",
+                step + 1
+            );
+        }
+        for key in ["loss", "entropy", "grad_norm"] {
+            let (a, b) = (
+                resumed[step][key].as_f64().unwrap(),
+                expected[step][key].as_f64().unwrap(),
+            );
+            assert!(
+                (a - b).abs() <= 1e-4 * b.abs().max(1e-3),
+                "step {} {key}: {a} vs {b}",
+                step + 1
+            );
+        }
+    }
+}
