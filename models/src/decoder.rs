@@ -308,10 +308,9 @@ impl<B: Backend> Decoder<B> {
         match &self.lm_head {
             Some(head) => head.forward(hidden),
             None => {
-                // Tied head: `(E · hᵀ)ᵀ` rather than `h · Eᵀ`. Backends that need
-                // contiguous operands (ndarray) would otherwise copy the whole
-                // `[vocab, hidden]` table on every call; this way only the small
-                // activations are transposed.
+                // Tied head: `h · Eᵀ` with Eᵀ as a strided view. (The cheaper-on-ndarray
+                // `(E · hᵀ)ᵀ` gave wrong decode logits on WGPU — single-row `hᵀ` — so
+                // the plain form is used everywhere; ndarray copies the table per call.)
                 let dims = hidden.dims();
                 let width = dims[D - 1];
                 let rows = hidden.shape().num_elements() / width;
@@ -320,7 +319,7 @@ impl<B: Backend> Decoder<B> {
                 let flat = hidden.reshape([rows, width]);
                 let mut out_dims = dims;
                 out_dims[D - 1] = vocab;
-                table.matmul(flat.transpose()).transpose().reshape(out_dims)
+                burn::tensor::module::linear(flat, table.transpose(), None).reshape(out_dims)
             }
         }
     }

@@ -30,13 +30,8 @@ impl<B: Backend> LayerCache<B> {
         );
         let end = self.len + seq;
         let range = [0..batch, 0..heads, self.len..end, 0..dim];
-        // Move the buffers out while writing: with no other handle alive, backends
-        // can write in place instead of copying the whole cache.
-        let placeholder = || Tensor::empty([0, 0, 0, 0], &keys.device());
-        let all_keys = std::mem::replace(&mut self.keys, placeholder());
-        let all_values = std::mem::replace(&mut self.values, placeholder());
-        self.keys = all_keys.slice_assign(range.clone(), keys);
-        self.values = all_values.slice_assign(range, values);
+        self.keys = self.keys.clone().slice_assign(range.clone(), keys);
+        self.values = self.values.clone().slice_assign(range, values);
         self.len = end;
         let written = [0..batch, 0..heads, 0..end, 0..dim];
         (
