@@ -60,7 +60,8 @@ pub fn random_decoder<B: Backend>(
     Decoder::new(config, &mut source, device).expect("random weights cannot be missing")
 }
 
-/// Writes `model.safetensors` and `config.json` (and copies `tokenizer` if given) into
+/// Writes `model.safetensors` and `config.json` (and copies `tokenizer`, with its
+/// `tokenizer_config.json`, if given) into
 /// `dir`, creating it. Each file is written to a temporary name and renamed, so an
 /// interrupted save never leaves a truncated file under the final name.
 pub fn save_pretrained<B: Backend>(
@@ -104,10 +105,18 @@ pub fn save_pretrained<B: Backend>(
     write_atomically(&dir.join("config.json"), config_json.as_bytes())?;
 
     if let Some(source) = tokenizer {
-        let target = dir.join("tokenizer.json");
-        if source != target {
-            let bytes = std::fs::read(source).map_err(|e| ModelError::io(source, e))?;
-            write_atomically(&target, &bytes)?;
+        // tokenizer.json, and the tokenizer_config.json beside it when there is one.
+        let source_config = source.with_file_name("tokenizer_config.json");
+        let files = [
+            (source.to_path_buf(), "tokenizer.json"),
+            (source_config, "tokenizer_config.json"),
+        ];
+        for (from, name) in files {
+            let target = dir.join(name);
+            if from.is_file() && from != target {
+                let bytes = std::fs::read(&from).map_err(|e| ModelError::io(&from, e))?;
+                write_atomically(&target, &bytes)?;
+            }
         }
     }
     Ok(())

@@ -286,12 +286,6 @@ pub fn run_pretraining<B: Backend>(
         &export_dir,
         export_dtype,
     )?;
-    if let Some(dir) = tokenizer_path.parent() {
-        let tokenizer_config = dir.join("tokenizer_config.json");
-        if tokenizer_config.is_file() {
-            std::fs::copy(&tokenizer_config, export_dir.join("tokenizer_config.json"))?;
-        }
-    }
     Ok(PretrainSummary {
         steps: state.step,
         tokens_seen: state.tokens_seen,
@@ -445,11 +439,5 @@ pub fn export_checkpoint<B: Backend>(
         out,
         dtype,
     )?;
-    if let Some(dir) = tokenizer_path.parent() {
-        let tokenizer_config = dir.join("tokenizer_config.json");
-        if tokenizer_config.is_file() {
-            std::fs::copy(&tokenizer_config, out.join("tokenizer_config.json"))?;
-        }
-    }
     Ok(state.step)
 }

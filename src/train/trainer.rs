@@ -233,10 +233,6 @@ pub fn run_training<B: Backend>(
         &export_dir,
         WeightDtype::F32,
     )?;
-    let tokenizer_config = config.model.join("tokenizer_config.json");
-    if tokenizer_config.is_file() {
-        std::fs::copy(&tokenizer_config, export_dir.join("tokenizer_config.json"))?;
-    }
     Ok(TrainSummary {
         steps: state.step,
         run_dir: run_dir.to_path_buf(),

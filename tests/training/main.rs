@@ -18,3 +18,12 @@ pub type Cpu = burn::backend::NdArray<f32>;
 pub fn wikipedia_sample() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/wikipedia-sample")
 }
+
+/// The `metrics.jsonl` lines of a run folder.
+pub fn metrics(run: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

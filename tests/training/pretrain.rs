@@ -14,7 +14,7 @@ use pretrainzero::pretrain::trainer::{next_token_loss, train_step, ModelInit};
 use pretrainzero::pretrain::{run_pretraining, PretrainConfig, TaskMix};
 
 use crate::common::ScratchDir;
-use crate::Cpu;
+use crate::{metrics, Cpu};
 
 fn sample_texts(n: usize) -> Vec<String> {
     let spec = CorpusSpec {
@@ -97,14 +97,6 @@ fn config(tokenizer: PathBuf) -> PretrainConfig {
         seed: 9,
         export_dtype: "float32".into(),
     }
-}
-
-fn metrics(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]

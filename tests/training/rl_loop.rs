@@ -1,13 +1,13 @@
 //! The PretrainZero loop end to end on the shipped model and sample: every span
 //! policy runs two steps, and an interrupted run resumes exactly.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use pretrainzero::models::PretrainedModel;
 use pretrainzero::train::{run_training, TrainConfig};
 
 use crate::common::ScratchDir;
-use crate::Cpu;
+use crate::{metrics, Cpu};
 
 fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -36,14 +36,6 @@ fn small_config(policy: &str, steps: usize) -> TrainConfig {
     ]
     .into();
     TrainConfig::load(&repo("configs/tiny-cpu.toml"), &overrides).unwrap()
-}
-
-fn metrics(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]
