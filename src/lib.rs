@@ -12,6 +12,7 @@ pub mod eval;
 pub mod optim;
 pub mod policy;
 pub mod pretrain;
+pub mod progress;
 pub mod reward;
 pub mod rollout;
 pub mod token_list;

@@ -196,14 +196,7 @@ pub fn run_pretraining<B: Backend>(
         .create(true)
         .append(true)
         .open(run_dir.join("metrics.jsonl"))?;
-    let progress = indicatif::ProgressBar::new(config.steps as u64);
-    progress.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
-        )
-        .expect("valid template"),
-    );
-    progress.set_position(state.step as u64);
+    let progress = crate::progress::step_progress(config.steps, state.step);
     let started = Instant::now();
     let mut last_val = None;
 

@@ -130,14 +130,7 @@ pub fn run_training<B: Backend>(
     };
     let mut metrics_file = open("metrics.jsonl")?;
     let mut examples_file = open("examples.jsonl")?;
-    let progress = indicatif::ProgressBar::new(config.optim.steps as u64);
-    progress.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
-        )
-        .expect("valid template"),
-    );
-    progress.set_position(state.step as u64);
+    let progress = crate::progress::step_progress(config.optim.steps, state.step);
 
     while state.step < config.optim.steps {
         let step_started = Instant::now();
