@@ -8,11 +8,12 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::data::{CorpusSpec, Paragraph};
-use crate::models::{generate, Decoder, GenerationConfig, SamplingConfig, TextTokenizer};
+use crate::models::{Decoder, SamplingConfig, TextTokenizer};
 use crate::policy::parse::last_braced;
 use crate::policy::prompts::PromptTemplates;
 use crate::policy::random_span::{random_word_span, MaskedParagraph};
 use crate::reward::exact_match;
+use crate::rollout::RolloutEngine;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -139,8 +140,19 @@ pub fn evaluate<B: Backend>(
         PromptStyle::Direct => (&settings.templates.predictor_direct, vec!["}".to_string()]),
         PromptStyle::Reasoning => (&settings.templates.predictor_reasoning, Vec::new()),
     };
+    // Generation goes through the rollout engine (batching, per-batch seeds, decoding);
+    // batches are fed one at a time only to report progress.
+    let engine = RolloutEngine {
+        model,
+        tokenizer,
+        eos_token_ids,
+        sampling: settings.sampling.clone(),
+        max_new_tokens: settings.max_new_tokens,
+        batch_size: settings.batch_size.max(1),
+        device,
+    };
     let mut scored = Vec::with_capacity(items.len());
-    for (batch_index, batch) in items.chunks(settings.batch_size.max(1)).enumerate() {
+    for (batch_index, batch) in items.chunks(engine.batch_size).enumerate() {
         let prompts: Vec<String> = batch
             .iter()
             .map(|item| PromptTemplates::fill(template, &item.masked_paragraph))
@@ -149,16 +161,13 @@ pub fn evaluate<B: Backend>(
             .iter()
             .map(|p| tokenizer.encode(p, false))
             .collect::<Result<Vec<_>, _>>()?;
-        let config = GenerationConfig {
-            max_new_tokens: settings.max_new_tokens,
-            sampling: settings.sampling.clone(),
-            eos_token_ids: eos_token_ids.to_vec(),
-            stop_strings: stop_strings.clone(),
-            seed: settings.seed.wrapping_add(batch_index as u64),
-        };
-        let outputs = generate(model, &prompt_ids, &config, Some(tokenizer), device)?;
-        for ((item, prompt), output) in batch.iter().zip(prompts).zip(outputs) {
-            let response = tokenizer.decode(&output.tokens, true)?;
+        let rollouts = engine.run(
+            &prompt_ids,
+            &stop_strings,
+            settings.seed.wrapping_add(batch_index as u64),
+        )?;
+        for ((item, prompt), rollout) in batch.iter().zip(prompts).zip(rollouts) {
+            let response = rollout.response_text;
             let extracted = match settings.style {
                 // The forced prefix `\boxed{` belongs to the answer.
                 PromptStyle::Direct => last_braced(&format!("\\boxed{{{response}"), "boxed"),
