@@ -108,6 +108,7 @@ pub fn run_training<B: Backend>(
     };
 
     let pool = paragraph_pool(&config, &tokenizer)?;
+    let mut order = EpochOrder::new(pool.len(), config.seed, state.epoch);
     let schedule = CosineSchedule {
         peak_lr: config.optim.lr,
         warmup_steps: config.optim.warmup_steps,
@@ -134,7 +135,7 @@ pub fn run_training<B: Backend>(
 
     while state.step < config.optim.steps {
         let step_started = Instant::now();
-        let paragraphs = next_paragraphs(
+        let paragraphs = order.next_paragraphs(
             &pool,
             &mut state,
             config.rollout.paragraphs_per_step,
@@ -279,18 +280,41 @@ fn paragraph_pool(
     Ok(pool)
 }
 
-/// The next `count` paragraphs of the seeded per-epoch order.
-fn next_paragraphs(pool: &[String], state: &mut LoopState, count: usize, seed: u64) -> Vec<String> {
-    let mut out = Vec::with_capacity(count);
-    let mut order = shuffled(0..pool.len(), pool.len(), seed ^ state.epoch);
-    while out.len() < count {
-        if state.cursor >= order.len() {
-            state.epoch += 1;
-            state.cursor = 0;
-            order = shuffled(0..pool.len(), pool.len(), seed ^ state.epoch);
+/// The seeded per-epoch order of the paragraph pool. It is a function of (seed,
+/// epoch), so it is recomputed only when the epoch changes, never stored in checkpoints.
+struct EpochOrder {
+    epoch: u64,
+    order: Vec<usize>,
+}
+
+impl EpochOrder {
+    fn new(pool_len: usize, seed: u64, epoch: u64) -> Self {
+        Self {
+            epoch,
+            order: shuffled(0..pool_len, pool_len, seed ^ epoch),
         }
-        out.push(pool[order[state.cursor]].clone());
-        state.cursor += 1;
     }
-    out
+
+    /// The next `count` paragraphs, advancing `state` across epochs.
+    fn next_paragraphs(
+        &mut self,
+        pool: &[String],
+        state: &mut LoopState,
+        count: usize,
+        seed: u64,
+    ) -> Vec<String> {
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
+            if state.cursor >= pool.len() {
+                state.epoch += 1;
+                state.cursor = 0;
+            }
+            if self.epoch != state.epoch {
+                *self = Self::new(pool.len(), seed, state.epoch);
+            }
+            out.push(pool[self.order[state.cursor]].clone());
+            state.cursor += 1;
+        }
+        out
+    }
 }
