@@ -1,38 +1,92 @@
-//! `pretrainzero eval`: held-out masked-span accuracy.
+//! `pretrainzero eval`: held-out masked-span accuracy, and the reasoning benchmarks
+//! (from a model, or from saved responses with `--responses`).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::Context;
 use burn::prelude::Backend;
+use serde::Serialize;
 
-use super::data::CorpusArgs;
+use super::data::{CorpusArgs, FormatArg};
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
-use crate::eval::masked_span::{
-    build_items, evaluate, EvalSettings, PromptStyle, ScoredItem, SpanChoice,
-};
+use crate::data::ParagraphRules;
+use crate::eval::benchmarks::{load_benchmark, prompt, BenchmarkTask, STOP_STRINGS};
+use crate::eval::generation::{generate_responses, GenerationSettings};
+use crate::eval::masked_span::{build_items, evaluate, EvalSettings, PromptStyle, SpanChoice};
+use crate::eval::responses::score_responses;
+use crate::eval::scoring::{score_items, BenchmarkReport};
 use crate::models::{PretrainedModel, SamplingConfig};
 use crate::policy::prompts::PromptTemplates;
+use crate::progress::step_progress;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EvalTask {
     /// Exact match of hidden spans of corpus paragraphs.
     MaskedSpan,
+    /// MMLU-Pro (up to 10 options), per category.
+    MmluPro,
+    /// SuperGPQA (up to 10 options), per field.
+    Supergpqa,
+    /// MMLU (4 options), per subject.
+    Mmlu,
+    /// ARC (3–5 options), per source exam (id prefix).
+    Arc,
+    /// GSM8K: numeric answer.
+    Gsm8k,
+    /// MATH-500: `\boxed{}` answer, normalised LaTeX, numeric tolerance.
+    Math500,
+}
+
+impl EvalTask {
+    fn benchmark(self) -> Option<BenchmarkTask> {
+        match self {
+            EvalTask::MaskedSpan => None,
+            EvalTask::MmluPro => Some(BenchmarkTask::MmluPro),
+            EvalTask::Supergpqa => Some(BenchmarkTask::Supergpqa),
+            EvalTask::Mmlu => Some(BenchmarkTask::Mmlu),
+            EvalTask::Arc => Some(BenchmarkTask::Arc),
+            EvalTask::Gsm8k => Some(BenchmarkTask::Gsm8k),
+            EvalTask::Math500 => Some(BenchmarkTask::Math500),
+        }
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
+    /// Model folder (HF config.json + safetensors + tokenizer.json); not needed with
+    /// `--responses`.
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     #[arg(long, value_enum)]
     pub task: EvalTask,
-    /// Corpus to draw paragraphs from (any format of `data stats`).
-    #[command(flatten)]
-    pub data: CorpusArgs,
-    /// Number of items.
-    #[arg(long, default_value_t = 200)]
-    pub limit: usize,
+    /// Benchmark JSONL file, or for masked-span the corpus (any format of `data stats`).
+    #[arg(long, alias = "corpus")]
+    pub data: PathBuf,
+    /// masked-span: corpus format.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: FormatArg,
+    /// masked-span, JSONL corpus: the field holding the text.
+    #[arg(long, default_value = "text")]
+    pub text_field: String,
+    /// masked-span: paragraphs with fewer words are dropped.
+    #[arg(long, default_value_t = ParagraphRules::default().min_words)]
+    pub min_words: usize,
+    /// masked-span: paragraphs with more words are dropped.
+    #[arg(long)]
+    pub max_words: Option<usize>,
+    /// Number of items (default: 200 for masked-span, the whole file for benchmarks).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Responses per item; > 1 reports pass@k with k = samples.
+    #[arg(long, default_value_t = 1)]
+    pub samples: usize,
+    /// Score these saved responses (`{"id": …, "response": "…"}` per line) instead
+    /// of generating.
+    #[arg(long)]
+    pub responses: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "random")]
     pub span: SpanChoice,
     #[arg(long, value_enum, default_value = "direct")]
@@ -40,12 +94,14 @@ pub struct EvalArgs {
     /// 0 = greedy.
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
-    #[arg(long, default_value_t = 16)]
-    pub max_new_tokens: usize,
+    /// Default: 16 for masked-span, 512 for benchmarks.
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// masked-span: compare case-insensitively.
     #[arg(long)]
     pub case_insensitive: bool,
     /// Per-item results (prompt, response, extracted answer, gold, correct) as JSONL.
@@ -61,8 +117,45 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             anyhow::bail!("{}: already exists; choose another --out", out.display());
         }
     }
+    if args.samples == 0 {
+        anyhow::bail!("--samples must be at least 1");
+    }
+    let started = Instant::now();
+    match args.task.benchmark() {
+        None => run_masked_span(args)?,
+        Some(task) => {
+            let out = args.out.clone();
+            let report = match &args.responses {
+                Some(responses) => {
+                    score_responses(task, &args.data, responses, args.limit, args.samples)?
+                }
+                None => {
+                    if args.model.is_none() {
+                        anyhow::bail!("--task {} needs --model or --responses", task.name());
+                    }
+                    run_on(args.device.kind(), BenchmarkRun { task, args })??
+                }
+            };
+            print_report(&report);
+            if let Some(out) = out {
+                write_jsonl(&out, &report.scored)?;
+            }
+        }
+    }
+    eprintln!("wall time: {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn run_masked_span(args: EvalArgs) -> anyhow::Result<()> {
+    if args.responses.is_some() || args.samples > 1 {
+        anyhow::bail!("--responses and --samples are for the benchmark tasks, not masked-span");
+    }
+    let model = args
+        .model
+        .clone()
+        .context("--task masked-span needs --model")?;
     let out = args.out.clone();
-    let scored = run_on(args.device.kind(), EvalTaskRun(args))??;
+    let scored = run_on(args.device.kind(), MaskedSpanRun { model, args })??;
     let correct = scored.iter().filter(|s| s.correct).count();
     let answered = scored.iter().filter(|s| s.extracted.is_some()).count();
     println!("| task | items | answered | exact match |");
@@ -75,50 +168,190 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         scored.len()
     );
     if let Some(out) = out {
-        let mut file = std::fs::File::create(&out).with_context(|| out.display().to_string())?;
-        for item in &scored {
-            writeln!(file, "{}", serde_json::to_string(item)?)?;
-        }
+        write_jsonl(&out, &scored)?;
     }
     Ok(())
 }
 
-struct EvalTaskRun(EvalArgs);
+fn write_jsonl<T: Serialize>(out: &Path, rows: &[T]) -> anyhow::Result<()> {
+    let mut file = std::fs::File::create(out).with_context(|| out.display().to_string())?;
+    for row in rows {
+        writeln!(file, "{}", serde_json::to_string(row)?)?;
+    }
+    Ok(())
+}
 
-impl BackendTask for EvalTaskRun {
-    type Output = anyhow::Result<Vec<ScoredItem>>;
+/// The summary table on stdout; what could not be scored on stderr, by id.
+fn print_report(report: &BenchmarkReport) {
+    let k = report.k;
+    let task = report.task.name();
+    if k > 1 {
+        println!(
+            "| task | category | items | responses | answered | mean@{k} (pass@1) | pass@{k} |"
+        );
+        println!("|---|---|---:|---:|---:|---:|---:|");
+    } else {
+        println!("| task | category | items | answered | accuracy |");
+        println!("|---|---|---:|---:|---:|");
+    }
+    for row in report.summary() {
+        if k > 1 {
+            println!(
+                "| {task} | {} | {} | {} | {:.1}% | {:.2}% | {:.2}% |",
+                row.name,
+                row.items,
+                row.responses,
+                100.0 * row.answered,
+                100.0 * row.mean_at_k,
+                100.0 * row.pass_at_k
+            );
+        } else {
+            println!(
+                "| {task} | {} | {} | {:.1}% | {:.2}% |",
+                row.name,
+                row.items,
+                100.0 * row.answered,
+                100.0 * row.mean_at_k
+            );
+        }
+    }
+    let list = |what: &str, ids: &[String]| {
+        if ids.is_empty() {
+            return;
+        }
+        const SHOWN: usize = 20;
+        let shown = ids
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = if ids.len() > SHOWN {
+            format!(", … ({} more)", ids.len() - SHOWN)
+        } else {
+            String::new()
+        };
+        eprintln!("warning: {} {what}: {shown}{more}", ids.len());
+    };
+    let rejected: Vec<String> = report
+        .rejected
+        .iter()
+        .map(|r| format!("{} (line {}: {})", r.id, r.line + 1, r.reason))
+        .collect();
+    list("items with unparseable gold data, not scored", &rejected);
+    list("items without a response, not scored", &report.missing);
+    list(
+        "responses for ids that are not in the data",
+        &report.unknown,
+    );
+    list(
+        &format!("items with fewer than {k} responses (pass@n used)"),
+        &report.short,
+    );
+}
+
+struct BenchmarkRun {
+    task: BenchmarkTask,
+    args: EvalArgs,
+}
+
+impl BackendTask for BenchmarkRun {
+    type Output = anyhow::Result<BenchmarkReport>;
 
     fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
-        let args = self.0;
-        let EvalTask::MaskedSpan = args.task;
-        let pretrained = PretrainedModel::<B>::load(&args.model, device)
-            .with_context(|| format!("loading model folder {}", args.model.display()))?;
-        let tokenizer = pretrained.tokenizer.as_ref().with_context(|| {
-            format!("{}: evaluation needs tokenizer.json", args.model.display())
-        })?;
-        let items = build_items(&args.data.spec(), args.span, args.seed, args.limit)?;
-        if items.is_empty() {
-            anyhow::bail!("{}: no paragraph admits a span", args.data.corpus.display());
+        let Self { task, args } = self;
+        let model_dir = args.model.as_ref().context("--model is required")?;
+        let pretrained = PretrainedModel::<B>::load(model_dir, device)
+            .with_context(|| format!("loading model folder {}", model_dir.display()))?;
+        let tokenizer = pretrained
+            .tokenizer
+            .as_ref()
+            .with_context(|| format!("{}: evaluation needs tokenizer.json", model_dir.display()))?;
+        let mut data = load_benchmark(task, &args.data)?;
+        if let Some(limit) = args.limit {
+            data.keep_first_records(limit);
         }
-        let sampling = if args.temperature > 0.0 {
-            SamplingConfig {
-                temperature: args.temperature,
-                top_p: 1.0,
-                top_k: 0,
-            }
-        } else {
-            SamplingConfig::greedy()
+        let prompts: Vec<String> = data.items.iter().map(|item| prompt(task, item)).collect();
+        let settings = GenerationSettings {
+            sampling: sampling(args.temperature),
+            max_new_tokens: args.max_new_tokens.unwrap_or(512),
+            batch_size: args.batch_size,
+            samples: args.samples,
+            seed: args.seed,
+            stop_strings: STOP_STRINGS.iter().map(|s| s.to_string()).collect(),
         };
+        let progress = step_progress(prompts.len() * args.samples, 0);
+        progress.set_message(format!("{} responses", task.name()));
+        let responses = generate_responses(
+            &pretrained.model,
+            tokenizer,
+            &pretrained.config.eos_token_ids,
+            &prompts,
+            &settings,
+            device,
+            |done| progress.set_position(done as u64),
+        )?;
+        progress.finish_and_clear();
+        let mut report = score_items(task, &data.items, &responses, args.samples);
+        report.rejected = data.rejected;
+        Ok(report)
+    }
+}
+
+fn sampling(temperature: f32) -> SamplingConfig {
+    if temperature > 0.0 {
+        SamplingConfig {
+            temperature,
+            top_p: 1.0,
+            top_k: 0,
+        }
+    } else {
+        SamplingConfig::greedy()
+    }
+}
+
+struct MaskedSpanRun {
+    model: PathBuf,
+    args: EvalArgs,
+}
+
+impl BackendTask for MaskedSpanRun {
+    type Output = anyhow::Result<Vec<crate::eval::masked_span::ScoredItem>>;
+
+    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+        let Self { model, args } = self;
+        let pretrained = PretrainedModel::<B>::load(&model, device)
+            .with_context(|| format!("loading model folder {}", model.display()))?;
+        let tokenizer = pretrained
+            .tokenizer
+            .as_ref()
+            .with_context(|| format!("{}: evaluation needs tokenizer.json", model.display()))?;
+        let corpus = CorpusArgs {
+            corpus: args.data.clone(),
+            format: args.format,
+            text_field: args.text_field.clone(),
+            min_words: args.min_words,
+            max_words: args.max_words,
+        };
+        let items = build_items(
+            &corpus.spec(),
+            args.span,
+            args.seed,
+            args.limit.unwrap_or(200),
+        )?;
+        if items.is_empty() {
+            anyhow::bail!("{}: no paragraph admits a span", args.data.display());
+        }
         let settings = EvalSettings {
             style: args.prompt,
             templates: PromptTemplates::default(),
-            sampling,
-            max_new_tokens: args.max_new_tokens,
+            sampling: sampling(args.temperature),
+            max_new_tokens: args.max_new_tokens.unwrap_or(16),
             batch_size: args.batch_size,
             seed: args.seed,
             case_insensitive: args.case_insensitive,
         };
-        let progress = indicatif::ProgressBar::new(items.len() as u64);
+        let progress = step_progress(items.len(), 0);
         let scored = evaluate(
             &pretrained.model,
             tokenizer,

@@ -1,4 +1,12 @@
 //! Evaluation. At small scale the direct measure of PretrainZero is masked-span
-//! accuracy on held-out Wikipedia paragraphs.
+//! accuracy on held-out Wikipedia paragraphs; the paper's reasoning benchmarks
+//! (multiple choice and math) are scored from generated or saved responses.
 
+pub mod benchmarks;
+pub mod choice;
+pub mod generation;
 pub mod masked_span;
+pub mod math_answer;
+pub mod numeric;
+pub mod responses;
+pub mod scoring;

@@ -1,0 +1,84 @@
+//! Generating benchmark responses with a model: every prompt repeated `samples` times,
+//! batched through the rollout engine (the same batching, seeds and decoding as
+//! training), cut at the first stop string.
+
+use burn::prelude::Backend;
+
+use crate::models::{Decoder, SamplingConfig, TextTokenizer};
+use crate::rollout::RolloutEngine;
+
+pub struct GenerationSettings {
+    pub sampling: SamplingConfig,
+    pub max_new_tokens: usize,
+    pub batch_size: usize,
+    /// Responses per prompt (the n of pass@k).
+    pub samples: usize,
+    pub seed: u64,
+    pub stop_strings: Vec<String>,
+}
+
+/// `samples` responses for each prompt, in prompt order; `on_batch` gets the number of
+/// responses done so far.
+pub fn generate_responses<B: Backend>(
+    model: &Decoder<B>,
+    tokenizer: &TextTokenizer,
+    eos_token_ids: &[u32],
+    prompts: &[String],
+    settings: &GenerationSettings,
+    device: &B::Device,
+    mut on_batch: impl FnMut(usize),
+) -> anyhow::Result<Vec<Vec<String>>> {
+    let samples = settings.samples.max(1);
+    let engine = RolloutEngine {
+        model,
+        tokenizer,
+        eos_token_ids,
+        sampling: settings.sampling.clone(),
+        max_new_tokens: settings.max_new_tokens,
+        batch_size: settings.batch_size.max(1),
+        device,
+    };
+    let mut prompt_ids = Vec::with_capacity(prompts.len() * samples);
+    for prompt in prompts {
+        let ids = tokenizer.encode(prompt, false)?;
+        prompt_ids.extend(std::iter::repeat_n(ids, samples));
+    }
+    let mut flat = Vec::with_capacity(prompt_ids.len());
+    // Batches are fed one at a time only to report progress.
+    for (batch_index, batch) in prompt_ids.chunks(engine.batch_size).enumerate() {
+        let rollouts = engine.run(
+            batch,
+            &settings.stop_strings,
+            settings.seed.wrapping_add(batch_index as u64),
+        )?;
+        flat.extend(
+            rollouts
+                .into_iter()
+                .map(|r| cut_at_stop(&r.response_text, &settings.stop_strings)),
+        );
+        on_batch(flat.len());
+    }
+    Ok(flat.chunks(samples).map(<[String]>::to_vec).collect())
+}
+
+/// The response up to the first stop string (which the generator keeps).
+pub fn cut_at_stop(response: &str, stop_strings: &[String]) -> String {
+    let end = stop_strings
+        .iter()
+        .filter_map(|s| response.find(s.as_str()))
+        .min()
+        .unwrap_or(response.len());
+    response[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_at_the_earliest_stop_string() {
+        let stops = vec!["\nQuestion:".to_string(), "\nProblem:".to_string()];
+        assert_eq!(cut_at_stop("x\nProblem: y\nQuestion: z", &stops), "x");
+        assert_eq!(cut_at_stop("no stop", &stops), "no stop");
+    }
+}
