@@ -43,8 +43,13 @@ pub trait BackendTask {
 
 #[cfg(feature = "ndarray")]
 pub type CpuBackend = burn::backend::NdArray<f32>;
+/// WGPU without burn's operation fusion. With fusion and autotune both on, burn 0.21
+/// can pick a fused-reduce kernel that returns wrong values on Vulkan
+/// (tracel-ai/burn#5257; on Mesa lavapipe the parity test then saw `inf` log-probs
+/// whenever autotune happened to time the fallback reduce fastest). Autotune stays on
+/// for matmul selection.
 #[cfg(feature = "wgpu")]
-pub type WgpuBackend = burn::backend::Wgpu<f32, i32>;
+pub type WgpuBackend = burn::backend::wgpu::CubeBackend<burn::backend::wgpu::WgpuRuntime, f32, i32, u32>;
 #[cfg(feature = "cuda")]
 pub type CudaBackend = burn::backend::Cuda<f32, i32>;
 

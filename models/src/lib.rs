@@ -10,6 +10,7 @@ pub mod generate;
 pub mod kv_cache;
 pub mod pretrained;
 pub mod rope;
+pub mod row_ops;
 pub mod sampling;
 pub mod scoring;
 pub mod tokenizer;

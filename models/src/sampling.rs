@@ -7,7 +7,7 @@
 //! would otherwise interleave their draws and lose reproducibility.
 
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
+use crate::row_ops::{log_softmax_rows, row_argmax, row_cumsum, row_sum};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplingConfig {
@@ -51,15 +51,15 @@ pub fn sample<B: Backend>(
     let [batch, vocab] = logits.dims();
     let device = logits.device();
     if config.is_greedy() {
-        let ids = logits.clone().argmax(1);
-        let logprobs = log_softmax(logits, 1).gather(1, ids.clone());
+        let ids = row_argmax(logits.clone());
+        let logprobs = log_softmax_rows(logits).gather(1, ids.clone());
         return SampledTokens {
             ids: ids.reshape([batch]),
             logprobs: logprobs.reshape([batch]),
         };
     }
 
-    let logprobs_all = log_softmax(logits / config.temperature, 1);
+    let logprobs_all = log_softmax_rows(logits / config.temperature);
     let probs = logprobs_all.clone().exp();
     let truncate = config.top_p < 1.0 || (config.top_k > 0 && config.top_k < vocab);
     // Candidates in the order the CDF runs over, and their ids.
@@ -75,7 +75,7 @@ pub fn sample<B: Backend>(
         if config.top_p < 1.0 {
             // Keep the smallest prefix whose mass reaches top_p: a token is dropped when
             // the mass strictly before it already reaches top_p (the first always stays).
-            let mass_before = sorted.clone().cumsum(1) - sorted.clone();
+            let mass_before = row_cumsum(sorted.clone()) - sorted.clone();
             dropped.push(mass_before.greater_equal_elem(config.top_p));
         }
         let dropped = dropped
@@ -87,15 +87,12 @@ pub fn sample<B: Backend>(
         (probs, None)
     };
 
-    let cdf = candidate_probs.cumsum(1);
+    let cdf = row_cumsum(candidate_probs);
     let total = cdf.clone().slice([0..batch, vocab - 1..vocab]);
     let threshold = uniform * total;
     // Index of the first candidate whose CDF exceeds the draw.
-    let position = cdf
-        .lower_equal(threshold.expand([batch, vocab]))
-        .int()
-        .sum_dim(1)
-        .clamp_max(vocab as i64 - 1);
+    let below = cdf.lower_equal(threshold.expand([batch, vocab])).float();
+    let position = row_sum(below).int().clamp_max(vocab as i64 - 1);
     let ids = match candidate_ids {
         Some(order) => order.gather(1, position),
         None => position,

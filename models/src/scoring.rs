@@ -5,6 +5,7 @@ use burn::prelude::*;
 
 use crate::decoder::Decoder;
 use crate::error::{ModelError, Result};
+use crate::row_ops::row_logsumexp;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SequenceScores {
@@ -43,8 +44,7 @@ pub fn score_sequence<B: Backend>(
         device,
     );
     let logits = model.forward(tokens).reshape([len, vocab]);
-    let max = logits.clone().max_dim(1);
-    let logsumexp = (logits.clone() - max.clone()).exp().sum_dim(1).log() + max;
+    let logsumexp = row_logsumexp(logits.clone());
     let targets = Tensor::<B, 2, Int>::from_data(
         TensorData::new(
             ids[1..].iter().map(|&i| i as i64).collect::<Vec<_>>(),

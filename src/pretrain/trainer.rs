@@ -11,7 +11,6 @@ use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
 
 use super::token_stream::{validation_chunks, PackedTokenStream, StreamPosition, TaskMix};
@@ -387,7 +386,7 @@ pub fn next_token_loss<B: Backend>(
     let targets = tokens.slice([0..batch, 1..width]).reshape([batch * seq, 1]);
     let logits = model.forward(inputs);
     let vocab = logits.dims()[2];
-    let logprobs = log_softmax(logits.reshape([batch * seq, vocab]), 1);
+    let logprobs = crate::models::row_ops::log_softmax_rows(logits.reshape([batch * seq, vocab]));
     logprobs.gather(1, targets).mean().neg()
 }
 

@@ -4,8 +4,8 @@
 //! kernels replace [`masked_token_logprob_entropy`] behind the same signature.
 
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 
+use crate::models::row_ops::{log_softmax_rows, row_sum};
 use crate::models::Decoder;
 
 /// `logits [N, V]`, `targets [N]`, `mask [N]` (1 = selected) → `(logprob [N], entropy [N])`,
@@ -16,13 +16,12 @@ pub fn masked_token_logprob_entropy<B: Backend>(
     mask: Tensor<B, 1>,
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
     let [rows, _] = logits.dims();
-    let logprobs = log_softmax(logits, 1);
+    let logprobs = log_softmax_rows(logits);
     let picked = logprobs
         .clone()
         .gather(1, targets.reshape([rows, 1]))
         .reshape([rows]);
-    let entropy = (logprobs.clone().exp() * logprobs)
-        .sum_dim(1)
+    let entropy = row_sum(logprobs.clone().exp() * logprobs)
         .reshape([rows])
         .neg();
     (picked * mask.clone(), entropy * mask)
