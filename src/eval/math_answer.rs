@@ -5,7 +5,8 @@
 //! vs `2\sqrt{2}` is numeric and works, `\frac{\pi}{2}` vs `\pi/2` does not) is a known
 //! gap, see docs/EVAL.md.
 
-/// Relative tolerance of numeric equality; `0.3333` counts for `\frac{1}{3}`.
+/// Relative tolerance of numeric equality when a side is not an integer: `0.3333`
+/// counts for `\frac{1}{3}`. Two integers must be equal (43501 is not 43,500).
 const RELATIVE_TOLERANCE: f64 = 1e-4;
 
 /// Canonical form of an answer: wrappers, sizing commands, spaces, units and
@@ -67,6 +68,9 @@ fn normalized_equal(a: &str, b: &str) -> bool {
         return true;
     }
     if let (Some(x), Some(y)) = (numeric_value(a), numeric_value(b)) {
+        if x.fract() == 0.0 && y.fract() == 0.0 {
+            return x == y;
+        }
         return (x - y).abs() <= RELATIVE_TOLERANCE * x.abs().max(y.abs()).max(1e-12);
     }
     match (split_tuple(a), split_tuple(b)) {
@@ -384,6 +388,8 @@ mod tests {
         assert!(math_equal("0.3333", r"\frac{1}{3}"), "within the tolerance");
         assert!(!math_equal("0.33", r"\frac{1}{3}"));
         assert!(math_equal("43500", "43,500"));
+        assert!(!math_equal("43501", "43,500"), "integers compare exactly");
+        assert!(math_equal("3.0", "3"));
         assert!(math_equal("18.9", r"\$18.90"));
         assert!(math_equal("120", r"120^\circ"));
         assert!(math_equal(r"\frac{9}{5}", r"1\frac{4}{5}"));

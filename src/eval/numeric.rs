@@ -7,8 +7,9 @@ use crate::eval::math_answer;
 use crate::policy::parse::last_braced;
 
 /// Relative tolerance of numeric equality (GSM8K answers are integers or short
-/// decimals, so this only absorbs `0.1 + 0.2`-style float noise).
-const RELATIVE_TOLERANCE: f64 = 1e-6;
+/// decimals, so this only absorbs `0.1 + 0.2`-style float noise; 2880001 is not
+/// 2880000).
+const RELATIVE_TOLERANCE: f64 = 1e-9;
 
 /// Every number in `text`, in order, as canonical strings (`-1234.5`): an optional
 /// minus sign not glued to a preceding word, digits with `,` separators (dropped), an
@@ -164,6 +165,8 @@ mod tests {
         assert!(numbers_equal(parse_number("15.").unwrap(), 15.0));
         assert!(!numbers_equal(15.0, 16.0));
         assert!(!numbers_equal(0.5, 0.50001));
+        assert!(!numbers_equal(2_880_001.0, 2_880_000.0));
+        assert!(numbers_equal(0.1 + 0.2, 0.3));
         assert_eq!(parse_number(""), None);
         assert_eq!(parse_number("$"), None);
         assert_eq!(parse_number("12 apples"), None);

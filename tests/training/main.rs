@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod eval_responses;
 mod grpo;
 mod pretrain;
 mod readers;
