@@ -135,56 +135,53 @@ impl BenchmarkReport {
     /// The overall row, then one row per category (sorted by name) when items have
     /// categories.
     pub fn summary(&self) -> Vec<SummaryRow> {
-        // Per item (in order of first appearance): category, samples, correct, answered.
-        let mut per_item: Vec<(Option<String>, usize, usize, usize)> = Vec::new();
+        let mut tallies: Vec<ItemTally> = Vec::new();
         let mut last_id: Option<&str> = None;
         for response in &self.scored {
             if last_id != Some(response.id.as_str()) {
-                per_item.push((response.category.clone(), 0, 0, 0));
+                tallies.push(ItemTally {
+                    category: response.category.clone(),
+                    ..ItemTally::default()
+                });
                 last_id = Some(&response.id);
             }
-            let entry = per_item.last_mut().expect("pushed above");
-            entry.1 += 1;
-            entry.2 += response.correct as usize;
-            entry.3 += response.extracted.is_some() as usize;
+            let tally = tallies.last_mut().expect("pushed above");
+            tally.samples += 1;
+            tally.correct += response.correct as usize;
+            tally.answered += response.extracted.is_some() as usize;
         }
-        let mut rows = vec![self.row("overall", per_item.iter())];
-        let mut categories: BTreeMap<&str, Vec<&(Option<String>, usize, usize, usize)>> =
-            BTreeMap::new();
-        for item in &per_item {
-            if let Some(category) = &item.0 {
-                categories.entry(category).or_default().push(item);
+        let mut rows = vec![self.row("overall", tallies.iter())];
+        let mut categories: BTreeMap<&str, Vec<&ItemTally>> = BTreeMap::new();
+        for tally in &tallies {
+            if let Some(category) = &tally.category {
+                categories.entry(category).or_default().push(tally);
             }
         }
-        for (name, items) in categories {
-            rows.push(self.row(name, items.into_iter()));
+        for (name, tallies) in categories {
+            rows.push(self.row(name, tallies.into_iter()));
         }
         rows
     }
 
-    fn row<'a>(
-        &self,
-        name: &str,
-        items: impl Iterator<Item = &'a (Option<String>, usize, usize, usize)>,
-    ) -> SummaryRow {
-        let (mut count, mut responses, mut answered, mut mean, mut pass) = (0, 0, 0, 0.0, 0.0);
-        for &(_, n, c, a) in items {
-            count += 1;
-            responses += n;
-            answered += a;
-            mean += c as f64 / n as f64;
-            pass += pass_at_k(n, c, self.k);
+    fn row<'a>(&self, name: &str, tallies: impl Iterator<Item = &'a ItemTally>) -> SummaryRow {
+        let (mut items, mut responses, mut answered, mut mean, mut pass) = (0, 0, 0, 0.0, 0.0);
+        for tally in tallies {
+            items += 1;
+            responses += tally.samples;
+            answered += tally.answered;
+            mean += tally.correct as f64 / tally.samples as f64;
+            pass += pass_at_k(tally.samples, tally.correct, self.k);
         }
         let per_item = |total: f64| {
-            if count == 0 {
+            if items == 0 {
                 0.0
             } else {
-                total / count as f64
+                total / items as f64
             }
         };
         SummaryRow {
             name: name.to_string(),
-            items: count,
+            items,
             responses,
             answered: if responses == 0 {
                 0.0
@@ -195,6 +192,15 @@ impl BenchmarkReport {
             pass_at_k: per_item(pass),
         }
     }
+}
+
+/// The responses of one item (consecutive in `scored`).
+#[derive(Default)]
+struct ItemTally {
+    category: Option<String>,
+    samples: usize,
+    correct: usize,
+    answered: usize,
 }
 
 /// Unbiased pass@k of one item with `n` samples of which `correct` are right:

@@ -83,7 +83,7 @@ fn responses_for(task: BenchmarkTask, record: &Value, index: usize) -> (Value, S
         BenchmarkTask::Gsm8k => {
             let gold = s(&record["final_answer"]);
             let value: f64 = gold.replace(',', "").parse().unwrap();
-            let good = if index % 2 == 0 {
+            let good = if index.is_multiple_of(2) {
                 format!("Adding up gives the result.\n#### {gold}")
             } else {
                 format!(r"In total \boxed{{{gold}}} units.")
