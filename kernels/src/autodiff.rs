@@ -1,0 +1,96 @@
+//! `Autodiff<B>`: the forward runs `B`'s implementation (kernel or reference) and
+//! registers a backward that calls `B::logprob_entropy_backward`, so the gradient is
+//! one pass over the logits and no softmax is stored between the passes.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::Autodiff;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::ops::{FloatTensor, IntTensor};
+
+use crate::backend_ext::RewardStepBackend;
+
+/// What the backward needs: the logits and row statistics (the output of the forward
+/// holds the entropy). Holding `logits` keeps the LM head's output alive until the
+/// backward, which the matmul's own backward does not need; the reference path held
+/// two `[N, V]` tensors instead.
+#[derive(Debug, Clone)]
+struct LogprobEntropyState<B: RewardStepBackend> {
+    logits: FloatTensor<B>,
+    targets: IntTensor<B>,
+    mask: FloatTensor<B>,
+    stats: FloatTensor<B>,
+    out: FloatTensor<B>,
+}
+
+#[derive(Debug)]
+struct LogprobEntropyBackward;
+
+impl<B: RewardStepBackend> Backward<B, 1> for LogprobEntropyBackward {
+    type State = LogprobEntropyState<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [logits_node] = ops.parents;
+        let grad_out = grads.consume::<B>(&ops.node);
+        let state = ops.state;
+        if let Some(node) = logits_node {
+            let grad = B::logprob_entropy_backward(
+                state.logits,
+                state.targets,
+                state.mask,
+                state.stats,
+                state.out,
+                grad_out,
+            );
+            grads.register::<B>(node.id, grad);
+        }
+    }
+}
+
+impl<B: RewardStepBackend, C: CheckpointStrategy> RewardStepBackend for Autodiff<B, C> {
+    fn logprob_entropy_forward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        mask: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (out, stats) =
+            B::logprob_entropy_forward(logits.primitive.clone(), targets.clone(), mask.primitive.clone());
+        let stats_out = Self::from_inner(stats.clone());
+        let out = match LogprobEntropyBackward
+            .prepare::<C>([logits.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = LogprobEntropyState {
+                    logits: logits.primitive,
+                    targets,
+                    mask: mask.primitive,
+                    stats,
+                    out: out.clone(),
+                };
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        };
+        (out, stats_out)
+    }
+
+    fn group_advantages(
+        rewards: FloatTensor<Self>,
+        group_size: usize,
+        scale: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (advantages, keep) = B::group_advantages(rewards.primitive, group_size, scale);
+        (Self::from_inner(advantages), Self::from_inner(keep))
+    }
+
+    fn generator_rewards(
+        predictor_rewards: FloatTensor<Self>,
+        answers_per_mask: usize,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::generator_rewards(predictor_rewards.primitive, answers_per_mask))
+    }
+}

@@ -1,0 +1,81 @@
+//! The backend extension trait. Its default methods are the plain-tensor reference
+//! (so `impl RewardStepBackend for NdArray {}` is the CPU path); `CubeBackend`
+//! (WGPU, CUDA) overrides them with the CubeCL kernels and `Autodiff<B>` adds the
+//! custom backward on top of whichever `B` it wraps.
+
+use burn::prelude::*;
+use burn::tensor::ops::{FloatTensor, IntTensor};
+use burn::tensor::TensorPrimitive;
+
+use crate::reference;
+
+fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+fn int<B: Backend, const D: usize>(t: IntTensor<B>) -> Tensor<B, D, Int> {
+    Tensor::from_primitive(t)
+}
+
+pub trait RewardStepBackend: Backend {
+    /// `logits [N, V]`, `targets [N]`, `mask [N]` → `(out [N, 2], stats [N, 2])`:
+    /// `out = (log p(target), entropy)` (zero where `mask = 0`),
+    /// `stats = (row max, ln Σ exp(x − max))` for the backward.
+    fn logprob_entropy_forward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        mask: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (out, stats) = reference::logprob_entropy_forward::<Self>(
+            float(logits),
+            int(targets),
+            float(mask),
+        );
+        (out.into_primitive().tensor(), stats.into_primitive().tensor())
+    }
+
+    /// `grad_logits [N, V]` from `grad_out [N, 2]`.
+    fn logprob_entropy_backward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        mask: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        out: FloatTensor<Self>,
+        grad_out: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        reference::logprob_entropy_backward::<Self>(
+            float(logits),
+            int(targets),
+            float(mask),
+            float(stats),
+            float(out),
+            float(grad_out),
+        )
+        .into_primitive()
+        .tensor()
+    }
+
+    /// `(advantages [M], keep [M])` per consecutive group of `group_size`.
+    fn group_advantages(
+        rewards: FloatTensor<Self>,
+        group_size: usize,
+        scale: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (advantages, keep) = reference::group_advantages::<Self>(float(rewards), group_size, scale);
+        (advantages.into_primitive().tensor(), keep.into_primitive().tensor())
+    }
+
+    /// `[M / answers_per_mask]` generator rewards from predictor rewards.
+    fn generator_rewards(
+        predictor_rewards: FloatTensor<Self>,
+        answers_per_mask: usize,
+    ) -> FloatTensor<Self> {
+        reference::generator_rewards::<Self>(float(predictor_rewards), answers_per_mask)
+            .into_primitive()
+            .tensor()
+    }
+}
+
+/// The CPU backend uses the reference.
+#[cfg(feature = "ndarray")]
+impl RewardStepBackend for burn::backend::ndarray::NdArray<f32> {}

@@ -1,0 +1,180 @@
+//! The masked-token reward step as two CubeCL kernels, one cube (workgroup) per row.
+//!
+//! Forward: every unit walks its strided share of the row once, keeping an online
+//! `(max, Σ e^(x−max), Σ e^(x−max)·(x−max))`; the cube then merges the units' triples
+//! in shared memory. From them, `log p(t) = (x_t − max) − ln s` and
+//! `H = ln s − u / s`. Only `N × 2` outputs and `N × 2` row statistics are written.
+//!
+//! Backward: one more pass over the row writes
+//! `g_lp · (1[v = t] − p_v) − g_ent · p_v · (log p_v + H)`, with `p_v` recomputed from
+//! the statistics instead of stored.
+//!
+//! Accumulation is in f32 whatever the logits' type. Masked-out rows return at once in
+//! the forward (one read of the mask) and write zeros in the backward. There is no
+//! plane (subgroup) path: the shared-memory merge works on every device, including
+//! Mesa's software Vulkan driver, which has no plane operations; the merge is a
+//! negligible part of a row of 32k–152k logits.
+
+use cubecl::prelude::*;
+
+// −3e38 is the finite stand-in for −∞ below (WGSL cannot spell an infinite literal):
+// logits at or below it, real −∞ included, contribute nothing.
+
+/// Row of the current cube; rows beyond 65,535 spill into `CUBE_POS_Y`.
+#[cube]
+fn cube_row() -> usize {
+    (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize
+}
+
+#[cube(launch)]
+pub fn logprob_entropy_forward_kernel<F: Float, I: Numeric>(
+    logits: &Tensor<F>,  // [N, V], contiguous
+    targets: &Tensor<I>, // [N]
+    mask: &Tensor<F>,    // [N]
+    out: &mut Tensor<F>, // [N, 2]: (log p(target), entropy)
+    stats: &mut Tensor<F>, // [N, 2]: (max, ln s)
+    rows: u32,
+    #[comptime] block: u32,
+    #[define(F, I)] _dtypes: [StorageType; 2],
+) {
+    let row = cube_row();
+    if row >= rows as usize {
+        terminate!();
+    }
+    let unit = UNIT_POS_X as usize;
+    if f32::cast_from(mask[row]) == 0.0 {
+        if unit == 0 {
+            out[row * 2] = F::new(0.0);
+            out[row * 2 + 1] = F::new(0.0);
+            stats[row * 2] = F::new(0.0);
+            stats[row * 2 + 1] = F::new(0.0);
+        }
+        terminate!();
+    }
+    let vocab = logits.shape(1);
+    let base = row * vocab;
+
+    // 1. This unit's share of the row, online.
+    let mut m = f32::new(-3.0e38);
+    let mut s = 0.0f32;
+    let mut u = 0.0f32;
+    let mut v = unit;
+    while v < vocab {
+        let x = f32::cast_from(logits[base + v]);
+        if x > -3.0e38f32 {
+            if x > m {
+                // Rescale what was summed so far to the new maximum.
+                let a = (m - x).exp();
+                u = a * (u + s * (m - x));
+                s = a * s + 1.0;
+                m = x;
+            } else {
+                let d = x - m;
+                let e = (d).exp();
+                s += e;
+                u += e * d;
+            }
+        }
+        v += block as usize;
+    }
+
+    // 2. Merge the units' triples (tree in shared memory).
+    let mut shared_m = SharedMemory::<f32>::new(block as usize);
+    let mut shared_s = SharedMemory::<f32>::new(block as usize);
+    let mut shared_u = SharedMemory::<f32>::new(block as usize);
+    shared_m[unit] = m;
+    shared_s[unit] = s;
+    shared_u[unit] = u;
+    sync_cube();
+    // A runtime value (CUBE_DIM_X == block): a comptime one cannot be halved in a loop.
+    let mut stride = (CUBE_DIM_X / 2) as usize;
+    while stride > 0 {
+        if unit < stride {
+            // Both triples re-expressed relative to the larger maximum.
+            let m1 = shared_m[unit];
+            let s1 = shared_s[unit];
+            let u1 = shared_u[unit];
+            let m2 = shared_m[unit + stride];
+            let s2 = shared_s[unit + stride];
+            let u2 = shared_u[unit + stride];
+            let mm = m1.max(m2);
+            let mut ss = 0.0f32;
+            let mut uu = 0.0f32;
+            if s1 > 0.0 {
+                let a = (m1 - mm).exp();
+                ss += a * s1;
+                uu += a * (u1 + s1 * (m1 - mm));
+            }
+            if s2 > 0.0 {
+                let a = (m2 - mm).exp();
+                ss += a * s2;
+                uu += a * (u2 + s2 * (m2 - mm));
+            }
+            shared_m[unit] = mm;
+            shared_s[unit] = ss;
+            shared_u[unit] = uu;
+        }
+        sync_cube();
+        stride /= 2;
+    }
+
+    // 3. Row results.
+    if unit == 0 {
+        let max = shared_m[0];
+        let sum = shared_s[0];
+        let log_sum = (sum).ln();
+        let target = u32::cast_from(targets[row]) as usize;
+        let x_t = f32::cast_from(logits[base + target]);
+        out[row * 2] = F::cast_from((x_t - max) - log_sum);
+        out[row * 2 + 1] = F::cast_from(log_sum - shared_u[0] / sum);
+        stats[row * 2] = F::cast_from(max);
+        stats[row * 2 + 1] = F::cast_from(log_sum);
+    }
+}
+
+#[cube(launch)]
+pub fn logprob_entropy_backward_kernel<F: Float, I: Numeric>(
+    logits: &Tensor<F>,       // [N, V], contiguous
+    targets: &Tensor<I>,      // [N]
+    mask: &Tensor<F>,         // [N]
+    stats: &Tensor<F>,        // [N, 2]
+    out: &Tensor<F>,          // [N, 2]
+    grad_out: &Tensor<F>,     // [N, 2], contiguous
+    grad_logits: &mut Tensor<F>, // [N, V]
+    rows: u32,
+    #[comptime] block: u32,
+    #[define(F, I)] _dtypes: [StorageType; 2],
+) {
+    let row = cube_row();
+    if row >= rows as usize {
+        terminate!();
+    }
+    let unit = UNIT_POS_X as usize;
+    let vocab = logits.shape(1);
+    let base = row * vocab;
+    let keep = f32::cast_from(mask[row]);
+    let g_lp = keep * f32::cast_from(grad_out[row * 2]);
+    let g_ent = keep * f32::cast_from(grad_out[row * 2 + 1]);
+    let max = f32::cast_from(stats[row * 2]);
+    let log_sum = f32::cast_from(stats[row * 2 + 1]);
+    let entropy = f32::cast_from(out[row * 2 + 1]);
+    let target = u32::cast_from(targets[row]) as usize;
+
+    let mut v = unit;
+    while v < vocab {
+        let mut grad = 0.0f32;
+        if keep != 0.0 {
+            let x = f32::cast_from(logits[base + v]);
+            if x > -3.0e38f32 {
+                let logp = (x - max) - log_sum;
+                let p = (logp).exp();
+                grad = -g_lp * p - g_ent * p * (logp + entropy);
+            }
+            if v == target {
+                grad += g_lp;
+            }
+        }
+        grad_logits[base + v] = F::cast_from(grad);
+        v += block as usize;
+    }
+}

@@ -1,0 +1,117 @@
+//! The reward step of PretrainZero's GRPO update (DESIGN.md §7) as custom CubeCL
+//! kernels, with a plain-tensor reference for backends without CubeCL:
+//!
+//! - [`masked_token_logprob_entropy`]: log-probability of each sampled token and the
+//!   entropy of its distribution, forward and backward, one pass over the logits each;
+//! - [`group_advantages`] and [`generator_rewards`]: GRPO's group normalisation and
+//!   PretrainZero's min-max generator reward, on the device.
+//!
+//! Dispatch is by backend type through [`RewardStepBackend`]: ndarray → reference,
+//! `CubeBackend` (WGPU, CUDA) → kernels, `Autodiff<B>` → `B`'s forward plus a
+//! custom backward.
+
+mod autodiff;
+mod backend_ext;
+#[cfg(feature = "cube")]
+mod cube;
+pub mod reference;
+
+use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
+
+pub use backend_ext::RewardStepBackend;
+
+/// Bound on the extra memory of the reward step: rows are processed in chunks whose
+/// logits fit this many bytes (the reference path materialises a few `[rows, V]`
+/// temporaries per chunk; the kernels only `rows × 4` values).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowChunking {
+    pub budget_bytes: usize,
+}
+
+impl Default for RowChunking {
+    /// 1 GiB: whole batches on small vocabularies, ~1,700 rows of Qwen3's 151,936.
+    fn default() -> Self {
+        Self {
+            budget_bytes: 1 << 30,
+        }
+    }
+}
+
+impl RowChunking {
+    pub fn rows_per_chunk(&self, vocab: usize) -> usize {
+        (self.budget_bytes / (vocab.max(1) * std::mem::size_of::<f32>())).max(1)
+    }
+}
+
+/// `logits [N, V]`, `targets [N]`, `mask [N]` (1 = the row is a response token) →
+/// `(logprob [N], entropy [N])`, both 0 where `mask = 0`. Differentiable on
+/// `Autodiff<B>` with respect to `logits`.
+pub fn masked_token_logprob_entropy<B: RewardStepBackend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    mask: Tensor<B, 1>,
+    chunking: RowChunking,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let [rows, vocab] = logits.dims();
+    let per_chunk = chunking.rows_per_chunk(vocab);
+    let mut outputs = Vec::new();
+    let mut start = 0;
+    while start < rows {
+        let end = (start + per_chunk).min(rows);
+        let (logits, targets, mask) = if start == 0 && end == rows {
+            (logits.clone(), targets.clone(), mask.clone())
+        } else {
+            (
+                logits.clone().slice([start..end, 0..vocab]),
+                targets.clone().slice([start..end]),
+                mask.clone().slice([start..end]),
+            )
+        };
+        let (out, _stats) = B::logprob_entropy_forward(
+            logits.into_primitive().tensor(),
+            targets.into_primitive(),
+            mask.into_primitive().tensor(),
+        );
+        outputs.push(Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(out)));
+        start = end;
+    }
+    let out = if outputs.len() == 1 {
+        outputs.pop().expect("one chunk")
+    } else {
+        Tensor::cat(outputs, 0)
+    };
+    let logprob = out.clone().slice([0..rows, 0..1]).reshape([rows]);
+    let entropy = out.slice([0..rows, 1..2]).reshape([rows]);
+    (logprob, entropy)
+}
+
+/// GRPO advantages per consecutive group of `group_size` rewards:
+/// `(advantages [M], keep [M])`, keep 1.0 for samples of groups with unequal rewards.
+pub fn group_advantages<B: RewardStepBackend>(
+    rewards: Tensor<B, 1>,
+    group_size: usize,
+    scale: bool,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    assert!(group_size > 0 && rewards.dims()[0] % group_size == 0, "rewards must fill whole groups");
+    let (advantages, keep) = B::group_advantages(rewards.into_primitive().tensor(), group_size, scale);
+    (
+        Tensor::from_primitive(TensorPrimitive::Float(advantages)),
+        Tensor::from_primitive(TensorPrimitive::Float(keep)),
+    )
+}
+
+/// Generator reward per mask from its group of `answers_per_mask` predictor rewards.
+pub fn generator_rewards<B: RewardStepBackend>(
+    predictor_rewards: Tensor<B, 1>,
+    answers_per_mask: usize,
+) -> Tensor<B, 1> {
+    assert!(
+        answers_per_mask > 0 && predictor_rewards.dims()[0] % answers_per_mask == 0,
+        "predictor rewards must fill whole groups"
+    );
+    Tensor::from_primitive(TensorPrimitive::Float(B::generator_rewards(
+        predictor_rewards.into_primitive().tensor(),
+        answers_per_mask,
+    )))
+}
