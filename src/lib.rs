@@ -13,6 +13,7 @@ pub mod optim;
 pub mod policy;
 pub mod pretrain;
 pub mod progress;
+pub mod report;
 pub mod reward;
 pub mod rollout;
 pub mod token_list;

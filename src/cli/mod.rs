@@ -6,6 +6,7 @@ pub mod data;
 pub mod eval;
 pub mod generate;
 pub mod pretrain;
+pub mod report;
 pub mod score;
 pub mod train;
 
@@ -42,6 +43,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Continued pretraining (next-token cross-entropy), from an HF model or a preset.
     Pretrain(pretrain::PretrainArgs),
+    /// Charts and an HTML page of a run folder, or of several runs compared.
+    Report(report::ReportArgs),
 }
 
 impl Command {
@@ -55,6 +58,7 @@ impl Command {
             Command::Tokenizer(args) => data::run_tokenizer(args),
             Command::Pretrain(args) => pretrain::run(args),
             Command::Eval(args) => eval::run(args),
+            Command::Report(args) => report::run(args),
         }
     }
 }

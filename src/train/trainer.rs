@@ -227,6 +227,11 @@ pub fn run_training<B: Backend>(
         &export_dir,
         WeightDtype::F32,
     )?;
+    // The run is complete without its report; a failure here must not lose it.
+    match crate::report::write_report(run_dir) {
+        Ok(report) => println!("report: {}", report.index.display()),
+        Err(e) => eprintln!("warning: report not written: {e:#}"),
+    }
     Ok(TrainSummary {
         steps: state.step,
         run_dir: run_dir.to_path_buf(),
