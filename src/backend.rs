@@ -4,7 +4,7 @@
 //! [`BackendTask`] once and [`run_on`] instantiates it for the backend picked by
 //! `--device`.
 
-use burn::prelude::Backend;
+use crate::kernels::RewardStepBackend;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceKind {
@@ -38,20 +38,23 @@ impl DeviceKind {
 /// A computation written once for every backend.
 pub trait BackendTask {
     type Output;
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output;
+    fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output;
 }
 
 #[cfg(feature = "ndarray")]
 pub type CpuBackend = burn::backend::NdArray<f32>;
-/// WGPU without burn's operation fusion. With fusion and autotune both on, burn 0.21
+/// The GPU backends run burn's `CubeBackend` directly, without its operation-fusion
+/// wrapper: the reward-step kernels (kernels crate) are implemented for `CubeBackend`,
+/// and fusion would hide them behind `Fusion<…>`. Autotune stays on (matmul selection).
+///
+/// WGPU without fusion is also a correctness choice. With fusion and autotune both on, burn 0.21
 /// can pick a fused-reduce kernel that returns wrong values on Vulkan
 /// (tracel-ai/burn#5257; on Mesa lavapipe the parity test then saw `inf` log-probs
-/// whenever autotune happened to time the fallback reduce fastest). Autotune stays on
-/// for matmul selection.
+/// whenever autotune happened to time the fallback reduce fastest).
 #[cfg(feature = "wgpu")]
 pub type WgpuBackend = burn::backend::wgpu::CubeBackend<burn::backend::wgpu::WgpuRuntime, f32, i32, u32>;
 #[cfg(feature = "cuda")]
-pub type CudaBackend = burn::backend::Cuda<f32, i32>;
+pub type CudaBackend = crate::kernels::CudaBackend;
 
 pub fn run_on<T: BackendTask>(kind: DeviceKind, task: T) -> anyhow::Result<T::Output> {
     match kind {

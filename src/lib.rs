@@ -20,4 +20,5 @@ pub mod token_list;
 pub mod train;
 pub mod update;
 
+pub use pretrainzero_kernels as kernels;
 pub use pretrainzero_models as models;

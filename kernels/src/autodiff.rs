@@ -78,6 +78,10 @@ impl<B: RewardStepBackend, C: CheckpointStrategy> RewardStepBackend for Autodiff
         (out, stats_out)
     }
 
+    fn reserved_memory_bytes(device: &Self::Device) -> Option<u64> {
+        B::reserved_memory_bytes(device)
+    }
+
     fn group_advantages(
         rewards: FloatTensor<Self>,
         group_size: usize,

@@ -65,6 +65,12 @@ pub trait RewardStepBackend: Backend {
         (advantages.into_primitive().tensor(), keep.into_primitive().tensor())
     }
 
+    /// Bytes the device's memory pool has reserved, where the backend can tell (the
+    /// CubeCL backends); benchmarks read peak usage from its growth.
+    fn reserved_memory_bytes(_device: &Self::Device) -> Option<u64> {
+        None
+    }
+
     /// `[M / answers_per_mask]` generator rewards from predictor rewards.
     fn generator_rewards(
         predictor_rewards: FloatTensor<Self>,

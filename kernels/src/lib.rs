@@ -21,6 +21,11 @@ use burn::tensor::TensorPrimitive;
 
 pub use backend_ext::RewardStepBackend;
 
+/// burn's CUDA backend without its fusion wrapper, which would hide these kernels
+/// (burn-cuda does not export the unfused type).
+#[cfg(feature = "cuda")]
+pub type CudaBackend = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
+
 /// Bound on the extra memory of the reward step: rows are processed in chunks whose
 /// logits fit this many bytes (the reference path materialises a few `[rows, V]`
 /// temporaries per chunk; the kernels only `rows × 4` values).

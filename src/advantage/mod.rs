@@ -3,8 +3,13 @@
 //! `scale = false` (Dr.GRPO). Groups whose rewards are all equal carry no signal and
 //! are dropped (DAPO dynamic filtering).
 //!
-//! This is the host reference; the CubeCL kernel of the kernels crate computes the
-//! same on the device.
+//! The loop calls [`device_group_advantages`] and [`device_generator_rewards`]: the
+//! CubeCL kernels of the kernels crate on WGPU and CUDA, plain tensor ops on the CPU.
+//! [`group_advantages`] is the host reference (and handles unequal group sizes).
+
+use burn::prelude::*;
+
+use crate::kernels::RewardStepBackend;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupAdvantages {
@@ -55,6 +60,43 @@ pub fn group_advantages(rewards: &[f32], group_sizes: &[usize], scale: bool) -> 
     }
 }
 
+/// Advantages of consecutive groups of `group_size` rewards, computed on `device`.
+pub fn device_group_advantages<B: RewardStepBackend>(
+    rewards: &[f32],
+    group_size: usize,
+    scale: bool,
+    device: &B::Device,
+) -> GroupAdvantages {
+    let groups = rewards.len() / group_size.max(1);
+    if rewards.is_empty() {
+        return GroupAdvantages { advantages: Vec::new(), keep: Vec::new(), groups: 0, zero_variance_groups: 0 };
+    }
+    let rewards = Tensor::<B, 1>::from_floats(rewards, device);
+    let (advantages, keep) = crate::kernels::group_advantages(rewards, group_size, scale);
+    let keep: Vec<bool> = to_host(keep).into_iter().map(|k| k > 0.5).collect();
+    // A single-member group has no spread either; the kernel already drops it.
+    let zero_variance_groups = keep.chunks(group_size).filter(|group| !group[0]).count();
+    GroupAdvantages { advantages: to_host(advantages), keep, groups, zero_variance_groups }
+}
+
+/// Generator reward of each mask from its `answers_per_mask` predictor rewards
+/// (`0` if none was right, else `1 − acc`), computed on `device`.
+pub fn device_generator_rewards<B: RewardStepBackend>(
+    predictor_rewards: &[f32],
+    answers_per_mask: usize,
+    device: &B::Device,
+) -> Vec<f32> {
+    if predictor_rewards.is_empty() {
+        return Vec::new();
+    }
+    let rewards = Tensor::<B, 1>::from_floats(predictor_rewards, device);
+    to_host(crate::kernels::generator_rewards(rewards, answers_per_mask))
+}
+
+fn to_host<B: Backend>(t: Tensor<B, 1>) -> Vec<f32> {
+    t.into_data().convert::<f32>().into_vec().expect("f32 data")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +125,22 @@ mod tests {
         let out = group_advantages(&[1.0], &[1], true);
         assert_eq!(out.keep, vec![false]);
         assert_eq!(out.zero_variance_groups, 1);
+    }
+
+    #[test]
+    fn device_path_matches_the_host_reference() {
+        type Cpu = burn::backend::NdArray<f32>;
+        let device = Default::default();
+        let rewards = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.0, 1.0, 0.0];
+        let host = group_advantages(&rewards, &[4, 4, 4], true);
+        let on_device = device_group_advantages::<Cpu>(&rewards, 4, true, &device);
+        assert_eq!(on_device.keep, host.keep);
+        assert_eq!((on_device.groups, on_device.zero_variance_groups), (3, 1));
+        for (a, b) in on_device.advantages.iter().zip(&host.advantages) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        // acc 0 → 0; 1 of 4 → 3/4; all 4 → 0.
+        let predictor = [0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0];
+        assert_eq!(device_generator_rewards::<Cpu>(&predictor, 4, &device), vec![0.0, 0.75, 0.0]);
     }
 }

@@ -1,8 +1,8 @@
 //! `pretrainzero bench ...`: speed tables. Targets live here, never in unit tests.
 
+use crate::kernels::RewardStepBackend;
 use std::time::Instant;
 
-use burn::prelude::Backend;
 
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
@@ -18,6 +18,8 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// Decode throughput of batched generation on a randomly initialised model.
     Generate(GenerateBenchArgs),
+    /// The masked-token reward step: fused kernel vs plain-tensor reference.
+    Kernels(super::bench_kernels::KernelBenchArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -38,6 +40,7 @@ pub struct GenerateBenchArgs {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
+        BenchWhat::Kernels(args) => super::bench_kernels::run(args),
         BenchWhat::Generate(args) => {
             if args.new_tokens < 2 || args.prompt_len == 0 {
                 anyhow::bail!("--new-tokens must be at least 2 and --prompt-len at least 1");
@@ -81,7 +84,7 @@ struct GenerateBenchRow {
 impl BackendTask for GenerateBench {
     type Output = Vec<GenerateBenchRow>;
 
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+    fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output {
         let model = random_decoder::<B>(&self.config, 0, device);
         let vocab = self.config.vocab_size as u32;
         let run = |batch: usize, new_tokens: usize| -> f64 {

@@ -1,12 +1,13 @@
 //! `pretrainzero eval`: held-out masked-span accuracy, and the reasoning benchmarks
 //! (from a model, or from saved responses with `--responses`).
 
+use crate::data::split::{Split, SplitRule};
+use crate::kernels::RewardStepBackend;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use burn::prelude::Backend;
 use serde::Serialize;
 
 use super::data::{CorpusArgs, FormatArg};
@@ -54,6 +55,24 @@ impl EvalTask {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitChoice {
+    /// Every paragraph of the corpus.
+    All,
+    Train,
+    Validation,
+}
+
+impl SplitChoice {
+    fn side(self) -> Option<Split> {
+        match self {
+            Self::All => None,
+            Self::Train => Some(Split::Train),
+            Self::Validation => Some(Split::Validation),
+        }
+    }
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
     /// Model folder (HF config.json + safetensors + tokenizer.json); not needed with
@@ -89,6 +108,17 @@ pub struct EvalArgs {
     pub responses: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "random")]
     pub span: SpanChoice,
+    /// masked-span: only paragraphs of this side of the article split that `train`
+    /// uses (`data.validation_fraction`, `data.split_seed`), e.g. `validation` to score
+    /// articles the RL run never saw.
+    #[arg(long, value_enum, default_value = "all")]
+    pub split: SplitChoice,
+    /// masked-span with `--split`: fraction of articles on the validation side.
+    #[arg(long, default_value_t = 0.2)]
+    pub validation_fraction: f64,
+    /// masked-span with `--split`: the split's seed.
+    #[arg(long, default_value_t = 1)]
+    pub split_seed: u64,
     #[arg(long, value_enum, default_value = "direct")]
     pub prompt: PromptStyle,
     /// 0 = greedy.
@@ -258,7 +288,7 @@ struct BenchmarkRun {
 impl BackendTask for BenchmarkRun {
     type Output = anyhow::Result<BenchmarkReport>;
 
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+    fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output {
         let Self { task, args } = self;
         let model_dir = args.model.as_ref().context("--model is required")?;
         let pretrained = PretrainedModel::<B>::load(model_dir, device)
@@ -318,7 +348,7 @@ struct MaskedSpanRun {
 impl BackendTask for MaskedSpanRun {
     type Output = anyhow::Result<Vec<crate::eval::masked_span::ScoredItem>>;
 
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+    fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output {
         let Self { model, args } = self;
         let pretrained = PretrainedModel::<B>::load(&model, device)
             .with_context(|| format!("loading model folder {}", model.display()))?;
@@ -333,11 +363,21 @@ impl BackendTask for MaskedSpanRun {
             min_words: args.min_words,
             max_words: args.max_words,
         };
+        let split = args.split.side().map(|side| {
+            (
+                SplitRule {
+                    seed: args.split_seed,
+                    validation_fraction: args.validation_fraction,
+                },
+                side,
+            )
+        });
         let items = build_items(
             &corpus.spec(),
             args.span,
             args.seed,
             args.limit.unwrap_or(200),
+            split,
         )?;
         if items.is_empty() {
             anyhow::bail!("{}: no paragraph admits a span", args.data.display());

@@ -1,9 +1,9 @@
 //! `pretrainzero generate`: continue one prompt.
 
+use crate::kernels::RewardStepBackend;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use burn::prelude::Backend;
 use serde::Serialize;
 
 use super::DeviceArg;
@@ -93,7 +93,7 @@ struct GenerateTask(GenerateArgs);
 impl BackendTask for GenerateTask {
     type Output = anyhow::Result<GenerateOutput>;
 
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+    fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output {
         let args = self.0;
         let pretrained = PretrainedModel::<B>::load(&args.model, device)
             .with_context(|| format!("loading model folder {}", args.model.display()))?;

@@ -2,6 +2,7 @@
 //! calls into the library; errors travel up to `main`, which prints them on one line.
 
 pub mod bench;
+pub mod bench_kernels;
 pub mod data;
 pub mod eval;
 pub mod generate;

@@ -1,8 +1,8 @@
 //! `pretrainzero pretrain`: continued pretraining (next-token cross-entropy).
 
+use crate::kernels::RewardStepBackend;
 use std::path::PathBuf;
 
-use burn::prelude::Backend;
 
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
@@ -174,7 +174,7 @@ struct PretrainTask {
 impl BackendTask for PretrainTask {
     type Output = anyhow::Result<PretrainSummary>;
 
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+    fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output {
         run_pretraining::<B>(self.config, &self.run_dir, device)
     }
 }
@@ -187,7 +187,7 @@ struct ExportTask {
 impl BackendTask for ExportTask {
     type Output = anyhow::Result<usize>;
 
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+    fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output {
         crate::pretrain::trainer::export_checkpoint::<B>(&self.run_dir, &self.out, device)
     }
 }

@@ -1,9 +1,9 @@
 //! `pretrainzero score`: mean negative log-likelihood and perplexity.
 
+use crate::kernels::RewardStepBackend;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use burn::prelude::Backend;
 use serde::Serialize;
 
 use super::DeviceArg;
@@ -58,7 +58,7 @@ struct ScoreTask(ScoreArgs);
 impl BackendTask for ScoreTask {
     type Output = anyhow::Result<ScoreOutput>;
 
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+    fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output {
         let args = self.0;
         let pretrained = PretrainedModel::<B>::load(&args.model, device)
             .with_context(|| format!("loading model folder {}", args.model.display()))?;

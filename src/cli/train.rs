@@ -1,8 +1,8 @@
 //! `pretrainzero train`: the PretrainZero loop (or a baseline span policy).
 
+use crate::kernels::RewardStepBackend;
 use std::path::PathBuf;
 
-use burn::prelude::Backend;
 
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
@@ -68,7 +68,7 @@ struct TrainTask {
 impl BackendTask for TrainTask {
     type Output = anyhow::Result<TrainSummary>;
 
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+    fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output {
         run_training::<B>(self.config, &self.run_dir, device)
     }
 }

@@ -2,6 +2,7 @@
 //! with the predictor prompt, and score the last `\boxed{}` by exact match after the
 //! normalisation of DESIGN.md §4.
 
+use crate::data::split::{Split, SplitRule};
 use burn::prelude::Backend;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -49,11 +50,17 @@ pub fn build_items(
     choice: SpanChoice,
     seed: u64,
     limit: usize,
+    split: Option<(SplitRule, Split)>,
 ) -> anyhow::Result<Vec<MaskedSpanItem>> {
     let mut items = Vec::new();
     for paragraph in corpus.open()? {
         if items.len() >= limit {
             break;
+        }
+        if let Some((rule, side)) = split {
+            if rule.split_of(&paragraph.article_id) != side {
+                continue;
+            }
         }
         let id = format!("{}:{}", paragraph.article_id, paragraph.index);
         let mut rng = StdRng::seed_from_u64(seed ^ fnv(&id));

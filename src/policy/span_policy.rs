@@ -2,7 +2,7 @@
 //! model itself (the generator role); the baselines choose without it, so all of them
 //! run through the same loop (DESIGN.md §6).
 
-use burn::prelude::*;
+use crate::kernels::RewardStepBackend;
 use rand::Rng;
 
 use super::random_span::random_word_span;
@@ -75,7 +75,7 @@ pub fn random_ntp_tasks(
 
 /// `entropy-ntp` (RPT-style): cut before words whose first token is among the
 /// `top_fraction` highest-entropy positions of the paragraph under the current model.
-pub fn entropy_ntp_tasks<B: Backend>(
+pub fn entropy_ntp_tasks<B: RewardStepBackend>(
     model: &Decoder<B>,
     tokenizer: &TextTokenizer,
     paragraph_index: usize,

@@ -2,22 +2,22 @@
 //! for `pretrainzero`, a fixed rule for the baselines), predictor rollouts, rewards
 //! and group advantages, ending in the samples the update learns from.
 
+use crate::kernels::RewardStepBackend;
 use std::time::Instant;
 
-use burn::prelude::Backend;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
 use super::config::{PromptStyle, SpanPolicyKind, TrainConfig};
-use crate::advantage::group_advantages;
+use crate::advantage::{device_generator_rewards, device_group_advantages};
 use crate::models::{Decoder, FinishReason, SamplingConfig, TextTokenizer};
 use crate::policy::parse::last_braced;
 use crate::policy::prompts::PromptTemplates;
 use crate::policy::span_policy::{
     entropy_ntp_tasks, random_ntp_tasks, random_span_tasks, PredictionTask,
 };
-use crate::reward::{exact_match, generator_reward, predictor_reward};
+use crate::reward::{exact_match, predictor_reward};
 use crate::rollout::{Rollout, RolloutEngine};
 use crate::update::PolicySample;
 
@@ -68,7 +68,7 @@ fn direct_prefix(style: PromptStyle, command: &str, response: &str) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn collect_rollouts<B: Backend>(
+pub fn collect_rollouts<B: RewardStepBackend>(
     model: &Decoder<B>,
     tokenizer: &TextTokenizer,
     eos_token_ids: &[u32],
@@ -214,17 +214,16 @@ pub fn collect_rollouts<B: Backend>(
         .chunks(g_p)
         .map(|c| c.iter().sum::<f32>() / g_p as f32)
         .collect();
+    // Per mask on the device; an invalid mask (no predictor task) earns 0.
+    let task_generator_rewards = device_generator_rewards::<B>(&predictor_rewards, g_p, device);
     let generator_rewards: Vec<f32> = task_of
         .iter()
-        .map(|t| generator_reward(t.map(|t| task_accuracy[t])))
+        .map(|t| t.map_or(0.0, |t| task_generator_rewards[t]))
         .collect();
 
     // 4. Advantages and samples; groups with equal rewards carry no signal.
-    let predictor_adv = group_advantages(
-        &predictor_rewards,
-        &vec![g_p; tasks.len()],
-        config.optim.advantage_scale,
-    );
+    let predictor_adv =
+        device_group_advantages::<B>(&predictor_rewards, g_p, config.optim.advantage_scale, device);
     let mut samples = Vec::new();
     for (i, rollout) in predictor_rollouts.iter().enumerate() {
         if predictor_adv.keep[i] {
@@ -238,10 +237,11 @@ pub fn collect_rollouts<B: Backend>(
     let mut groups = predictor_adv.groups;
     let mut zero_variance = predictor_adv.zero_variance_groups;
     if !generator_rollouts.is_empty() {
-        let generator_adv = group_advantages(
+        let generator_adv = device_group_advantages::<B>(
             &generator_rewards,
-            &vec![g_m; paragraphs.len()],
+            g_m,
             config.optim.advantage_scale,
+            device,
         );
         for (i, rollout) in generator_rollouts.iter().enumerate() {
             if generator_adv.keep[i] {

@@ -2,6 +2,7 @@
 //! advantages → GRPO update, with metrics per step, resumable checkpoints and a final
 //! HF export. Every span policy runs through this one loop.
 
+use crate::kernels::RewardStepBackend;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -10,7 +11,6 @@ use anyhow::Context;
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::optim::AdamWConfig;
-use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::config::{SpanPolicyKind, TrainConfig};
@@ -60,7 +60,7 @@ pub struct TrainSummary {
 }
 
 /// Starts (config given) or resumes (`None`) the run in `run_dir`.
-pub fn run_training<B: Backend>(
+pub fn run_training<B: RewardStepBackend>(
     config: Option<TrainConfig>,
     run_dir: &Path,
     device: &B::Device,

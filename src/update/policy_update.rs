@@ -3,6 +3,7 @@
 //! `ppo_mini_batches` optimizer steps, each accumulating gradients over micro-batches
 //! so that any number of sequences fits in memory.
 
+use crate::kernels::RewardStepBackend;
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
@@ -58,7 +59,7 @@ pub fn update_policy<B, O>(
     device: &B::Device,
 ) -> (Decoder<Ad<B>>, UpdateStats)
 where
-    B: Backend,
+    B: RewardStepBackend,
     O: Optimizer<Decoder<Ad<B>>, Ad<B>>,
 {
     let samples: Vec<&PolicySample> = samples

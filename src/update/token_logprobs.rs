@@ -1,30 +1,21 @@
-//! The masked-token reward step, reference implementation in plain tensor ops: for
-//! each row of logits, the log-probability of the sampled token and the entropy of the
-//! distribution, where the loss mask selects the row (DESIGN.md §7). The CubeCL
-//! kernels replace [`masked_token_logprob_entropy`] behind the same signature.
+//! The masked-token reward step: for each row of logits, the log-probability of the
+//! sampled token and the entropy of the distribution, where the loss mask selects the
+//! row (DESIGN.md §7).
 
+use crate::kernels::{RewardStepBackend, RowChunking};
 use burn::prelude::*;
 
-use crate::models::row_ops::{log_softmax_rows, row_sum};
 use crate::models::Decoder;
 
 /// `logits [N, V]`, `targets [N]`, `mask [N]` (1 = selected) → `(logprob [N], entropy [N])`,
-/// both 0 on masked-out rows.
-pub fn masked_token_logprob_entropy<B: Backend>(
+/// both 0 on masked-out rows: the CubeCL kernels on WGPU and CUDA, the plain-tensor
+/// reference on the CPU (see the kernels crate).
+pub fn masked_token_logprob_entropy<B: RewardStepBackend>(
     logits: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
     mask: Tensor<B, 1>,
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
-    let [rows, _] = logits.dims();
-    let logprobs = log_softmax_rows(logits);
-    let picked = logprobs
-        .clone()
-        .gather(1, targets.reshape([rows, 1]))
-        .reshape([rows]);
-    let entropy = row_sum(logprobs.clone().exp() * logprobs)
-        .reshape([rows])
-        .neg();
-    (picked * mask.clone(), entropy * mask)
+    crate::kernels::masked_token_logprob_entropy(logits, targets, mask, RowChunking::default())
 }
 
 /// A batch of prompt + response sequences, right-padded, as the update sees it.
@@ -66,7 +57,7 @@ impl<B: Backend> ResponseBatch<B> {
 /// `(logprob [n, len-1], entropy [n, len-1])` of each response token under `model`
 /// (0 outside the responses). Right padding needs no attention mask: causal attention
 /// never lets a real token see the padding after it.
-pub fn response_token_scores<B: Backend>(
+pub fn response_token_scores<B: RewardStepBackend>(
     model: &Decoder<B>,
     batch: &ResponseBatch<B>,
 ) -> (Tensor<B, 2>, Tensor<B, 2>) {

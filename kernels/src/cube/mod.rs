@@ -47,6 +47,10 @@ fn empty<R: CubeRuntime>(like: &CubeTensor<R>, shape: Shape, dtype: DType) -> Cu
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RewardStepBackend
     for CubeBackend<R, F, I, BT>
 {
+    fn reserved_memory_bytes(device: &Self::Device) -> Option<u64> {
+        R::client(device).memory_usage().ok().map(|usage| usage.bytes_reserved)
+    }
+
     fn logprob_entropy_forward(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
