@@ -103,7 +103,7 @@ pub fn entropy_ntp_tasks<B: RewardStepBackend>(
     }
     // The entropy of the distribution that predicts token t sits at position t − 1.
     let batch = ResponseBatch::<B>::new(&[(&ids[..1], &ids[1..])], device);
-    let (_, entropy) = response_token_scores(model, &batch);
+    let (_, entropy) = response_token_scores(model, &batch, crate::kernels::RowChunking::default());
     let entropy: Vec<f32> = entropy
         .into_data()
         .convert::<f32>()

@@ -107,6 +107,8 @@ pub struct OptimSection {
     pub loss_aggregation: LossAggregation,
     /// false: Dr.GRPO (no division by the group's standard deviation).
     pub advantage_scale: bool,
+    /// Memory bound of the masked-token reward step, in MiB of logits per row chunk.
+    pub reward_step_memory_mib: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,6 +178,7 @@ impl Default for OptimSection {
             kl_coef: loss.kl_coef,
             loss_aggregation: LossAggregation::TokenMean,
             advantage_scale: true,
+            reward_step_memory_mib: 1024,
         }
     }
 }

@@ -121,6 +121,7 @@ pub fn run_training<B: RewardStepBackend>(
         ppo_mini_batches: config.optim.ppo_mini_batches,
         micro_batch_size: config.optim.micro_batch_size,
         max_grad_norm: config.optim.max_grad_norm,
+        reward_step_budget_bytes: config.optim.reward_step_memory_mib << 20,
     };
 
     let open = |name: &str| {

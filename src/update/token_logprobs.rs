@@ -10,12 +10,14 @@ use crate::models::Decoder;
 /// `logits [N, V]`, `targets [N]`, `mask [N]` (1 = selected) → `(logprob [N], entropy [N])`,
 /// both 0 on masked-out rows: the CubeCL kernels on WGPU and CUDA, the plain-tensor
 /// reference on the CPU (see the kernels crate).
+/// Rows are processed in chunks whose logits fit `chunking.budget_bytes`.
 pub fn masked_token_logprob_entropy<B: RewardStepBackend>(
     logits: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
     mask: Tensor<B, 1>,
+    chunking: RowChunking,
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
-    crate::kernels::masked_token_logprob_entropy(logits, targets, mask, RowChunking::default())
+    crate::kernels::masked_token_logprob_entropy(logits, targets, mask, chunking)
 }
 
 /// A batch of prompt + response sequences, right-padded, as the update sees it.
@@ -60,6 +62,7 @@ impl<B: Backend> ResponseBatch<B> {
 pub fn response_token_scores<B: RewardStepBackend>(
     model: &Decoder<B>,
     batch: &ResponseBatch<B>,
+    chunking: RowChunking,
 ) -> (Tensor<B, 2>, Tensor<B, 2>) {
     let [n, len] = batch.tokens.dims();
     let inputs = batch.tokens.clone().slice([0..n, 0..len - 1]);
@@ -74,6 +77,7 @@ pub fn response_token_scores<B: RewardStepBackend>(
         logits.reshape([n * (len - 1), vocab]),
         targets,
         batch.response_mask.clone().reshape([n * (len - 1)]),
+        chunking,
     );
     (
         logprobs.reshape([n, len - 1]),

@@ -34,6 +34,8 @@ fn grpo_learns_a_one_step_bandit() {
         ppo_mini_batches: 2,
         micro_batch_size: 8,
         max_grad_norm: 1.0,
+        // A few rows per chunk, so the chunked reward step is what learns here.
+        reward_step_budget_bytes: 4 * config.vocab_size * 4,
     };
     let prompt = vec![1u32, 2, 3];
     let best = 5u32;
