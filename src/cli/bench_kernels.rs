@@ -100,7 +100,7 @@ impl BackendTask for KernelBench {
                         let (ms, peak) = match measured {
                             Ok((ms, peak)) => (Some(ms), peak),
                             Err(_) => {
-                                eprintln!("{path} {pass} N={rows} V={vocab}: failed (out of memory?)");
+                                eprintln!("{path} {pass} N={rows} V={vocab}: failed (device allocation or out of memory; see the message above)");
                                 (None, None)
                             }
                         };
