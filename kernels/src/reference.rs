@@ -4,6 +4,11 @@
 //! Row statistics are kept in the shifted form the kernels use, `max` and
 //! `log_sum = ln Σ exp(x − max)`, so `log p = (x − max) − log_sum` never subtracts
 //! two large numbers (logits of ±1e4 stay exact to f32 rounding).
+//!
+//! Its full-row `max_dim` / `sum_dim` are exact on ndarray, where it runs; on WGPU
+//! burn 0.21's reductions are wrong for rows of ≥ 65,536 elements (see the model
+//! crate's `row_ops.rs`), so there it appears only as the baseline column of
+//! `bench kernels`, whose values nobody reads.
 
 use burn::prelude::*;
 
