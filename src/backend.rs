@@ -52,7 +52,8 @@ pub type CpuBackend = burn::backend::NdArray<f32>;
 /// (tracel-ai/burn#5257; on Mesa lavapipe the parity test then saw `inf` log-probs
 /// whenever autotune happened to time the fallback reduce fastest).
 #[cfg(feature = "wgpu")]
-pub type WgpuBackend = burn::backend::wgpu::CubeBackend<burn::backend::wgpu::WgpuRuntime, f32, i32, u32>;
+pub type WgpuBackend =
+    burn::backend::wgpu::CubeBackend<burn::backend::wgpu::WgpuRuntime, f32, i32, u32>;
 #[cfg(feature = "cuda")]
 pub type CudaBackend = crate::kernels::CudaBackend;
 

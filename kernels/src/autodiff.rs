@@ -55,8 +55,11 @@ impl<B: RewardStepBackend, C: CheckpointStrategy> RewardStepBackend for Autodiff
         targets: IntTensor<Self>,
         mask: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let (out, stats) =
-            B::logprob_entropy_forward(logits.primitive.clone(), targets.clone(), mask.primitive.clone());
+        let (out, stats) = B::logprob_entropy_forward(
+            logits.primitive.clone(),
+            targets.clone(),
+            mask.primitive.clone(),
+        );
         let stats_out = Self::from_inner(stats.clone());
         let out = match LogprobEntropyBackward
             .prepare::<C>([logits.node.clone()])
@@ -95,6 +98,9 @@ impl<B: RewardStepBackend, C: CheckpointStrategy> RewardStepBackend for Autodiff
         predictor_rewards: FloatTensor<Self>,
         answers_per_mask: usize,
     ) -> FloatTensor<Self> {
-        Self::from_inner(B::generator_rewards(predictor_rewards.primitive, answers_per_mask))
+        Self::from_inner(B::generator_rewards(
+            predictor_rewards.primitive,
+            answers_per_mask,
+        ))
     }
 }

@@ -26,12 +26,12 @@ pub trait RewardStepBackend: Backend {
         targets: IntTensor<Self>,
         mask: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let (out, stats) = reference::logprob_entropy_forward::<Self>(
-            float(logits),
-            int(targets),
-            float(mask),
-        );
-        (out.into_primitive().tensor(), stats.into_primitive().tensor())
+        let (out, stats) =
+            reference::logprob_entropy_forward::<Self>(float(logits), int(targets), float(mask));
+        (
+            out.into_primitive().tensor(),
+            stats.into_primitive().tensor(),
+        )
     }
 
     /// `grad_logits [N, V]` from `grad_out [N, 2]`.
@@ -61,8 +61,12 @@ pub trait RewardStepBackend: Backend {
         group_size: usize,
         scale: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let (advantages, keep) = reference::group_advantages::<Self>(float(rewards), group_size, scale);
-        (advantages.into_primitive().tensor(), keep.into_primitive().tensor())
+        let (advantages, keep) =
+            reference::group_advantages::<Self>(float(rewards), group_size, scale);
+        (
+            advantages.into_primitive().tensor(),
+            keep.into_primitive().tensor(),
+        )
     }
 
     /// Bytes the device's memory pool has reserved, where the backend can tell (the

@@ -98,8 +98,12 @@ pub fn group_advantages<B: RewardStepBackend>(
     group_size: usize,
     scale: bool,
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
-    assert!(group_size > 0 && rewards.dims()[0] % group_size == 0, "rewards must fill whole groups");
-    let (advantages, keep) = B::group_advantages(rewards.into_primitive().tensor(), group_size, scale);
+    assert!(
+        group_size > 0 && rewards.dims()[0] % group_size == 0,
+        "rewards must fill whole groups"
+    );
+    let (advantages, keep) =
+        B::group_advantages(rewards.into_primitive().tensor(), group_size, scale);
     (
         Tensor::from_primitive(TensorPrimitive::Float(advantages)),
         Tensor::from_primitive(TensorPrimitive::Float(keep)),

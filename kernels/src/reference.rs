@@ -80,12 +80,13 @@ pub fn group_advantages<B: Backend>(
     let std = centred.clone().powi_scalar(2).mean_dim(1).sqrt();
     let spread = r.clone().max_dim(1) - r.min_dim(1);
     let keep = spread.greater_elem(0.0).float();
-    let advantages = if scale { centred / (std + 1e-6) } else { centred };
+    let advantages = if scale {
+        centred / (std + 1e-6)
+    } else {
+        centred
+    };
     let keep = keep.expand([groups, group_size]);
-    (
-        (advantages * keep.clone()).reshape([m]),
-        keep.reshape([m]),
-    )
+    ((advantages * keep.clone()).reshape([m]), keep.reshape([m]))
 }
 
 /// Generator reward of each mask from its predictor group: `acc = mean(rewards)`,

@@ -14,8 +14,8 @@ use burn::backend::{Autodiff, NdArray};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use pretrainzero_kernels::{
-    generator_rewards, group_advantages, masked_token_logprob_entropy, reference, RewardStepBackend,
-    RowChunking,
+    generator_rewards, group_advantages, masked_token_logprob_entropy, reference,
+    RewardStepBackend, RowChunking,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -48,12 +48,28 @@ struct Case {
 impl Case {
     /// Logits uniform in [−8, 8]; about a fifth of the rows masked out.
     fn random(rows: usize, vocab: usize, rng: &mut StdRng) -> Self {
-        let logits = (0..rows * vocab).map(|_| rng.random_range(-8.0..8.0)).collect();
-        let targets = (0..rows).map(|_| rng.random_range(0..vocab as i64)).collect();
-        let mask = (0..rows)
-            .map(|r| if r > 0 && rng.random_bool(0.2) { 0.0 } else { 1.0 })
+        let logits = (0..rows * vocab)
+            .map(|_| rng.random_range(-8.0..8.0))
             .collect();
-        Self { rows, vocab, logits, targets, mask }
+        let targets = (0..rows)
+            .map(|_| rng.random_range(0..vocab as i64))
+            .collect();
+        let mask = (0..rows)
+            .map(|r| {
+                if r > 0 && rng.random_bool(0.2) {
+                    0.0
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        Self {
+            rows,
+            vocab,
+            logits,
+            targets,
+            mask,
+        }
     }
 
     /// Rows with logits of ±1e4 and −∞ entries (never at the target).
@@ -80,9 +96,15 @@ impl Case {
         case
     }
 
-    fn tensors<B: Backend>(&self, device: &B::Device) -> (Tensor<B, 2>, Tensor<B, 1, Int>, Tensor<B, 1>) {
+    fn tensors<B: Backend>(
+        &self,
+        device: &B::Device,
+    ) -> (Tensor<B, 2>, Tensor<B, 1, Int>, Tensor<B, 1>) {
         (
-            Tensor::from_data(TensorData::new(self.logits.clone(), [self.rows, self.vocab]), device),
+            Tensor::from_data(
+                TensorData::new(self.logits.clone(), [self.rows, self.vocab]),
+                device,
+            ),
             Tensor::from_data(TensorData::new(self.targets.clone(), [self.rows]), device),
             Tensor::from_data(TensorData::new(self.mask.clone(), [self.rows]), device),
         )
@@ -121,8 +143,15 @@ impl Case {
                 continue;
             }
             let row = &self.logits[r * self.vocab..(r + 1) * self.vocab];
-            let max = row.iter().map(|&x| x as f64).fold(f64::NEG_INFINITY, f64::max);
-            let log_sum = row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
+            let max = row
+                .iter()
+                .map(|&x| x as f64)
+                .fold(f64::NEG_INFINITY, f64::max);
+            let log_sum = row
+                .iter()
+                .map(|&x| (x as f64 - max).exp())
+                .sum::<f64>()
+                .ln();
             let entropy = forward[r].1;
             for (v, &x) in row.iter().enumerate() {
                 let logp = (x as f64 - max) - log_sum;
@@ -165,7 +194,12 @@ fn assert_forward_close<B: RewardStepBackend>(case: &Case, device: &B::Device, w
 }
 
 /// Gradient of `Σ w_lp · logprob + w_ent · entropy` through `Autodiff<B>` (our backward).
-fn kernel_gradient<B: RewardStepBackend>(case: &Case, w_lp: &[f32], w_ent: &[f32], device: &B::Device) -> Vec<f32>
+fn kernel_gradient<B: RewardStepBackend>(
+    case: &Case,
+    w_lp: &[f32],
+    w_ent: &[f32],
+    device: &B::Device,
+) -> Vec<f32>
 where
     Autodiff<B>: RewardStepBackend,
 {
@@ -173,9 +207,13 @@ where
     let logits = Tensor::<Autodiff<B>, 2>::from_inner(logits).require_grad();
     let targets = Tensor::<Autodiff<B>, 1, Int>::from_inner(targets);
     let mask = Tensor::<Autodiff<B>, 1>::from_inner(mask);
-    let (lp, ent) = masked_token_logprob_entropy(logits.clone(), targets, mask, RowChunking::default());
+    let (lp, ent) =
+        masked_token_logprob_entropy(logits.clone(), targets, mask, RowChunking::default());
     let weight = |w: &[f32]| {
-        Tensor::<Autodiff<B>, 1>::from_inner(Tensor::<B, 1>::from_data(TensorData::new(w.to_vec(), [case.rows]), device))
+        Tensor::<Autodiff<B>, 1>::from_inner(Tensor::<B, 1>::from_data(
+            TensorData::new(w.to_vec(), [case.rows]),
+            device,
+        ))
     };
     let loss = (lp * weight(w_lp)).sum() + (ent * weight(w_ent)).sum();
     let grads = loss.backward();
@@ -192,7 +230,10 @@ fn autodiff_reference_gradient(case: &Case, w_lp: &[f32], w_ent: &[f32]) -> Vec<
     let rows = case.rows;
     let w = Tensor::<B, 2>::from_data(
         TensorData::new(
-            w_lp.iter().zip(w_ent).flat_map(|(&a, &b)| [a, b]).collect::<Vec<_>>(),
+            w_lp.iter()
+                .zip(w_ent)
+                .flat_map(|(&a, &b)| [a, b])
+                .collect::<Vec<_>>(),
             [rows, 2],
         ),
         &device,
@@ -210,7 +251,10 @@ fn weights(rows: usize, rng: &mut StdRng) -> (Vec<f32>, Vec<f32>) {
 
 fn assert_all_close(found: &[f32], expected: impl Iterator<Item = f64>, tol: f64, what: &str) {
     for (i, (f, e)) in found.iter().zip(expected).enumerate() {
-        assert!((*f as f64 - e).abs() <= tol, "{what}: element {i}: {f} vs {e}");
+        assert!(
+            (*f as f64 - e).abs() <= tol,
+            "{what}: element {i}: {f} vs {e}"
+        );
     }
 }
 
@@ -227,7 +271,10 @@ where
         let case = Case::random(rows, vocab, &mut rng);
         assert_forward_close::<B>(&case, device, &format!("{name} random {rows}x{vocab}"));
     }
-    let fully_masked = Case { mask: vec![0.0; 4], ..Case::random(4, 300, &mut rng) };
+    let fully_masked = Case {
+        mask: vec![0.0; 4],
+        ..Case::random(4, 300, &mut rng)
+    };
     assert_forward_close::<B>(&fully_masked, device, &format!("{name} fully masked"));
     let extreme = Case::extreme(6, 777, &mut rng);
     assert_forward_close::<B>(&extreme, device, &format!("{name} extreme"));
@@ -238,7 +285,12 @@ where
     let (w_lp, w_ent) = weights(case.rows, &mut rng);
     let found = kernel_gradient::<B>(&case, &w_lp, &w_ent, device);
     let oracle = autodiff_reference_gradient(&case, &w_lp, &w_ent);
-    assert_all_close(&found, oracle.iter().map(|&v| v as f64), 1e-4, &format!("{name} gradient"));
+    assert_all_close(
+        &found,
+        oracle.iter().map(|&v| v as f64),
+        1e-4,
+        &format!("{name} gradient"),
+    );
     let (w_lp, w_ent) = weights(extreme.rows, &mut rng);
     let found = kernel_gradient::<B>(&extreme, &w_lp, &w_ent, device);
     assert_all_close(
@@ -251,8 +303,20 @@ where
     // Row chunking (here 1–2 rows per chunk) gives the same values.
     let case = Case::random(5, 1000, &mut rng);
     let (logits, targets, mask) = case.tensors::<B>(device);
-    let (lp_whole, _) = masked_token_logprob_entropy(logits.clone(), targets.clone(), mask.clone(), RowChunking::default());
-    let (lp_chunked, _) = masked_token_logprob_entropy(logits, targets, mask, RowChunking { budget_bytes: 2 * 1000 * 4 });
+    let (lp_whole, _) = masked_token_logprob_entropy(
+        logits.clone(),
+        targets.clone(),
+        mask.clone(),
+        RowChunking::default(),
+    );
+    let (lp_chunked, _) = masked_token_logprob_entropy(
+        logits,
+        targets,
+        mask,
+        RowChunking {
+            budget_bytes: 2 * 1000 * 4,
+        },
+    );
     assert_all_close(
         &to_vec(lp_chunked),
         to_vec(lp_whole).into_iter().map(|v| v as f64),
@@ -271,7 +335,12 @@ fn check_advantages<B: RewardStepBackend>(device: &B::Device, name: &str, rng: &
     let std = 3f64.sqrt() / 4.0;
     let hand = [0.75 / (std + 1e-6), -0.25 / (std + 1e-6)];
     let expected = [hand[0], hand[1], hand[1], hand[1], 0.0, 0.0, 0.0, 0.0];
-    assert_all_close(&to_vec(adv), expected.into_iter(), 1e-5, &format!("{name} advantages"));
+    assert_all_close(
+        &to_vec(adv),
+        expected.into_iter(),
+        1e-5,
+        &format!("{name} advantages"),
+    );
     assert_eq!(to_vec(keep), vec![1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
     let (adv, _) = group_advantages(rewards, 4, false);
     assert_all_close(
@@ -285,11 +354,21 @@ fn check_advantages<B: RewardStepBackend>(device: &B::Device, name: &str, rng: &
     predictor[8] = 1.0;
     predictor[16..24].fill(1.0);
     let generator = generator_rewards(Tensor::<B, 1>::from_floats(predictor.as_slice(), device), 8);
-    assert_eq!(to_vec(generator), vec![0.0, 0.875, 0.0], "{name}: generator rewards");
+    assert_eq!(
+        to_vec(generator),
+        vec![0.0, 0.875, 0.0],
+        "{name}: generator rewards"
+    );
 
     // Random groups of 8 against an f64 host loop.
-    let rewards: Vec<f32> = (0..8 * 50).map(|_| rng.random_range(0..3) as f32 / 2.0).collect();
-    let (adv, keep) = group_advantages(Tensor::<B, 1>::from_floats(rewards.as_slice(), device), 8, true);
+    let rewards: Vec<f32> = (0..8 * 50)
+        .map(|_| rng.random_range(0..3) as f32 / 2.0)
+        .collect();
+    let (adv, keep) = group_advantages(
+        Tensor::<B, 1>::from_floats(rewards.as_slice(), device),
+        8,
+        true,
+    );
     let mut expected = Vec::new();
     let mut expected_keep = Vec::new();
     for group in rewards.chunks(8) {
@@ -302,7 +381,12 @@ fn check_advantages<B: RewardStepBackend>(device: &B::Device, name: &str, rng: &
             expected_keep.push(if kept { 1.0 } else { 0.0 });
         }
     }
-    assert_all_close(&to_vec(adv), expected.into_iter(), 1e-4, &format!("{name} random advantages"));
+    assert_all_close(
+        &to_vec(adv),
+        expected.into_iter(),
+        1e-4,
+        &format!("{name} random advantages"),
+    );
     assert_eq!(to_vec(keep), expected_keep);
 }
 

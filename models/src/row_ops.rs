@@ -23,7 +23,10 @@ fn chunks(width: usize) -> Vec<std::ops::Range<usize>> {
 
 /// Applies `reduce` (a `[rows, w] → [rows, 1]` op) per chunk, then once more over the
 /// `[rows, chunks]` partial results.
-fn reduce_rows<B: Backend>(x: Tensor<B, 2>, reduce: impl Fn(Tensor<B, 2>) -> Tensor<B, 2>) -> Tensor<B, 2> {
+fn reduce_rows<B: Backend>(
+    x: Tensor<B, 2>,
+    reduce: impl Fn(Tensor<B, 2>) -> Tensor<B, 2>,
+) -> Tensor<B, 2> {
     let [rows, width] = x.dims();
     if width <= ROW_CHUNK {
         return reduce(x);
@@ -119,18 +122,27 @@ mod tests {
     fn chunked_reductions_match_a_direct_host_computation() {
         let rows = 3;
         let (data, width) = wide(rows);
-        let x = Tensor::<B, 1>::from_floats(data.as_slice(), &Default::default()).reshape([rows, width]);
+        let x = Tensor::<B, 1>::from_floats(data.as_slice(), &Default::default())
+            .reshape([rows, width]);
         let max: Vec<f32> = row_max(x.clone()).into_data().into_vec().unwrap();
         let sum: Vec<f32> = row_sum(x.clone()).into_data().into_vec().unwrap();
         let lse: Vec<f32> = row_logsumexp(x.clone()).into_data().into_vec().unwrap();
-        let argmax: Vec<i64> = row_argmax(x.clone()).into_data().convert::<i64>().into_vec().unwrap();
+        let argmax: Vec<i64> = row_argmax(x.clone())
+            .into_data()
+            .convert::<i64>()
+            .into_vec()
+            .unwrap();
         let cumsum: Vec<f32> = row_cumsum(x).into_data().into_vec().unwrap();
         for r in 0..rows {
             let row = &data[r * width..(r + 1) * width];
             let host_sum: f64 = row.iter().map(|&v| v as f64).sum();
             let host_max = 5.0 + r as f32;
             let host_lse = host_max as f64
-                + row.iter().map(|&v| ((v - host_max) as f64).exp()).sum::<f64>().ln();
+                + row
+                    .iter()
+                    .map(|&v| ((v - host_max) as f64).exp())
+                    .sum::<f64>()
+                    .ln();
             assert_eq!(max[r], host_max);
             assert_eq!(argmax[r] as usize, (r * 15_001) % width);
             assert!(((sum[r] as f64 - host_sum) / host_sum).abs() < 1e-5);
@@ -139,7 +151,9 @@ mod tests {
             assert!(((last - host_sum) / host_sum).abs() < 1e-5);
             // The prefix just past the first chunk boundary.
             let host_prefix: f64 = row[..ROW_CHUNK + 1].iter().map(|&v| v as f64).sum();
-            assert!(((cumsum[r * width + ROW_CHUNK] as f64 - host_prefix) / host_prefix).abs() < 1e-5);
+            assert!(
+                ((cumsum[r * width + ROW_CHUNK] as f64 - host_prefix) / host_prefix).abs() < 1e-5
+            );
         }
     }
 }

@@ -6,8 +6,8 @@
 //! the backends' own RNGs are process-global, so two generations running at once
 //! would otherwise interleave their draws and lose reproducibility.
 
-use burn::prelude::*;
 use crate::row_ops::{log_softmax_rows, row_argmax, row_cumsum, row_sum};
+use burn::prelude::*;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplingConfig {

@@ -69,14 +69,24 @@ pub fn device_group_advantages<B: RewardStepBackend>(
 ) -> GroupAdvantages {
     let groups = rewards.len() / group_size.max(1);
     if rewards.is_empty() {
-        return GroupAdvantages { advantages: Vec::new(), keep: Vec::new(), groups: 0, zero_variance_groups: 0 };
+        return GroupAdvantages {
+            advantages: Vec::new(),
+            keep: Vec::new(),
+            groups: 0,
+            zero_variance_groups: 0,
+        };
     }
     let rewards = Tensor::<B, 1>::from_floats(rewards, device);
     let (advantages, keep) = crate::kernels::group_advantages(rewards, group_size, scale);
     let keep: Vec<bool> = to_host(keep).into_iter().map(|k| k > 0.5).collect();
     // A single-member group has no spread either; the kernel already drops it.
     let zero_variance_groups = keep.chunks(group_size).filter(|group| !group[0]).count();
-    GroupAdvantages { advantages: to_host(advantages), keep, groups, zero_variance_groups }
+    GroupAdvantages {
+        advantages: to_host(advantages),
+        keep,
+        groups,
+        zero_variance_groups,
+    }
 }
 
 /// Generator reward of each mask from its `answers_per_mask` predictor rewards
@@ -141,6 +151,9 @@ mod tests {
         }
         // acc 0 → 0; 1 of 4 → 3/4; all 4 → 0.
         let predictor = [0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0];
-        assert_eq!(device_generator_rewards::<Cpu>(&predictor, 4, &device), vec![0.0, 0.75, 0.0]);
+        assert_eq!(
+            device_generator_rewards::<Cpu>(&predictor, 4, &device),
+            vec![0.0, 0.75, 0.0]
+        );
     }
 }

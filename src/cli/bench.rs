@@ -3,7 +3,6 @@
 use crate::kernels::RewardStepBackend;
 use std::time::Instant;
 
-
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
 use crate::models::{generate, random_decoder, GenerationConfig, ModelConfig, SamplingConfig};

@@ -60,7 +60,8 @@ pub fn run(args: KernelBenchArgs) -> anyhow::Result<()> {
     let rows = run_on(device, KernelBench { args })?;
     println!("| N | V | path | pass | ms | GB/s | peak extra MB | logits MB |");
     println!("|--:|--:|------|------|---:|-----:|--------------:|----------:|");
-    let show = |v: Option<f64>, digits: usize| v.map_or("–".to_string(), |v| format!("{v:.digits$}"));
+    let show =
+        |v: Option<f64>, digits: usize| v.map_or("–".to_string(), |v| format!("{v:.digits$}"));
     for row in rows {
         println!(
             "| {} | {} | {} | {} | {} | {} | {} | {:.0} |",
@@ -94,9 +95,10 @@ impl BackendTask for KernelBench {
                 }
                 for path in paths {
                     for pass in ["forward", "forward+backward"] {
-                        let measured = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            measure::<B>(rows, vocab, path, pass, self.args.iters, device)
-                        }));
+                        let measured =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                measure::<B>(rows, vocab, path, pass, self.args.iters, device)
+                            }));
                         let (ms, peak) = match measured {
                             Ok((ms, peak)) => (Some(ms), peak),
                             Err(_) => {
@@ -139,7 +141,9 @@ fn measure<B: RewardStepBackend>(
     let logits = Tensor::<B, 2>::random([rows, vocab], Distribution::Uniform(-8.0, 8.0), device);
     let targets = Tensor::<B, 1, Int>::from_data(
         TensorData::new(
-            (0..rows).map(|r| ((r * 7919) % vocab) as i64).collect::<Vec<_>>(),
+            (0..rows)
+                .map(|r| ((r * 7919) % vocab) as i64)
+                .collect::<Vec<_>>(),
             [rows],
         ),
         device,
@@ -152,12 +156,18 @@ fn measure<B: RewardStepBackend>(
                     logits.clone(),
                     targets.clone(),
                     mask.clone(),
-                    RowChunking { budget_bytes: usize::MAX },
+                    RowChunking {
+                        budget_bytes: usize::MAX,
+                    },
                 );
                 drop(lp);
             }
             ("reference", "forward") => {
-                let (out, _) = reference::logprob_entropy_forward(logits.clone(), targets.clone(), mask.clone());
+                let (out, _) = reference::logprob_entropy_forward(
+                    logits.clone(),
+                    targets.clone(),
+                    mask.clone(),
+                );
                 drop(out);
             }
             (path, _) => {
@@ -169,11 +179,15 @@ fn measure<B: RewardStepBackend>(
                         logits.clone(),
                         targets,
                         mask,
-                        RowChunking { budget_bytes: usize::MAX },
+                        RowChunking {
+                            budget_bytes: usize::MAX,
+                        },
                     );
                     lp.sum() + ent.sum()
                 } else {
-                    reference::logprob_entropy_forward(logits.clone(), targets, mask).0.sum()
+                    reference::logprob_entropy_forward(logits.clone(), targets, mask)
+                        .0
+                        .sum()
                 };
                 let grads = loss.backward();
                 drop(logits.grad(&grads));

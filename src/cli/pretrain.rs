@@ -3,7 +3,6 @@
 use crate::kernels::RewardStepBackend;
 use std::path::PathBuf;
 
-
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
 use crate::pretrain::trainer::{ModelInit, PretrainSummary};

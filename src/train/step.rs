@@ -222,8 +222,12 @@ pub fn collect_rollouts<B: RewardStepBackend>(
         .collect();
 
     // 4. Advantages and samples; groups with equal rewards carry no signal.
-    let predictor_adv =
-        device_group_advantages::<B>(&predictor_rewards, g_p, config.optim.advantage_scale, device);
+    let predictor_adv = device_group_advantages::<B>(
+        &predictor_rewards,
+        g_p,
+        config.optim.advantage_scale,
+        device,
+    );
     let mut samples = Vec::new();
     for (i, rollout) in predictor_rollouts.iter().enumerate() {
         if predictor_adv.keep[i] {

@@ -3,8 +3,8 @@
 //! `ppo_mini_batches` optimizer steps, each accumulating gradients over micro-batches
 //! so that any number of sequences fits in memory.
 
-use crate::kernels::RowChunking;
 use crate::kernels::RewardStepBackend;
+use crate::kernels::RowChunking;
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
@@ -91,10 +91,25 @@ where
                 .map(|s| (&s.prompt_ids[..], &s.response_ids[..]))
                 .collect();
             let batch = ResponseBatch::<B>::new(&pairs, device);
-            let (logp_old, entropy) = response_token_scores(&rollout_policy, &batch, RowChunking { budget_bytes: config.reward_step_budget_bytes });
+            let (logp_old, entropy) = response_token_scores(
+                &rollout_policy,
+                &batch,
+                RowChunking {
+                    budget_bytes: config.reward_step_budget_bytes,
+                },
+            );
             entropy_sum += entropy.sum().into_scalar().elem::<f64>();
             let logp_ref = match (reference, config.loss.kl_coef > 0.0) {
-                (Some(reference), true) => Some(response_token_scores(reference, &batch, RowChunking { budget_bytes: config.reward_step_budget_bytes }).0),
+                (Some(reference), true) => Some(
+                    response_token_scores(
+                        reference,
+                        &batch,
+                        RowChunking {
+                            budget_bytes: config.reward_step_budget_bytes,
+                        },
+                    )
+                    .0,
+                ),
                 _ => None,
             };
             let [n, width] = batch.response_mask.dims();
@@ -134,7 +149,13 @@ where
                 tokens: Tensor::from_inner(plan.tokens),
                 response_mask: Tensor::from_inner(plan.response_mask),
             };
-            let (logp_new, _) = response_token_scores(&model, &batch, RowChunking { budget_bytes: config.reward_step_budget_bytes });
+            let (logp_new, _) = response_token_scores(
+                &model,
+                &batch,
+                RowChunking {
+                    budget_bytes: config.reward_step_budget_bytes,
+                },
+            );
             let out = grpo_token_loss(
                 logp_new,
                 Tensor::from_inner(plan.logp_old),

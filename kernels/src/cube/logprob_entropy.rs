@@ -28,10 +28,10 @@ fn cube_row() -> usize {
 
 #[cube(launch)]
 pub fn logprob_entropy_forward_kernel<F: Float, I: Numeric>(
-    logits: &Tensor<F>,  // [N, V], contiguous
-    targets: &Tensor<I>, // [N]
-    mask: &Tensor<F>,    // [N]
-    out: &mut Tensor<F>, // [N, 2]: (log p(target), entropy)
+    logits: &Tensor<F>,    // [N, V], contiguous
+    targets: &Tensor<I>,   // [N]
+    mask: &Tensor<F>,      // [N]
+    out: &mut Tensor<F>,   // [N, 2]: (log p(target), entropy)
     stats: &mut Tensor<F>, // [N, 2]: (max, ln s)
     rows: u32,
     #[comptime] block: u32,
@@ -134,12 +134,12 @@ pub fn logprob_entropy_forward_kernel<F: Float, I: Numeric>(
 
 #[cube(launch)]
 pub fn logprob_entropy_backward_kernel<F: Float, I: Numeric>(
-    logits: &Tensor<F>,       // [N, V], contiguous
-    targets: &Tensor<I>,      // [N]
-    mask: &Tensor<F>,         // [N]
-    stats: &Tensor<F>,        // [N, 2]
-    out: &Tensor<F>,          // [N, 2]
-    grad_out: &Tensor<F>,     // [N, 2], contiguous
+    logits: &Tensor<F>,          // [N, V], contiguous
+    targets: &Tensor<I>,         // [N]
+    mask: &Tensor<F>,            // [N]
+    stats: &Tensor<F>,           // [N, 2]
+    out: &Tensor<F>,             // [N, 2]
+    grad_out: &Tensor<F>,        // [N, 2], contiguous
     grad_logits: &mut Tensor<F>, // [N, V]
     rows: u32,
     #[comptime] block: u32,

@@ -48,7 +48,10 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RewardStep
     for CubeBackend<R, F, I, BT>
 {
     fn reserved_memory_bytes(device: &Self::Device) -> Option<u64> {
-        R::client(device).memory_usage().ok().map(|usage| usage.bytes_reserved)
+        R::client(device)
+            .memory_usage()
+            .ok()
+            .map(|usage| usage.bytes_reserved)
     }
 
     fn logprob_entropy_forward(
@@ -149,7 +152,11 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RewardStep
     ) -> FloatTensor<Self> {
         let predictor_rewards = into_contiguous(predictor_rewards);
         let tasks = predictor_rewards.shape().num_elements() / answers_per_mask;
-        let rewards = empty(&predictor_rewards, Shape::new([tasks]), predictor_rewards.dtype);
+        let rewards = empty(
+            &predictor_rewards,
+            Shape::new([tasks]),
+            predictor_rewards.dtype,
+        );
         let dtype = predictor_rewards.dtype.into();
         advantages::generator_rewards_kernel::launch::<R>(
             &predictor_rewards.client.clone(),
