@@ -61,31 +61,20 @@ pub fn masked_token_logprob_entropy<B: RewardStepBackend>(
     let [rows, vocab] = logits.dims();
     let per_chunk = chunking.rows_per_chunk(vocab);
     let mut outputs = Vec::new();
-    let mut start = 0;
-    while start < rows {
+    for start in (0..rows).step_by(per_chunk) {
         let end = (start + per_chunk).min(rows);
-        let (logits, targets, mask) = if start == 0 && end == rows {
-            (logits.clone(), targets.clone(), mask.clone())
-        } else {
-            (
-                logits.clone().slice([start..end, 0..vocab]),
-                targets.clone().slice([start..end]),
-                mask.clone().slice([start..end]),
-            )
-        };
         let (out, _stats) = B::logprob_entropy_forward(
-            logits.into_primitive().tensor(),
-            targets.into_primitive(),
-            mask.into_primitive().tensor(),
+            logits
+                .clone()
+                .slice([start..end, 0..vocab])
+                .into_primitive()
+                .tensor(),
+            targets.clone().slice([start..end]).into_primitive(),
+            mask.clone().slice([start..end]).into_primitive().tensor(),
         );
         outputs.push(Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(out)));
-        start = end;
     }
-    let out = if outputs.len() == 1 {
-        outputs.pop().expect("one chunk")
-    } else {
-        Tensor::cat(outputs, 0)
-    };
+    let out = Tensor::cat(outputs, 0);
     let logprob = out.clone().slice([0..rows, 0..1]).reshape([rows]);
     let entropy = out.slice([0..rows, 1..2]).reshape([rows]);
     (logprob, entropy)

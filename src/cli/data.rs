@@ -24,6 +24,14 @@ pub struct CorpusArgs {
     /// A corpus file or folder (WikiExtractor, WikiText raw, plain text, JSONL; .gz read transparently).
     #[arg(long)]
     pub corpus: PathBuf,
+    #[command(flatten)]
+    pub reading: ReadingArgs,
+}
+
+/// How a corpus is read into paragraphs (shared by every command that reads one).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReadingArgs {
+    /// Corpus format.
     #[arg(long, value_enum, default_value = "auto")]
     pub format: FormatArg,
     /// JSONL: the field holding the text.
@@ -39,6 +47,12 @@ pub struct CorpusArgs {
 
 impl CorpusArgs {
     pub fn spec(&self) -> CorpusSpec {
+        self.reading.spec(&self.corpus)
+    }
+}
+
+impl ReadingArgs {
+    pub fn spec(&self, path: &std::path::Path) -> CorpusSpec {
         let format = match self.format {
             FormatArg::Auto => None,
             FormatArg::Wikiextractor => Some(CorpusFormat::WikiExtractor),
@@ -49,7 +63,7 @@ impl CorpusArgs {
             }),
         };
         CorpusSpec {
-            path: self.corpus.clone(),
+            path: path.to_path_buf(),
             format,
             text_field: self.text_field.clone(),
             rules: ParagraphRules {

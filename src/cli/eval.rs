@@ -10,10 +10,9 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::data::{CorpusArgs, FormatArg};
+use super::data::ReadingArgs;
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
-use crate::data::ParagraphRules;
 use crate::eval::benchmarks::{load_benchmark, prompt, BenchmarkTask, STOP_STRINGS};
 use crate::eval::generation::{generate_responses, GenerationSettings};
 use crate::eval::masked_span::{build_items, evaluate, EvalSettings, PromptStyle, SpanChoice};
@@ -84,18 +83,9 @@ pub struct EvalArgs {
     /// Benchmark JSONL file, or for masked-span the corpus (any format of `data stats`).
     #[arg(long, alias = "corpus")]
     pub data: PathBuf,
-    /// masked-span: corpus format.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub format: FormatArg,
-    /// masked-span, JSONL corpus: the field holding the text.
-    #[arg(long, default_value = "text")]
-    pub text_field: String,
-    /// masked-span: paragraphs with fewer words are dropped.
-    #[arg(long, default_value_t = ParagraphRules::default().min_words)]
-    pub min_words: usize,
-    /// masked-span: paragraphs with more words are dropped.
-    #[arg(long)]
-    pub max_words: Option<usize>,
+    /// masked-span: how the corpus is read into paragraphs.
+    #[command(flatten)]
+    pub reading: ReadingArgs,
     /// Number of items (default: 200 for masked-span, the whole file for benchmarks).
     #[arg(long)]
     pub limit: Option<usize>,
@@ -356,13 +346,6 @@ impl BackendTask for MaskedSpanRun {
             .tokenizer
             .as_ref()
             .with_context(|| format!("{}: evaluation needs tokenizer.json", model.display()))?;
-        let corpus = CorpusArgs {
-            corpus: args.data.clone(),
-            format: args.format,
-            text_field: args.text_field.clone(),
-            min_words: args.min_words,
-            max_words: args.max_words,
-        };
         let split = args.split.side().map(|side| {
             (
                 SplitRule {
@@ -373,7 +356,7 @@ impl BackendTask for MaskedSpanRun {
             )
         });
         let items = build_items(
-            &corpus.spec(),
+            &args.reading.spec(&args.data),
             args.span,
             args.seed,
             args.limit.unwrap_or(200),

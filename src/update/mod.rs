@@ -7,4 +7,4 @@ pub mod token_logprobs;
 
 pub use grpo_loss::{grpo_token_loss, LossAggregation, PolicyLossConfig};
 pub use policy_update::{PolicySample, UpdateConfig, UpdateStats};
-pub use token_logprobs::{masked_token_logprob_entropy, response_token_scores};
+pub use token_logprobs::response_token_scores;

@@ -1,24 +1,10 @@
-//! The masked-token reward step: for each row of logits, the log-probability of the
-//! sampled token and the entropy of the distribution, where the loss mask selects the
-//! row (DESIGN.md §7).
+//! Per-token log-probabilities and entropies of response tokens under a model: the
+//! forward pass, then the masked-token reward step of the kernels crate (DESIGN.md §7).
 
 use crate::kernels::{RewardStepBackend, RowChunking};
 use burn::prelude::*;
 
 use crate::models::Decoder;
-
-/// `logits [N, V]`, `targets [N]`, `mask [N]` (1 = selected) → `(logprob [N], entropy [N])`,
-/// both 0 on masked-out rows: the CubeCL kernels on WGPU and CUDA, the plain-tensor
-/// reference on the CPU (see the kernels crate).
-/// Rows are processed in chunks whose logits fit `chunking.budget_bytes`.
-pub fn masked_token_logprob_entropy<B: RewardStepBackend>(
-    logits: Tensor<B, 2>,
-    targets: Tensor<B, 1, Int>,
-    mask: Tensor<B, 1>,
-    chunking: RowChunking,
-) -> (Tensor<B, 1>, Tensor<B, 1>) {
-    crate::kernels::masked_token_logprob_entropy(logits, targets, mask, chunking)
-}
 
 /// A batch of prompt + response sequences, right-padded, as the update sees it.
 pub struct ResponseBatch<B: Backend> {
@@ -73,7 +59,7 @@ pub fn response_token_scores<B: RewardStepBackend>(
         .reshape([n * (len - 1)]);
     let logits = model.forward(inputs);
     let vocab = logits.dims()[2];
-    let (logprobs, entropy) = masked_token_logprob_entropy(
+    let (logprobs, entropy) = crate::kernels::masked_token_logprob_entropy(
         logits.reshape([n * (len - 1), vocab]),
         targets,
         batch.response_mask.clone().reshape([n * (len - 1)]),

@@ -11,16 +11,15 @@ pub fn group_advantages_kernel<F: Float>(
     rewards: &Tensor<F>,
     advantages: &mut Tensor<F>,
     keep: &mut Tensor<F>,
-    groups: u32,
     group_size: u32,
     scale: u32,
     #[define(F)] _dtype: StorageType,
 ) {
+    let size = group_size as usize;
     let group = ABSOLUTE_POS;
-    if group >= groups as usize {
+    if group >= rewards.len() / size {
         terminate!();
     }
-    let size = group_size as usize;
     let start = group * size;
     let mut sum = 0.0f32;
     let mut lowest = f32::cast_from(rewards[start]);
@@ -60,12 +59,11 @@ pub fn group_advantages_kernel<F: Float>(
 pub fn generator_rewards_kernel<F: Float>(
     predictor_rewards: &Tensor<F>,
     rewards: &mut Tensor<F>,
-    tasks: u32,
     answers_per_mask: u32,
     #[define(F)] _dtype: StorageType,
 ) {
     let task = ABSOLUTE_POS;
-    if task >= tasks as usize {
+    if task >= rewards.len() {
         terminate!();
     }
     let size = answers_per_mask as usize;

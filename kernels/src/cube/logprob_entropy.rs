@@ -33,12 +33,11 @@ pub fn logprob_entropy_forward_kernel<F: Float, I: Numeric>(
     mask: &Tensor<F>,      // [N]
     out: &mut Tensor<F>,   // [N, 2]: (log p(target), entropy)
     stats: &mut Tensor<F>, // [N, 2]: (max, ln s)
-    rows: u32,
     #[comptime] block: u32,
     #[define(F, I)] _dtypes: [StorageType; 2],
 ) {
     let row = cube_row();
-    if row >= rows as usize {
+    if row >= logits.shape(0) {
         terminate!();
     }
     let unit = UNIT_POS_X as usize;
@@ -141,12 +140,11 @@ pub fn logprob_entropy_backward_kernel<F: Float, I: Numeric>(
     out: &Tensor<F>,             // [N, 2]
     grad_out: &Tensor<F>,        // [N, 2], contiguous
     grad_logits: &mut Tensor<F>, // [N, V]
-    rows: u32,
     #[comptime] block: u32,
     #[define(F, I)] _dtypes: [StorageType; 2],
 ) {
     let row = cube_row();
-    if row >= rows as usize {
+    if row >= logits.shape(0) {
         terminate!();
     }
     let unit = UNIT_POS_X as usize;

@@ -76,7 +76,6 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RewardStep
             mask.into_tensor_arg(),
             out.clone().into_tensor_arg(),
             stats.clone().into_tensor_arg(),
-            rows as u32,
             block,
             dtypes,
         );
@@ -113,7 +112,6 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RewardStep
             out.into_tensor_arg(),
             grad_out.into_tensor_arg(),
             grad_logits.clone().into_tensor_arg(),
-            rows as u32,
             block,
             dtypes,
         );
@@ -138,7 +136,6 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RewardStep
             rewards.into_tensor_arg(),
             advantages.clone().into_tensor_arg(),
             keep.clone().into_tensor_arg(),
-            groups as u32,
             group_size as u32,
             scale as u32,
             dtype,
@@ -164,7 +161,6 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RewardStep
             CubeDim::new_1d(GROUP_BLOCK),
             predictor_rewards.into_tensor_arg(),
             rewards.clone().into_tensor_arg(),
-            tasks as u32,
             answers_per_mask as u32,
             dtype,
         );
