@@ -10,6 +10,8 @@ use crate::kernels::RewardStepBackend;
 pub enum DeviceKind {
     /// CPU through ndarray (always the CI backend).
     Ndarray,
+    /// CPU through burn-flex (burn's SIMD CPU backend).
+    Flex,
     /// Vulkan / Metal / DX12 through wgpu (laptops).
     Wgpu,
     /// NVIDIA GPUs (build with `--features cuda`).
@@ -29,6 +31,7 @@ impl DeviceKind {
     pub fn name(self) -> &'static str {
         match self {
             Self::Ndarray => "ndarray",
+            Self::Flex => "flex",
             Self::Wgpu => "wgpu",
             Self::Cuda => "cuda",
         }
@@ -51,6 +54,8 @@ pub type CpuBackend = burn::backend::NdArray<f32>;
 /// can pick a fused-reduce kernel that returns wrong values on Vulkan
 /// (tracel-ai/burn#5257; on Mesa lavapipe the parity test then saw `inf` log-probs
 /// whenever autotune happened to time the fallback reduce fastest).
+#[cfg(feature = "flex")]
+pub type FlexBackend = burn::backend::Flex;
 #[cfg(feature = "wgpu")]
 pub type WgpuBackend =
     burn::backend::wgpu::CubeBackend<burn::backend::wgpu::WgpuRuntime, f32, i32, u32>;
@@ -61,6 +66,8 @@ pub fn run_on<T: BackendTask>(kind: DeviceKind, task: T) -> anyhow::Result<T::Ou
     match kind {
         #[cfg(feature = "ndarray")]
         DeviceKind::Ndarray => Ok(task.run::<CpuBackend>(&Default::default())),
+        #[cfg(feature = "flex")]
+        DeviceKind::Flex => Ok(task.run::<FlexBackend>(&Default::default())),
         #[cfg(feature = "wgpu")]
         DeviceKind::Wgpu => Ok(task.run::<WgpuBackend>(&Default::default())),
         #[cfg(feature = "cuda")]

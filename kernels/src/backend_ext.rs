@@ -89,3 +89,7 @@ pub trait RewardStepBackend: Backend {
 /// The CPU backend uses the reference.
 #[cfg(feature = "ndarray")]
 impl RewardStepBackend for burn::backend::ndarray::NdArray<f32> {}
+
+/// burn's SIMD CPU backend uses the reference too.
+#[cfg(feature = "flex")]
+impl RewardStepBackend for burn::backend::Flex {}

@@ -107,7 +107,7 @@ pub struct ModelConfig {
 }
 
 /// Named architecture presets (published shapes), usable without any file on disk.
-pub const PRESETS: &[&str] = &["tiny", "qwen3-0.6b"];
+pub const PRESETS: &[&str] = &["tiny", "small", "qwen3-0.6b"];
 
 impl ModelConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
@@ -136,6 +136,16 @@ impl ModelConfig {
                 "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
                 "vocab_size": 8192, "hidden_size": 256, "intermediate_size": 768,
                 "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
+                "head_dim": 64, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+                "max_position_embeddings": 2048, "tie_word_embeddings": true,
+                "attention_bias": false, "hidden_act": "silu",
+                "bos_token_id": 0, "eos_token_id": 0, "torch_dtype": "float32"
+            }),
+            // About 25M parameters: the bigger shipped shape (see its model card).
+            "small" => serde_json::json!({
+                "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
+                "vocab_size": 8192, "hidden_size": 512, "intermediate_size": 1536,
+                "num_hidden_layers": 8, "num_attention_heads": 8, "num_key_value_heads": 4,
                 "head_dim": 64, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
                 "max_position_embeddings": 2048, "tie_word_embeddings": true,
                 "attention_bias": false, "hidden_act": "silu",

@@ -66,38 +66,57 @@ impl<B: Backend> Attention<B> {
         cache: Option<&mut LayerCache<B>>,
     ) -> Tensor<B, 3> {
         let [batch, seq, _] = x.dims();
-        let split_heads = |t: Tensor<B, 3>, heads: usize, norm: &Option<RmsNorm<B>>| {
-            let t = t.reshape([batch, seq, heads, self.head_dim]);
-            let t = match norm {
+        // Norm and RoPE in the projections' `[batch, seq, heads, head_dim]` layout,
+        // where the tensors are contiguous; heads move forward only afterwards.
+        let project = |linear: &Linear<B>, heads: usize, norm: &Option<RmsNorm<B>>| {
+            let t = linear
+                .forward(x.clone())
+                .reshape([batch, seq, heads, self.head_dim]);
+            match norm {
                 Some(norm) => norm.forward(t),
                 None => t,
-            };
-            t.swap_dims(1, 2)
+            }
         };
-        let mut q = split_heads(self.q_proj.forward(x.clone()), self.num_heads, &self.q_norm);
-        let mut k = split_heads(
-            self.k_proj.forward(x.clone()),
-            self.num_kv_heads,
-            &self.k_norm,
-        );
-        let v = split_heads(self.v_proj.forward(x), self.num_kv_heads, &None);
+        let mut q = project(&self.q_proj, self.num_heads, &self.q_norm);
+        let mut k = project(&self.k_proj, self.num_kv_heads, &self.k_norm);
+        let v = project(&self.v_proj, self.num_kv_heads, &None);
         if self.uses_rope {
             q = angles.apply(q);
             k = angles.apply(k);
         }
+        let k = k.swap_dims(1, 2);
+        let v = v.swap_dims(1, 2);
         // With a cache, attend over every key written so far, not only this chunk's.
         let (k, v) = match cache {
             Some(cache) => cache.append(k, v),
             None => (k, v),
         };
-        let k = self.repeat_kv(k);
-        let v = self.repeat_kv(v);
         let keys = k.dims()[2];
+        let groups = self.num_heads / self.num_kv_heads;
 
-        let (mask, is_causal) = match mask {
-            AttentionMask::Causal => (None, true),
-            AttentionMask::Explicit(mask) => (
-                Some(mask.clone().expand([batch, self.num_heads, seq, keys])),
+        // Grouped-query attention without copying keys/values per query head: the
+        // `groups` query heads that share a key/value head are stacked along the query
+        // axis, `[batch, kv_heads, groups · seq, head_dim]`, and each stacked row keeps
+        // its own mask row. (Repeating K/V instead would copy the whole KV cache on
+        // every decode step.)
+        let q = q
+            .reshape([batch, seq, self.num_kv_heads, groups, self.head_dim])
+            .permute([0, 2, 3, 1, 4])
+            .reshape([batch, self.num_kv_heads, groups * seq, self.head_dim]);
+        let shape = [batch, self.num_kv_heads, groups * seq, keys];
+        let (mask, is_causal) = match (mask, groups) {
+            (AttentionMask::Causal, 1) => (None, true),
+            (AttentionMask::Causal, _) => (
+                Some(stacked_causal_mask::<B>(groups, seq, keys, &x.device()).expand(shape)),
+                false,
+            ),
+            (AttentionMask::Explicit(mask), _) => (
+                Some(
+                    mask.clone()
+                        .reshape([batch, 1, 1, seq, keys])
+                        .expand([batch, self.num_kv_heads, groups, seq, keys])
+                        .reshape(shape),
+                ),
                 false,
             ),
         };
@@ -106,25 +125,30 @@ impl<B: Backend> Attention<B> {
             softcap: None,
             is_causal,
         };
-        let context = attention(q, k, v, mask, None, options);
-        let context = context
-            .swap_dims(1, 2)
+        let context = attention(q, k, v, mask, None, options)
+            .reshape([batch, self.num_kv_heads, groups, seq, self.head_dim])
+            .permute([0, 3, 1, 2, 4])
             .reshape([batch, seq, self.num_heads * self.head_dim]);
         self.o_proj.forward(context)
     }
+}
 
-    /// Grouped-query attention: each key/value head serves `num_heads / num_kv_heads`
-    /// query heads.
-    fn repeat_kv(&self, t: Tensor<B, 4>) -> Tensor<B, 4> {
-        let groups = self.num_heads / self.num_kv_heads;
-        if groups == 1 {
-            return t;
-        }
-        let [b, h, s, d] = t.dims();
-        t.reshape([b, h, 1, s, d])
-            .expand([b, h, groups, s, d])
-            .reshape([b, h * groups, s, d])
-    }
+/// `[1, 1, groups · seq, keys]`, true where stacked query row `g · seq + t` (query
+/// position `t`, with the `keys − seq` cached keys before it) must not see a key.
+fn stacked_causal_mask<B: Backend>(
+    groups: usize,
+    seq: usize,
+    keys: usize,
+    device: &B::Device,
+) -> Tensor<B, 4, Bool> {
+    let past = keys - seq;
+    let masked: Vec<bool> = (0..groups * seq)
+        .flat_map(|row| {
+            let query = past + row % seq;
+            (0..keys).map(move |key| key > query)
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(masked, [1, 1, groups * seq, keys]), device)
 }
 
 #[derive(Module, Debug)]

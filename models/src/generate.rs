@@ -67,32 +67,60 @@ pub fn generate<B: Backend>(
     if !config.stop_strings.is_empty() && tokenizer.is_none() {
         return Err(ModelError::Input("stop strings need a tokenizer".into()));
     }
+    if config.max_new_tokens == 0 {
+        let empty = GeneratedSequence {
+            tokens: Vec::new(),
+            logprobs: Vec::new(),
+            finish_reason: FinishReason::Length,
+        };
+        return Ok(vec![empty; prompts.len()]);
+    }
     let mut rng = StdRng::seed_from_u64(config.seed);
 
     let batch = prompts.len();
     let prompt_len = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    let pad_counts: Vec<usize> = prompts.iter().map(|p| prompt_len - p.len()).collect();
-    let pad_counts_tensor = Tensor::<B, 1, Int>::from_data(
-        TensorData::new(
-            pad_counts.iter().map(|&p| p as i64).collect::<Vec<_>>(),
-            [batch],
-        ),
-        device,
-    );
-    let mut cache = model.new_cache(batch, prompt_len + config.max_new_tokens, device);
+    let pad_count_tensor = |rows: &[&Vec<u32>]| {
+        let pads: Vec<i64> = rows.iter().map(|p| (prompt_len - p.len()) as i64).collect();
+        Tensor::<B, 1, Int>::from_data(TensorData::new(pads, [rows.len()]), device)
+    };
 
-    // Prefill: the whole left-padded prompt block.
-    let padded: Vec<i64> = prompts
+    // Prefill. A GRPO group samples many responses to one prompt; each distinct prompt
+    // is prefilled once and its cache rows are then copied to every row that repeats it.
+    let (distinct, row_source) = distinct_prompts(prompts);
+    let mut cache = model.new_cache(distinct.len(), prompt_len + config.max_new_tokens, device);
+    let padded: Vec<i64> = distinct
         .iter()
-        .zip(&pad_counts)
-        .flat_map(|(prompt, &pad)| {
-            std::iter::repeat_n(0, pad).chain(prompt.iter().map(|&id| id as i64))
+        .flat_map(|prompt| {
+            std::iter::repeat_n(0, prompt_len - prompt.len())
+                .chain(prompt.iter().map(|&id| id as i64))
         })
         .collect();
-    let mut input =
-        Tensor::<B, 2, Int>::from_data(TensorData::new(padded, [batch, prompt_len]), device);
-    let mut step_start = 0;
-    let mut step_len = prompt_len;
+    let input = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(padded, [distinct.len(), prompt_len]),
+        device,
+    );
+    let distinct_pads = pad_count_tensor(&distinct);
+    let hidden = model.hidden_states(
+        input,
+        Some(positions(&distinct_pads, 0, prompt_len)),
+        &AttentionMask::Explicit(padding_mask(&distinct_pads, 0, prompt_len, prompt_len)),
+        Some(&mut cache),
+    );
+    let width = hidden.dims()[2];
+    let mut last = hidden
+        .slice([0..distinct.len(), prompt_len - 1..prompt_len, 0..width])
+        .reshape([distinct.len(), width]);
+    if distinct.len() < batch {
+        let rows = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(row_source.iter().map(|&r| r as i64).collect(), [batch]),
+            device,
+        );
+        cache = cache.select_rows(rows.clone());
+        last = last.select(0, rows);
+    }
+    let pad_counts_tensor = pad_count_tensor(&prompts.iter().collect::<Vec<_>>());
+    let mut step_start = prompt_len;
+    let mut next_input: Option<Tensor<B, 2, Int>> = None;
 
     let mut outputs: Vec<Vec<u32>> = vec![Vec::new(); batch];
     let mut finish: Vec<Option<FinishReason>> = vec![None; batch];
@@ -104,30 +132,28 @@ pub fn generate<B: Backend>(
         .max()
         .unwrap_or(0);
 
-    for _ in 0..config.max_new_tokens {
-        let positions = positions(&pad_counts_tensor, step_start, step_len);
-        let mask = padding_mask(
-            &pad_counts_tensor,
-            step_start,
-            step_len,
-            step_start + step_len,
-        );
-        let hidden = model.hidden_states(
-            input,
-            Some(positions),
-            &AttentionMask::Explicit(mask),
-            Some(&mut cache),
-        );
-        let [_, seq, width] = hidden.dims();
-        let last = hidden
-            .slice([0..batch, seq - 1..seq, 0..width])
-            .reshape([batch, width]);
+    for step in 0..config.max_new_tokens {
+        if step > 0 {
+            // Decode: one new token per row, attending to everything written so far.
+            let input = next_input.take().expect("set after every sampling step");
+            let mask = padding_mask(&pad_counts_tensor, step_start, 1, step_start + 1);
+            let hidden = model.hidden_states(
+                input,
+                Some(positions(&pad_counts_tensor, step_start, 1)),
+                &AttentionMask::Explicit(mask),
+                Some(&mut cache),
+            );
+            last = hidden.reshape([batch, width]);
+            step_start += 1;
+        }
         let draws: Vec<f32> = (0..batch).map(|_| rng.random::<f32>()).collect();
         let uniform = Tensor::<B, 2>::from_data(TensorData::new(draws, [batch, 1]), device);
-        let sampled = sample(model.logits(last), &config.sampling, uniform);
+        let sampled = sample(model.logits(last.clone()), &config.sampling, uniform);
         logprob_steps.push(sampled.logprobs);
+        // Finished rows keep decoding (their tokens are discarded) so the batch stays whole.
+        next_input = Some(sampled.ids.clone().reshape([batch, 1]));
 
-        let ids = sampled.ids.clone().into_data().convert::<i64>();
+        let ids = sampled.ids.into_data().convert::<i64>();
         let ids = ids
             .as_slice::<i64>()
             .map_err(|e| ModelError::Input(format!("{e:?}")))?;
@@ -154,10 +180,6 @@ pub fn generate<B: Backend>(
         if finish.iter().all(Option::is_some) {
             break;
         }
-        // Finished rows keep decoding (their tokens are discarded) so the batch stays whole.
-        input = sampled.ids.reshape([batch, 1]);
-        step_start += step_len;
-        step_len = 1;
     }
 
     let steps = logprob_steps.len();
@@ -180,6 +202,23 @@ pub fn generate<B: Backend>(
             }
         })
         .collect())
+}
+
+/// The distinct prompts in order of first appearance, and for every prompt the index
+/// of its distinct copy.
+fn distinct_prompts(prompts: &[Vec<u32>]) -> (Vec<&Vec<u32>>, Vec<usize>) {
+    let mut index: std::collections::HashMap<&[u32], usize> = std::collections::HashMap::new();
+    let mut distinct = Vec::new();
+    let source = prompts
+        .iter()
+        .map(|prompt| {
+            *index.entry(prompt.as_slice()).or_insert_with(|| {
+                distinct.push(prompt);
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    (distinct, source)
 }
 
 /// Position of each query token, `[batch, queries]`: its index minus the sequence's

@@ -6,9 +6,10 @@ use burn::prelude::*;
 
 #[derive(Debug, Clone)]
 pub struct LayerCache<B: Backend> {
-    /// `[batch, kv_heads, capacity, head_dim]`.
-    keys: Tensor<B, 4>,
-    values: Tensor<B, 4>,
+    /// `[batch, kv_heads, capacity, head_dim]`; `None` only while being written
+    /// (see [`LayerCache::append`]).
+    keys: Option<Tensor<B, 4>>,
+    values: Option<Tensor<B, 4>>,
     /// Number of positions written.
     len: usize,
 }
@@ -22,7 +23,7 @@ impl<B: Backend> LayerCache<B> {
         values: Tensor<B, 4>,
     ) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let [batch, heads, seq, dim] = keys.dims();
-        let capacity = self.keys.dims()[2];
+        let capacity = self.capacity();
         assert!(
             self.len + seq <= capacity,
             "KV cache overflow: {} + {seq} positions > capacity {capacity}",
@@ -30,14 +31,26 @@ impl<B: Backend> LayerCache<B> {
         );
         let end = self.len + seq;
         let range = [0..batch, 0..heads, self.len..end, 0..dim];
-        self.keys = self.keys.clone().slice_assign(range.clone(), keys);
-        self.values = self.values.clone().slice_assign(range, values);
+        // The cache is moved out, not cloned, before the write: a backend writes in
+        // place only into a buffer nobody else holds, and a clone would make it copy
+        // the whole cache on every decode step.
+        let write = |slot: &mut Option<Tensor<B, 4>>, new: Tensor<B, 4>| {
+            let cache = slot
+                .take()
+                .expect("the cache is put back after every write");
+            let cache = cache.slice_assign(range.clone(), new);
+            let written = cache.clone().slice([0..batch, 0..heads, 0..end, 0..dim]);
+            *slot = Some(cache);
+            written
+        };
+        let keys = write(&mut self.keys, keys);
+        let values = write(&mut self.values, values);
         self.len = end;
-        let written = [0..batch, 0..heads, 0..end, 0..dim];
-        (
-            self.keys.clone().slice(written.clone()),
-            self.values.clone().slice(written),
-        )
+        (keys, values)
+    }
+
+    fn capacity(&self) -> usize {
+        self.keys.as_ref().map_or(0, |k| k.dims()[2])
     }
 }
 
@@ -59,9 +72,26 @@ impl<B: Backend> KvCache<B> {
         Self {
             layers: (0..num_layers)
                 .map(|_| LayerCache {
-                    keys: empty(),
-                    values: empty(),
+                    keys: Some(empty()),
+                    values: Some(empty()),
                     len: 0,
+                })
+                .collect(),
+        }
+    }
+
+    /// A cache whose row `i` is row `rows[i]` of this one (rows may repeat): how a
+    /// prompt prefilled once is handed to every response sampled from it.
+    pub fn select_rows(self, rows: Tensor<B, 1, Int>) -> Self {
+        let pick = |t: Option<Tensor<B, 4>>| t.map(|t| t.select(0, rows.clone()));
+        Self {
+            layers: self
+                .layers
+                .into_iter()
+                .map(|layer| LayerCache {
+                    keys: pick(layer.keys),
+                    values: pick(layer.values),
+                    len: layer.len,
                 })
                 .collect(),
         }
@@ -81,6 +111,6 @@ impl<B: Backend> KvCache<B> {
     }
 
     pub fn capacity(&self) -> usize {
-        self.layers.first().map_or(0, |l| l.keys.dims()[2])
+        self.layers.first().map_or(0, LayerCache::capacity)
     }
 }

@@ -14,7 +14,10 @@ pub struct RotaryEmbedding<B: Backend> {
     inv_freq: Tensor<B, 1>,
 }
 
-/// cos and sin for a batch of positions, `[batch, 1, seq, head_dim]` each.
+/// cos and sin for a batch of positions, `[batch, seq, 1, head_dim]` each: they apply
+/// to q/k in the `[batch, seq, heads, head_dim]` layout of the projections, where the
+/// tensors are still contiguous (rotating after the head transpose would make every
+/// elementwise op walk a strided view).
 #[derive(Debug, Clone)]
 pub struct RotaryAngles<B: Backend> {
     cos: Tensor<B, 4>,
@@ -38,7 +41,7 @@ impl<B: Backend> RotaryEmbedding<B> {
         // inverse frequencies, then cos/sin of the duplicated halves.
         let freqs = positions.float().reshape([batch, seq, 1])
             * self.inv_freq.clone().reshape([1, 1, half]);
-        let emb = Tensor::cat(vec![freqs.clone(), freqs], 2).reshape([batch, 1, seq, 2 * half]);
+        let emb = Tensor::cat(vec![freqs.clone(), freqs], 2).reshape([batch, seq, 1, 2 * half]);
         RotaryAngles {
             cos: emb.clone().cos(),
             sin: emb.sin(),
@@ -47,12 +50,12 @@ impl<B: Backend> RotaryEmbedding<B> {
 }
 
 impl<B: Backend> RotaryAngles<B> {
-    /// Rotates `x`: `[batch, heads, seq, head_dim]`.
+    /// Rotates `x`: `[batch, seq, heads, head_dim]`.
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [b, h, s, d] = x.dims();
+        let [b, s, h, d] = x.dims();
         let half = d / 2;
-        let first = x.clone().slice([0..b, 0..h, 0..s, 0..half]);
-        let second = x.clone().slice([0..b, 0..h, 0..s, half..d]);
+        let first = x.clone().slice([0..b, 0..s, 0..h, 0..half]);
+        let second = x.clone().slice([0..b, 0..s, 0..h, half..d]);
         let rotated = Tensor::cat(vec![second.neg(), first], 3);
         x * self.cos.clone() + rotated * self.sin.clone()
     }

@@ -19,6 +19,8 @@ pub enum BenchWhat {
     Generate(GenerateBenchArgs),
     /// The masked-token reward step: fused kernel vs plain-tensor reference.
     Kernels(super::bench_kernels::KernelBenchArgs),
+    /// Pretraining step, GRPO update, prefill and decode on one model shape.
+    Train(super::bench_train::TrainBenchArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -40,6 +42,7 @@ pub struct GenerateBenchArgs {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Kernels(args) => super::bench_kernels::run(args),
+        BenchWhat::Train(args) => super::bench_train::run(args),
         BenchWhat::Generate(args) => {
             if args.new_tokens < 2 || args.prompt_len == 0 {
                 anyhow::bail!("--new-tokens must be at least 2 and --prompt-len at least 1");

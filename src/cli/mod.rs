@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_kernels;
+pub mod bench_train;
 pub mod data;
 pub mod eval;
 pub mod generate;

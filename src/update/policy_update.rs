@@ -112,27 +112,24 @@ where
                 ),
                 _ => None,
             };
-            let [n, width] = batch.response_mask.dims();
-            let mut advantages = vec![0f32; n * width];
-            let mut weights = vec![0f32; n * width];
-            for (i, sample) in chunk.iter().enumerate() {
-                let weight =
-                    config
-                        .aggregation
-                        .token_weight(sample.response_ids.len(), mini.len(), tokens);
-                let first = sample.prompt_ids.len() - 1;
-                for k in 0..sample.response_ids.len() {
-                    advantages[i * width + first + k] = sample.advantage;
-                    weights[i * width + first + k] = weight;
-                }
+            // Per response token, in the batch's order (sequence by sequence).
+            let mut advantages = Vec::with_capacity(batch.response_len());
+            let mut weights = Vec::with_capacity(batch.response_len());
+            for sample in chunk {
+                let len = sample.response_ids.len();
+                let weight = config.aggregation.token_weight(len, mini.len(), tokens);
+                advantages.extend(std::iter::repeat_n(sample.advantage, len));
+                weights.extend(std::iter::repeat_n(weight, len));
             }
+            let rows = advantages.len();
             micro_plans.push(MicroBatch {
                 tokens: batch.tokens,
-                response_mask: batch.response_mask,
+                response_rows: batch.response_rows,
+                response_tokens: batch.response_tokens,
                 logp_old,
                 logp_ref,
-                advantages: Tensor::from_data(TensorData::new(advantages, [n, width]), device),
-                weights: Tensor::from_data(TensorData::new(weights, [n, width]), device),
+                advantages: Tensor::from_data(TensorData::new(advantages, [rows]), device),
+                weights: Tensor::from_data(TensorData::new(weights, [rows]), device),
             });
         }
         stats.response_tokens += tokens;
@@ -147,7 +144,8 @@ where
         for plan in micro_plans {
             let batch = ResponseBatch::<Ad<B>> {
                 tokens: Tensor::from_inner(plan.tokens),
-                response_mask: Tensor::from_inner(plan.response_mask),
+                response_rows: Tensor::from_inner(plan.response_rows),
+                response_tokens: Tensor::from_inner(plan.response_tokens),
             };
             let (logp_new, _) = response_token_scores(
                 &model,
@@ -187,11 +185,13 @@ where
     (model, stats)
 }
 
+/// One micro-batch's inputs, per response token (`[R]`) except `tokens`.
 struct MicroBatch<B: Backend> {
     tokens: Tensor<B, 2, Int>,
-    response_mask: Tensor<B, 2>,
-    logp_old: Tensor<B, 2>,
-    logp_ref: Option<Tensor<B, 2>>,
-    advantages: Tensor<B, 2>,
-    weights: Tensor<B, 2>,
+    response_rows: Tensor<B, 1, Int>,
+    response_tokens: Tensor<B, 1, Int>,
+    logp_old: Tensor<B, 1>,
+    logp_ref: Option<Tensor<B, 1>>,
+    advantages: Tensor<B, 1>,
+    weights: Tensor<B, 1>,
 }

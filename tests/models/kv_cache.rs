@@ -4,7 +4,9 @@
 use burn::prelude::*;
 use pretrainzero::models::decoder::AttentionMask;
 use pretrainzero::models::generate::padding_mask;
-use pretrainzero::models::{generate, GenerationConfig, PretrainedModel, SamplingConfig};
+use pretrainzero::models::{
+    generate, score_sequence, GenerationConfig, PretrainedModel, SamplingConfig,
+};
 
 use crate::reference::{max_abs_diff, Reference};
 use crate::{require_shared, Cpu};
@@ -125,4 +127,51 @@ fn sampling_is_seeded_and_respects_eos_and_top_k() {
             );
         }
     }
+}
+
+/// A batch that repeats prompts (a GRPO group) prefills each distinct prompt once and
+/// shares its cache rows. Every sampled row must still be an honest sample of its own
+/// prompt: its reported log-probs equal a teacher-forced rescoring of prompt + response
+/// (computed without any cache), and rows of one prompt differ (their draws differ).
+#[test]
+fn repeated_prompts_share_their_prefill_and_stay_exact() {
+    let dir = require_shared!("models/stories260K-hf");
+    let device = Default::default();
+    let model = PretrainedModel::<Cpu>::load(&dir, &device).unwrap().model;
+    let ids = Reference::load(&dir).input_ids;
+    let short = ids[..4].to_vec();
+    let long = ids[..13].to_vec();
+    let prompts = vec![
+        long.clone(),
+        short.clone(),
+        long.clone(),
+        long.clone(),
+        short.clone(),
+    ];
+    let config = GenerationConfig {
+        max_new_tokens: 10,
+        sampling: SamplingConfig {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+        },
+        eos_token_ids: Vec::new(),
+        stop_strings: Vec::new(),
+        seed: 3,
+    };
+    let generated = generate(&model, &prompts, &config, None, &device).unwrap();
+    for (prompt, row) in prompts.iter().zip(&generated) {
+        let full: Vec<u32> = prompt.iter().chain(&row.tokens).copied().collect();
+        let scores = score_sequence(&model, &full, &device).unwrap();
+        let rescored = &scores.target_logprobs[prompt.len() - 1..];
+        let diff = max_abs_diff(&row.logprobs, rescored);
+        assert!(
+            diff <= 1e-4,
+            "sampled log-probs differ from rescoring by {diff}"
+        );
+    }
+    assert_ne!(
+        generated[0].tokens, generated[2].tokens,
+        "two samples of one prompt drew the same 10 tokens"
+    );
 }

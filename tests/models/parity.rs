@@ -59,6 +59,16 @@ pub fn check_fixture<B: Backend>(name: &str, device: &B::Device) -> Option<f32> 
 }
 
 #[test]
+fn fixtures_match_transformers_on_flex() {
+    require_shared!("models");
+    for name in FIXTURE_MODELS {
+        if let Some(diff) = check_fixture::<burn::backend::Flex>(name, &Default::default()) {
+            println!("{name}: max |Δ| = {diff:.2e} (flex)");
+        }
+    }
+}
+
+#[test]
 fn fixtures_match_transformers_on_ndarray() {
     require_shared!("models");
     for name in FIXTURE_MODELS {

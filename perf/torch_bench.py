@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""The PyTorch peer of `pretrainzero bench train`: the same Qwen3 shape (built from
+the same config.json), the same three measurements, the same thread count.
+
+    python perf/torch_bench.py --config CONFIG.json --settings SETTINGS.json [--threads N]
+
+`perf/compare.py` calls it with the config and settings that `bench train --json`
+printed, so both sides measure the same shapes in one run. It needs only `torch`
+(CPU is enough); see perf/README.md.
+
+The model is plain eager PyTorch (no torch.compile), written for speed the way a
+careful user would write it: `F.scaled_dot_product_attention`, fused AdamW where
+torch offers it, and the LM head applied only at response positions in the GRPO
+update (as TRL's `logits_to_keep` does).
+"""
+
+import argparse
+import json
+import math
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+class RmsNorm(torch.nn.Module):
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x):
+        var = x.pow(2).mean(-1, keepdim=True)
+        return self.weight * (x * torch.rsqrt(var + self.eps))
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class Layer(torch.nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        d, hd = c["hidden_size"], c["head_dim"]
+        self.h, self.kv, self.hd = c["num_attention_heads"], c["num_key_value_heads"], hd
+        eps = c["rms_norm_eps"]
+        self.input_layernorm = RmsNorm(d, eps)
+        self.post_attention_layernorm = RmsNorm(d, eps)
+        self.q_proj = torch.nn.Linear(d, self.h * hd, bias=False)
+        self.k_proj = torch.nn.Linear(d, self.kv * hd, bias=False)
+        self.v_proj = torch.nn.Linear(d, self.kv * hd, bias=False)
+        self.o_proj = torch.nn.Linear(self.h * hd, d, bias=False)
+        self.q_norm = RmsNorm(hd, eps)
+        self.k_norm = RmsNorm(hd, eps)
+        i = c["intermediate_size"]
+        self.gate_proj = torch.nn.Linear(d, i, bias=False)
+        self.up_proj = torch.nn.Linear(d, i, bias=False)
+        self.down_proj = torch.nn.Linear(i, d, bias=False)
+
+    def forward(self, x, cos, sin, cache=None, start=0):
+        b, s, _ = x.shape
+        h = self.input_layernorm(x)
+        q = self.q_norm(self.q_proj(h).view(b, s, self.h, self.hd)).transpose(1, 2)
+        k = self.k_norm(self.k_proj(h).view(b, s, self.kv, self.hd)).transpose(1, 2)
+        v = self.v_proj(h).view(b, s, self.kv, self.hd).transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        if cache is not None:
+            keys, values = cache
+            keys[:, :, start : start + s] = k
+            values[:, :, start : start + s] = v
+            k, v = keys[:, :, : start + s], values[:, :, : start + s]
+        groups = self.h // self.kv
+        k = k.repeat_interleave(groups, dim=1)
+        v = v.repeat_interleave(groups, dim=1)
+        # Causal over the whole block during prefill/training; a decode step sees all keys.
+        attn = F.scaled_dot_product_attention(q, k, v, is_causal=s > 1)
+        x = x + self.o_proj(attn.transpose(1, 2).reshape(b, s, self.h * self.hd))
+        h = self.post_attention_layernorm(x)
+        return x + self.down_proj(F.silu(self.gate_proj(h)) * self.up_proj(h))
+
+
+class Qwen3(torch.nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        self.embed_tokens = torch.nn.Embedding(c["vocab_size"], c["hidden_size"])
+        self.layers = torch.nn.ModuleList(Layer(c) for _ in range(c["num_hidden_layers"]))
+        self.norm = RmsNorm(c["hidden_size"], c["rms_norm_eps"])
+        assert c.get("tie_word_embeddings", True), "the benchmark presets tie the head"
+        hd = c["head_dim"]
+        theta = c.get("rope_theta") or c.get("rope_parameters", {}).get("rope_theta", 10000.0)
+        self.register_buffer(
+            "inv_freq", 1.0 / theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd)
+        )
+        for p in self.parameters():
+            if p.dim() == 2:
+                torch.nn.init.normal_(p, std=0.02)
+
+    def hidden(self, ids, caches=None, start=0):
+        s = ids.shape[1]
+        pos = torch.arange(start, start + s, dtype=torch.float32)
+        freqs = pos[:, None] * self.inv_freq[None, :]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        cos, sin = emb.cos()[None, None], emb.sin()[None, None]
+        x = self.embed_tokens(ids)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, None if caches is None else caches[i], start)
+        return self.norm(x)
+
+    def head(self, h):
+        return h @ self.embed_tokens.weight.t()
+
+
+def median_seconds(repeats, fn):
+    fn()
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def synthetic_ids(row, length, vocab):
+    return [(row * 7919 + t * 104729 + 1) % vocab for t in range(length)]
+
+
+def adamw(model):
+    kwargs = dict(lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    try:
+        return torch.optim.AdamW(model.parameters(), fused=True, **kwargs)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(model.parameters(), **kwargs)
+
+
+def bench_pretrain(model, opt, s, vocab):
+    chunks = torch.tensor(
+        [synthetic_ids(b, s["seq_len"] + 1, vocab) for b in range(s["batch_size"])]
+    )
+    inputs, targets = chunks[:, :-1], chunks[:, 1:]
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        logits = model.head(model.hidden(inputs))
+        loss = F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    sec = median_seconds(s["repeats"], step)
+    tokens = s["batch_size"] * s["seq_len"]
+    return {"name": "pretrain step", "ms": sec * 1e3, "tokens_per_s": tokens / sec}
+
+
+def response_scores(model, ids, prompt_len):
+    """Log-prob of each response token and the entropy at its position."""
+    hidden = model.hidden(ids[:, :-1])[:, prompt_len - 1 :]
+    logp = torch.log_softmax(model.head(hidden).float(), dim=-1)
+    picked = logp.gather(-1, ids[:, prompt_len:, None]).squeeze(-1)
+    entropy = -(logp.exp() * logp).sum(-1)
+    return picked, entropy
+
+
+def bench_grpo(model, opt, s, vocab):
+    n, p, r = s["rl_sequences"], s["prompt_len"], s["response_len"]
+    ids = torch.tensor(
+        [synthetic_ids(i, p, vocab) + synthetic_ids(i + 100003, r, vocab) for i in range(n)]
+    )
+    adv = torch.tensor([1.0 if i % 2 == 0 else -1.0 for i in range(n)])
+    minis, micro = s["ppo_mini_batches"], s["micro_batch"]
+    per_mini = math.ceil(n / minis)
+    eps_low, eps_high = 0.2, 0.28
+
+    def update():
+        with torch.no_grad():
+            old = [response_scores(model, ids[i : i + micro], p)[0] for i in range(0, n, micro)]
+        old = torch.cat(old)
+        for m in range(0, n, per_mini):
+            opt.zero_grad(set_to_none=True)
+            tokens = min(per_mini, n - m) * r
+            for i in range(m, min(m + per_mini, n), micro):
+                j = min(i + micro, m + per_mini, n)
+                new, _ = response_scores(model, ids[i:j], p)
+                ratio = (new - old[i:j]).exp()
+                a = adv[i:j, None]
+                surrogate = torch.minimum(ratio * a, ratio.clamp(1 - eps_low, 1 + eps_high) * a)
+                (-surrogate.sum() / tokens).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+
+    sec = median_seconds(s["repeats"], update)
+    return {"name": "GRPO update", "ms": sec * 1e3, "tokens_per_s": n * r / sec}
+
+
+def bench_generation(model, s, vocab):
+    c = model.c
+    b, p, r = s["generation_batch"], s["prompt_len"], s["response_len"]
+    prompts = torch.tensor([synthetic_ids(i, p, vocab) for i in range(b)])
+
+    @torch.no_grad()
+    def generate(new_tokens):
+        shape = (b, c["num_key_value_heads"], p + new_tokens, c["head_dim"])
+        caches = [(torch.empty(shape), torch.empty(shape)) for _ in model.layers]
+        ids, start = prompts, 0
+        for _ in range(new_tokens):
+            h = model.hidden(ids, caches, start)
+            probs = torch.softmax(model.head(h[:, -1]), dim=-1)
+            start += ids.shape[1]
+            ids = torch.multinomial(probs, 1)
+
+    prefill = median_seconds(s["repeats"], lambda: generate(1))
+    full = median_seconds(s["repeats"], lambda: generate(r))
+    steps = r - 1
+    decode = max(full - prefill, 1e-9)
+    return [
+        {"name": "prefill", "ms": prefill * 1e3, "tokens_per_s": b * p / prefill},
+        {"name": "decode", "ms": decode / steps * 1e3, "tokens_per_s": b * steps / decode},
+    ]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", required=True, help="HF config.json of the shape")
+    ap.add_argument("--settings", required=True, help="JSON of the benchmark settings")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    with open(args.config) as f:
+        config = json.load(f)
+    with open(args.settings) as f:
+        settings = json.load(f)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    vocab = config["vocab_size"]
+    model = Qwen3(config)
+    opt = adamw(model)
+    model.train()
+    out = [bench_pretrain(model, opt, settings, vocab), bench_grpo(model, opt, settings, vocab)]
+    model.eval()
+    out += bench_generation(model, settings, vocab)
+    print(json.dumps({
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "measurements": out,
+    }))
+
+
+if __name__ == "__main__":
+    main()

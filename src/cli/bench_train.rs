@@ -1,0 +1,292 @@
+//! `pretrainzero bench train`: the three costs of a training run on one model shape —
+//! a pretraining step (forward + backward + AdamW), a GRPO update on a fixed synthetic
+//! rollout batch, and generation (prefill, decode) — each through the same functions
+//! the trainers call. `perf/compare.py` runs the same shapes in PyTorch and prints
+//! the ratios from one run.
+
+use std::time::Instant;
+
+use burn::backend::Autodiff;
+use burn::optim::AdamWConfig;
+use serde::Serialize;
+
+use super::DeviceArg;
+use crate::backend::{run_on, BackendTask};
+use crate::kernels::RewardStepBackend;
+use crate::models::{
+    generate, random_decoder, Decoder, GenerationConfig, ModelConfig, SamplingConfig, WeightDtype,
+};
+use crate::pretrain::trainer::train_step;
+use crate::update::policy_update::update_policy;
+use crate::update::{LossAggregation, PolicyLossConfig, PolicySample, UpdateConfig};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainBenchArgs {
+    /// Architecture preset (see `ModelConfig::preset`); weights are random.
+    #[arg(long, default_value = "tiny")]
+    pub preset: String,
+    /// Pretraining: sequences per step.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Pretraining: tokens per sequence.
+    #[arg(long, default_value_t = 256)]
+    pub seq_len: usize,
+    /// GRPO update and generation: number of sequences.
+    #[arg(long, default_value_t = 64)]
+    pub rl_sequences: usize,
+    /// GRPO update and generation: prompt tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    pub prompt_len: usize,
+    /// GRPO update: response tokens per sequence; generation: new tokens.
+    #[arg(long, default_value_t = 16)]
+    pub response_len: usize,
+    /// Generation batch (the rollout's `generation_batch_size`).
+    #[arg(long, default_value_t = 32)]
+    pub generation_batch: usize,
+    /// Timed repetitions of each measurement (after one untimed warm-up); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Print one JSON object instead of the table (read by perf/compare.py).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+/// The GRPO update's settings in the benchmark: the trainer's defaults.
+pub const BENCH_PPO_MINI_BATCHES: usize = 4;
+pub const BENCH_MICRO_BATCH: usize = 16;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    pub name: &'static str,
+    pub shape: String,
+    pub ms: f64,
+    /// Tokens processed per second (which tokens: see `tokens_counted`).
+    pub tokens_per_s: f64,
+    pub tokens_counted: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Report {
+    preset: String,
+    parameters: usize,
+    device: &'static str,
+    threads: usize,
+    /// The HF config.json of the benchmarked shape (so a peer can build the same model).
+    config: serde_json::Value,
+    settings: serde_json::Value,
+    measurements: Vec<Measurement>,
+}
+
+pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
+    if args.batch_size == 0 || args.seq_len < 2 || args.rl_sequences == 0 {
+        anyhow::bail!("--batch-size and --rl-sequences must be at least 1, --seq-len at least 2");
+    }
+    if args.prompt_len == 0 || args.response_len < 2 || args.generation_batch == 0 {
+        anyhow::bail!(
+            "--prompt-len and --generation-batch must be at least 1, --response-len at least 2"
+        );
+    }
+    let config = ModelConfig::preset(&args.preset)?;
+    let device = args.device.kind();
+    let report = Report {
+        preset: args.preset.clone(),
+        parameters: config.num_parameters(),
+        device: device.name(),
+        threads: rayon_threads(),
+        config: config.to_json(WeightDtype::F32),
+        settings: serde_json::json!({
+            "batch_size": args.batch_size, "seq_len": args.seq_len,
+            "rl_sequences": args.rl_sequences, "prompt_len": args.prompt_len,
+            "response_len": args.response_len, "generation_batch": args.generation_batch,
+            "ppo_mini_batches": BENCH_PPO_MINI_BATCHES, "micro_batch": BENCH_MICRO_BATCH,
+            "repeats": args.repeats,
+        }),
+        measurements: run_on(
+            device,
+            TrainBench {
+                args: args.clone(),
+                config: config.clone(),
+            },
+        )?,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!(
+        "bench train: preset {} ({:.1} M parameters), device {}, {} threads",
+        report.preset,
+        report.parameters as f64 / 1e6,
+        report.device,
+        report.threads
+    );
+    println!("| measurement | shape | ms | tokens/s | tokens counted |");
+    println!("|---|---|---:|---:|---|");
+    for m in &report.measurements {
+        println!(
+            "| {} | {} | {:.1} | {:.0} | {} |",
+            m.name, m.shape, m.ms, m.tokens_per_s, m.tokens_counted
+        );
+    }
+    Ok(())
+}
+
+/// The worker threads of the CPU backends (rayon's pool; `RAYON_NUM_THREADS` sets it).
+fn rayon_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+struct TrainBench {
+    args: TrainBenchArgs,
+    config: ModelConfig,
+}
+
+/// Deterministic, distinct token ids (no EOS handling is involved anywhere).
+fn synthetic_ids(row: usize, len: usize, vocab: usize) -> Vec<u32> {
+    (0..len)
+        .map(|t| ((row * 7919 + t * 104_729 + 1) % vocab) as u32)
+        .collect()
+}
+
+/// Median wall-clock seconds of `repeats` runs after one warm-up run.
+fn median_seconds(repeats: usize, mut run: impl FnMut()) -> f64 {
+    run();
+    let mut times: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            run();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+impl BackendTask for TrainBench {
+    type Output = Vec<Measurement>;
+
+    fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output {
+        let args = &self.args;
+        let vocab = self.config.vocab_size;
+        let mut out = Vec::new();
+
+        // 1. Pretraining step.
+        let mut model = Some(random_decoder::<Autodiff<B>>(&self.config, 0, device));
+        let mut optimizer = AdamWConfig::new()
+            .with_weight_decay(0.01)
+            .init::<Autodiff<B>, Decoder<Autodiff<B>>>();
+        let chunks: Vec<Vec<u32>> = (0..args.batch_size)
+            .map(|b| synthetic_ids(b, args.seq_len + 1, vocab))
+            .collect();
+        let micro_batches = vec![chunks];
+        let seconds = median_seconds(args.repeats, || {
+            let (next, _) = train_step(
+                model.take().expect("model is put back after each step"),
+                &mut optimizer,
+                &micro_batches,
+                1e-4,
+                1.0,
+                device,
+            );
+            model = Some(next);
+        });
+        let tokens = args.batch_size * args.seq_len;
+        out.push(Measurement {
+            name: "pretrain step",
+            shape: format!("{} x {} tokens", args.batch_size, args.seq_len),
+            ms: seconds * 1e3,
+            tokens_per_s: tokens as f64 / seconds,
+            tokens_counted: "all",
+        });
+
+        // 2. GRPO update: logp_old pass, then 4 mini-batch steps of micro-batches of 16.
+        let samples: Vec<PolicySample> = (0..args.rl_sequences)
+            .map(|i| PolicySample {
+                prompt_ids: synthetic_ids(i, args.prompt_len, vocab),
+                response_ids: synthetic_ids(i + 100_003, args.response_len, vocab),
+                advantage: if i % 2 == 0 { 1.0 } else { -1.0 },
+            })
+            .collect();
+        let update_config = UpdateConfig {
+            loss: PolicyLossConfig::default(),
+            aggregation: LossAggregation::TokenMean,
+            ppo_mini_batches: BENCH_PPO_MINI_BATCHES,
+            micro_batch_size: BENCH_MICRO_BATCH,
+            max_grad_norm: 1.0,
+            reward_step_budget_bytes: 256 << 20,
+        };
+        let seconds = median_seconds(args.repeats, || {
+            let (next, _) = update_policy(
+                model.take().expect("model is put back after each update"),
+                &mut optimizer,
+                None,
+                &samples,
+                &update_config,
+                1e-6,
+                device,
+            );
+            model = Some(next);
+        });
+        let response_tokens = args.rl_sequences * args.response_len;
+        out.push(Measurement {
+            name: "GRPO update",
+            shape: format!(
+                "{} x ({} prompt + {} response)",
+                args.rl_sequences, args.prompt_len, args.response_len
+            ),
+            ms: seconds * 1e3,
+            tokens_per_s: response_tokens as f64 / seconds,
+            tokens_counted: "response",
+        });
+        drop(model);
+
+        // 3. Generation: prefill alone, then prefill + decode.
+        let inference = random_decoder::<B>(&self.config, 0, device);
+        let prompts: Vec<Vec<u32>> = (0..args.generation_batch)
+            .map(|b| synthetic_ids(b, args.prompt_len, vocab))
+            .collect();
+        let generation = |new_tokens: usize| GenerationConfig {
+            max_new_tokens: new_tokens,
+            sampling: SamplingConfig {
+                temperature: 1.0,
+                top_p: 1.0,
+                top_k: 0,
+            },
+            eos_token_ids: Vec::new(),
+            stop_strings: Vec::new(),
+            seed: 0,
+        };
+        let run_generation = |new_tokens: usize| {
+            generate(&inference, &prompts, &generation(new_tokens), None, device)
+                .expect("valid benchmark prompts");
+        };
+        let prefill = median_seconds(args.repeats, || run_generation(1));
+        let full = median_seconds(args.repeats, || run_generation(args.response_len));
+        let decode_steps = (args.response_len - 1) as f64;
+        let decode = (full - prefill).max(1e-9);
+        out.push(Measurement {
+            name: "prefill",
+            shape: format!("{} x {} tokens", args.generation_batch, args.prompt_len),
+            ms: prefill * 1e3,
+            tokens_per_s: (args.generation_batch * args.prompt_len) as f64 / prefill,
+            tokens_counted: "prompt",
+        });
+        out.push(Measurement {
+            name: "decode",
+            shape: format!(
+                "{} x {} new tokens",
+                args.generation_batch,
+                args.response_len - 1
+            ),
+            ms: decode / decode_steps * 1e3,
+            tokens_per_s: args.generation_batch as f64 * decode_steps / decode,
+            tokens_counted: "new (ms per step)",
+        });
+        out
+    }
+}
