@@ -27,9 +27,9 @@ def main():
             print(f"| {run} | {len(rows)} | 0 | - | - | - | - | - |")
             continue
         step = statistics.median(r["step_seconds"] for r in updated)
-        rollout = statistics.median(r["rollout"]["rollout_seconds"] for r in updated)
-        update = statistics.median(r["step_seconds"] - r["rollout"]["rollout_seconds"]
-                                   for r in updated)
+        # The rollout metrics sit at the top level of each row (flattened).
+        rollout = statistics.median(r["rollout_seconds"] for r in updated)
+        update = statistics.median(r["step_seconds"] - r["rollout_seconds"] for r in updated)
         rollout_rate = statistics.median(r["rollout_tokens_per_s"] for r in updated)
         update_rate = statistics.median(r["update_tokens_per_s"] for r in updated)
         print(f"| {run} | {len(rows)} | {len(updated)} | {step:.2f} | {rollout:.2f} | "

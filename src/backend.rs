@@ -19,10 +19,13 @@ pub enum DeviceKind {
 }
 
 impl DeviceKind {
-    /// CUDA when compiled in, otherwise the CPU.
+    /// CUDA when compiled in, otherwise the fastest CPU backend compiled in (flex
+    /// measured faster than ndarray here; see docs/PERFORMANCE.md).
     pub fn default_for_build() -> Self {
         if cfg!(feature = "cuda") {
             Self::Cuda
+        } else if cfg!(feature = "flex") {
+            Self::Flex
         } else {
             Self::Ndarray
         }

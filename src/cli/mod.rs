@@ -68,7 +68,7 @@ impl Command {
 /// `--device`, shared by every command that computes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DeviceArg {
-    /// Backend to run on (defaults to cuda when compiled in, else ndarray).
+    /// Backend to run on (defaults to cuda when compiled in, else flex).
     #[arg(long, value_enum)]
     pub device: Option<DeviceKind>,
 }
