@@ -49,6 +49,8 @@ pub trait BackendTask {
 
 #[cfg(feature = "ndarray")]
 pub type CpuBackend = burn::backend::NdArray<f32>;
+#[cfg(feature = "flex")]
+pub type FlexBackend = burn::backend::Flex;
 /// The GPU backends run burn's `CubeBackend` directly, without its operation-fusion
 /// wrapper: the reward-step kernels (kernels crate) are implemented for `CubeBackend`,
 /// and fusion would hide them behind `Fusion<…>`. Autotune stays on (matmul selection).
@@ -57,8 +59,6 @@ pub type CpuBackend = burn::backend::NdArray<f32>;
 /// can pick a fused-reduce kernel that returns wrong values on Vulkan
 /// (tracel-ai/burn#5257; on Mesa lavapipe the parity test then saw `inf` log-probs
 /// whenever autotune happened to time the fallback reduce fastest).
-#[cfg(feature = "flex")]
-pub type FlexBackend = burn::backend::Flex;
 #[cfg(feature = "wgpu")]
 pub type WgpuBackend =
     burn::backend::wgpu::CubeBackend<burn::backend::wgpu::WgpuRuntime, f32, i32, u32>;

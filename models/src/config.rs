@@ -119,10 +119,18 @@ impl ModelConfig {
         Self::from_json(raw, path)
     }
 
-    /// A named preset: `qwen3-0.6b` is Qwen3-0.6B's published config; `tiny` is a
-    /// Qwen3-shaped model small enough for CPU benchmarks.
+    /// A named preset: `qwen3-0.6b` is Qwen3-0.6B's published config; `tiny` (the
+    /// shipped 5.2M shape) and `small` are Qwen3-shaped models for the CPU.
     pub fn preset(name: &str) -> Result<Self> {
-        let raw = match name {
+        Self::from_json(
+            Self::preset_json(name)?,
+            Path::new(&format!("<preset {name}>")),
+        )
+    }
+
+    /// The `config.json` of a preset.
+    fn preset_json(name: &str) -> Result<Value> {
+        Ok(match name {
             "qwen3-0.6b" => serde_json::json!({
                 "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
                 "vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 3072,
@@ -141,24 +149,27 @@ impl ModelConfig {
                 "attention_bias": false, "hidden_act": "silu",
                 "bos_token_id": 0, "eos_token_id": 0, "torch_dtype": "float32"
             }),
-            // About 25M parameters: the bigger shipped shape (see its model card).
-            "small" => serde_json::json!({
-                "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
-                "vocab_size": 8192, "hidden_size": 512, "intermediate_size": 1536,
-                "num_hidden_layers": 8, "num_attention_heads": 8, "num_key_value_heads": 4,
-                "head_dim": 64, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
-                "max_position_embeddings": 2048, "tie_word_embeddings": true,
-                "attention_bias": false, "hidden_act": "silu",
-                "bos_token_id": 0, "eos_token_id": 0, "torch_dtype": "float32"
-            }),
+            // 29.4M parameters: `tiny` twice as wide and twice as deep.
+            "small" => {
+                let mut small = Self::preset_json("tiny")?;
+                for (key, value) in [
+                    ("hidden_size", 512),
+                    ("intermediate_size", 1536),
+                    ("num_hidden_layers", 8),
+                    ("num_attention_heads", 8),
+                    ("num_key_value_heads", 4),
+                ] {
+                    small[key] = value.into();
+                }
+                small
+            }
             other => {
                 return Err(ModelError::Input(format!(
                     "unknown preset `{other}`; known presets: {}",
                     PRESETS.join(", ")
                 )))
             }
-        };
-        Self::from_json(raw, Path::new(&format!("<preset {name}>")))
+        })
     }
 
     pub fn from_json(raw: Value, path: &Path) -> Result<Self> {

@@ -26,6 +26,18 @@ pub enum AttentionMask<B: Backend> {
     Explicit(Tensor<B, 4, Bool>),
 }
 
+/// The mask in the layout every layer's attention call takes: the query heads that
+/// share a key/value head stacked along the query axis (see [`Attention::forward`]).
+/// All layers share one shape, so it is built once per forward pass.
+#[derive(Debug, Clone)]
+pub struct StackedMask<B: Backend> {
+    /// `[batch, kv_heads, groups · queries, keys]`; `None` with `is_causal`.
+    mask: Option<Tensor<B, 4, Bool>>,
+    /// Plain causal attention with one query head per key/value head: the backend's
+    /// causal fast path, no mask tensor.
+    is_causal: bool,
+}
+
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
     pub gate_proj: Linear<B>,
@@ -62,7 +74,7 @@ impl<B: Backend> Attention<B> {
         &self,
         x: Tensor<B, 3>,
         angles: &RotaryAngles<B>,
-        mask: &AttentionMask<B>,
+        mask: &StackedMask<B>,
         cache: Option<&mut LayerCache<B>>,
     ) -> Tensor<B, 3> {
         let [batch, seq, _] = x.dims();
@@ -91,7 +103,6 @@ impl<B: Backend> Attention<B> {
             Some(cache) => cache.append(k, v),
             None => (k, v),
         };
-        let keys = k.dims()[2];
         let groups = self.num_heads / self.num_kv_heads;
 
         // Grouped-query attention without copying keys/values per query head: the
@@ -103,33 +114,48 @@ impl<B: Backend> Attention<B> {
             .reshape([batch, seq, self.num_kv_heads, groups, self.head_dim])
             .permute([0, 2, 3, 1, 4])
             .reshape([batch, self.num_kv_heads, groups * seq, self.head_dim]);
-        let shape = [batch, self.num_kv_heads, groups * seq, keys];
-        let (mask, is_causal) = match (mask, groups) {
-            (AttentionMask::Causal, 1) => (None, true),
-            (AttentionMask::Causal, _) => (
-                Some(stacked_causal_mask::<B>(groups, seq, keys, &x.device()).expand(shape)),
-                false,
-            ),
-            (AttentionMask::Explicit(mask), _) => (
-                Some(
-                    mask.clone()
-                        .reshape([batch, 1, 1, seq, keys])
-                        .expand([batch, self.num_kv_heads, groups, seq, keys])
-                        .reshape(shape),
-                ),
-                false,
-            ),
-        };
         let options = AttentionModuleOptions {
             scale: None,
             softcap: None,
-            is_causal,
+            is_causal: mask.is_causal,
         };
-        let context = attention(q, k, v, mask, None, options)
+        let context = attention(q, k, v, mask.mask.clone(), None, options)
             .reshape([batch, self.num_kv_heads, groups, seq, self.head_dim])
             .permute([0, 3, 1, 2, 4])
             .reshape([batch, seq, self.num_heads * self.head_dim]);
         self.o_proj.forward(context)
+    }
+}
+
+impl<B: Backend> Attention<B> {
+    /// `mask` for `queries` new tokens attending to `keys` keys, stacked for this
+    /// attention's grouping.
+    pub fn stacked_mask(
+        &self,
+        mask: &AttentionMask<B>,
+        batch: usize,
+        queries: usize,
+        keys: usize,
+        device: &B::Device,
+    ) -> StackedMask<B> {
+        let groups = self.num_heads / self.num_kv_heads;
+        let shape = [batch, self.num_kv_heads, groups * queries, keys];
+        let mask = match (mask, groups) {
+            (AttentionMask::Causal, 1) => None,
+            (AttentionMask::Causal, _) => {
+                Some(stacked_causal_mask::<B>(groups, queries, keys, device).expand(shape))
+            }
+            (AttentionMask::Explicit(mask), _) => Some(
+                mask.clone()
+                    .reshape([batch, 1, 1, queries, keys])
+                    .expand([batch, self.num_kv_heads, groups, queries, keys])
+                    .reshape(shape),
+            ),
+        };
+        StackedMask {
+            is_causal: mask.is_none(),
+            mask,
+        }
     }
 }
 
@@ -164,7 +190,7 @@ impl<B: Backend> DecoderLayer<B> {
         &self,
         x: Tensor<B, 3>,
         angles: &RotaryAngles<B>,
-        mask: &AttentionMask<B>,
+        mask: &StackedMask<B>,
         cache: Option<&mut LayerCache<B>>,
     ) -> Tensor<B, 3> {
         let attended =
@@ -319,10 +345,17 @@ impl<B: Backend> Decoder<B> {
                 .expand([batch, seq])
         });
         let angles = self.rotary.angles(positions);
+        let keys = seq + cache.as_deref().map_or(0, KvCache::len);
         let mut x = self.embed_tokens.forward(tokens);
+        let Some(first) = self.layers.first() else {
+            return self.norm.forward(x);
+        };
+        let mask = first
+            .self_attn
+            .stacked_mask(mask, batch, seq, keys, &device);
         for (i, layer) in self.layers.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| c.layer(i));
-            x = layer.forward(x, &angles, mask, layer_cache);
+            x = layer.forward(x, &angles, &mask, layer_cache);
         }
         self.norm.forward(x)
     }

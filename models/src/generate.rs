@@ -26,6 +26,20 @@ pub struct GenerationConfig {
     pub seed: u64,
 }
 
+impl GenerationConfig {
+    /// Exactly `max_new_tokens` tokens per sequence: no EOS, no stop strings (what
+    /// benchmarks and reference comparisons need).
+    pub fn fixed_length(max_new_tokens: usize, sampling: SamplingConfig, seed: u64) -> Self {
+        Self {
+            max_new_tokens,
+            sampling,
+            eos_token_ids: Vec::new(),
+            stop_strings: Vec::new(),
+            seed,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
@@ -79,11 +93,6 @@ pub fn generate<B: Backend>(
 
     let batch = prompts.len();
     let prompt_len = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    let pad_count_tensor = |rows: &[&Vec<u32>]| {
-        let pads: Vec<i64> = rows.iter().map(|p| (prompt_len - p.len()) as i64).collect();
-        Tensor::<B, 1, Int>::from_data(TensorData::new(pads, [rows.len()]), device)
-    };
-
     // Prefill. A GRPO group samples many responses to one prompt; each distinct prompt
     // is prefilled once and its cache rows are then copied to every row that repeats it.
     let (distinct, row_source) = distinct_prompts(prompts);
@@ -99,11 +108,16 @@ pub fn generate<B: Backend>(
         TensorData::new(padded, [distinct.len(), prompt_len]),
         device,
     );
-    let distinct_pads = pad_count_tensor(&distinct);
+    let distinct_pads: Vec<i64> = distinct
+        .iter()
+        .map(|p| (prompt_len - p.len()) as i64)
+        .collect();
+    let mut pad_counts =
+        Tensor::<B, 1, Int>::from_data(TensorData::new(distinct_pads, [distinct.len()]), device);
     let hidden = model.hidden_states(
         input,
-        Some(positions(&distinct_pads, 0, prompt_len)),
-        &AttentionMask::Explicit(padding_mask(&distinct_pads, 0, prompt_len, prompt_len)),
+        Some(positions(&pad_counts, 0, prompt_len)),
+        &AttentionMask::Explicit(padding_mask(&pad_counts, 0, prompt_len, prompt_len)),
         Some(&mut cache),
     );
     let width = hidden.dims()[2];
@@ -116,9 +130,9 @@ pub fn generate<B: Backend>(
             device,
         );
         cache = cache.select_rows(rows.clone());
-        last = last.select(0, rows);
+        last = last.select(0, rows.clone());
+        pad_counts = pad_counts.select(0, rows);
     }
-    let pad_counts_tensor = pad_count_tensor(&prompts.iter().collect::<Vec<_>>());
     let mut step_start = prompt_len;
     let mut next_input: Option<Tensor<B, 2, Int>> = None;
 
@@ -136,10 +150,10 @@ pub fn generate<B: Backend>(
         if step > 0 {
             // Decode: one new token per row, attending to everything written so far.
             let input = next_input.take().expect("set after every sampling step");
-            let mask = padding_mask(&pad_counts_tensor, step_start, 1, step_start + 1);
+            let mask = padding_mask(&pad_counts, step_start, 1, step_start + 1);
             let hidden = model.hidden_states(
                 input,
-                Some(positions(&pad_counts_tensor, step_start, 1)),
+                Some(positions(&pad_counts, step_start, 1)),
                 &AttentionMask::Explicit(mask),
                 Some(&mut cache),
             );

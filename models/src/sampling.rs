@@ -28,6 +28,15 @@ impl SamplingConfig {
         }
     }
 
+    /// Plain sampling at `temperature`, no truncation.
+    pub fn with_temperature(temperature: f32) -> Self {
+        Self {
+            temperature,
+            top_p: 1.0,
+            top_k: 0,
+        }
+    }
+
     pub fn is_greedy(&self) -> bool {
         self.temperature <= 0.0
     }

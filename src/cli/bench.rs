@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
-use crate::models::{generate, random_decoder, GenerationConfig, ModelConfig, SamplingConfig};
+use crate::models::{
+    generate, random_decoder, Decoder, GenerationConfig, ModelConfig, SamplingConfig,
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -88,45 +90,71 @@ impl BackendTask for GenerateBench {
 
     fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output {
         let model = random_decoder::<B>(&self.config, 0, device);
-        let vocab = self.config.vocab_size as u32;
-        let run = |batch: usize, new_tokens: usize| -> f64 {
-            // Deterministic, distinct prompts; no EOS, so every step runs.
-            let prompts: Vec<Vec<u32>> = (0..batch)
-                .map(|b| {
-                    (0..self.args.prompt_len)
-                        .map(|t| ((b * 7919 + t * 104729) as u32) % vocab)
-                        .collect()
-                })
-                .collect();
-            let config = GenerationConfig {
-                max_new_tokens: new_tokens,
-                sampling: SamplingConfig {
-                    temperature: 1.0,
-                    top_p: 1.0,
-                    top_k: 0,
-                },
-                eos_token_ids: Vec::new(),
-                stop_strings: Vec::new(),
-                seed: 0,
-            };
-            let start = Instant::now();
-            generate(&model, &prompts, &config, None, device).expect("valid benchmark prompts");
-            start.elapsed().as_secs_f64()
-        };
+        let vocab = self.config.vocab_size;
         let mut rows = Vec::new();
         for &batch in &self.args.batch_sizes {
-            run(batch, 2); // warm-up: kernel compilation and autotuning
-            let prefill = run(batch, 1);
-            let full = run(batch, self.args.new_tokens);
-            let decode_steps = (self.args.new_tokens - 1) as f64;
-            let decode = (full - prefill).max(1e-9);
+            let prompts: Vec<Vec<u32>> = (0..batch)
+                .map(|b| synthetic_ids(b, self.args.prompt_len, vocab))
+                .collect();
+            let timing = time_generation(&model, &prompts, self.args.new_tokens, 1, device);
             rows.push(GenerateBenchRow {
                 batch,
-                prefill_ms: prefill * 1e3,
-                decode_ms_per_step: decode / decode_steps * 1e3,
-                decode_tokens_per_s: batch as f64 * decode_steps / decode,
+                prefill_ms: timing.prefill_seconds * 1e3,
+                decode_ms_per_step: timing.decode_seconds_per_step * 1e3,
+                decode_tokens_per_s: batch as f64 / timing.decode_seconds_per_step,
             });
         }
         rows
+    }
+}
+
+/// Deterministic, distinct token ids for benchmark inputs (`perf/torch_bench.py` uses
+/// the same formula).
+pub fn synthetic_ids(row: usize, len: usize, vocab: usize) -> Vec<u32> {
+    (0..len)
+        .map(|t| ((row * 7919 + t * 104_729 + 1) % vocab) as u32)
+        .collect()
+}
+
+/// Median wall-clock seconds of `repeats` runs after one untimed warm-up run (kernel
+/// compilation, autotuning, allocator growth).
+pub fn median_seconds(repeats: usize, mut run: impl FnMut()) -> f64 {
+    run();
+    let mut times: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            run();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Prefill time and per-step decode time of generating `new_tokens` (≥ 2) for
+/// `prompts` at temperature 1 with no EOS, so every step runs.
+pub struct GenerationTiming {
+    pub prefill_seconds: f64,
+    pub decode_seconds_per_step: f64,
+}
+
+pub fn time_generation<B: RewardStepBackend>(
+    model: &Decoder<B>,
+    prompts: &[Vec<u32>],
+    new_tokens: usize,
+    repeats: usize,
+    device: &B::Device,
+) -> GenerationTiming {
+    let run = |tokens: usize| {
+        let config =
+            GenerationConfig::fixed_length(tokens, SamplingConfig::with_temperature(1.0), 0);
+        generate(model, prompts, &config, None, device).expect("valid benchmark prompts");
+    };
+    // Generating one token is the prefill; the rest of a longer run is decode.
+    let prefill = median_seconds(repeats, || run(1));
+    let full = median_seconds(repeats, || run(new_tokens));
+    GenerationTiming {
+        prefill_seconds: prefill,
+        decode_seconds_per_step: (full - prefill).max(1e-9) / (new_tokens - 1) as f64,
     }
 }

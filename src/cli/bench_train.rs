@@ -4,18 +4,15 @@
 //! the trainers call. `perf/compare.py` runs the same shapes in PyTorch and prints
 //! the ratios from one run.
 
-use std::time::Instant;
-
 use burn::backend::Autodiff;
 use burn::optim::AdamWConfig;
 use serde::Serialize;
 
+use super::bench::{median_seconds, synthetic_ids, time_generation};
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
 use crate::kernels::RewardStepBackend;
-use crate::models::{
-    generate, random_decoder, Decoder, GenerationConfig, ModelConfig, SamplingConfig, WeightDtype,
-};
+use crate::models::{random_decoder, Decoder, ModelConfig, WeightDtype};
 use crate::pretrain::trainer::train_step;
 use crate::update::policy_update::update_policy;
 use crate::update::{LossAggregation, PolicyLossConfig, PolicySample, UpdateConfig};
@@ -146,27 +143,6 @@ struct TrainBench {
     config: ModelConfig,
 }
 
-/// Deterministic, distinct token ids (no EOS handling is involved anywhere).
-fn synthetic_ids(row: usize, len: usize, vocab: usize) -> Vec<u32> {
-    (0..len)
-        .map(|t| ((row * 7919 + t * 104_729 + 1) % vocab) as u32)
-        .collect()
-}
-
-/// Median wall-clock seconds of `repeats` runs after one warm-up run.
-fn median_seconds(repeats: usize, mut run: impl FnMut()) -> f64 {
-    run();
-    let mut times: Vec<f64> = (0..repeats.max(1))
-        .map(|_| {
-            let start = Instant::now();
-            run();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
-
 impl BackendTask for TrainBench {
     type Output = Vec<Measurement>;
 
@@ -250,25 +226,14 @@ impl BackendTask for TrainBench {
         let prompts: Vec<Vec<u32>> = (0..args.generation_batch)
             .map(|b| synthetic_ids(b, args.prompt_len, vocab))
             .collect();
-        let generation = |new_tokens: usize| GenerationConfig {
-            max_new_tokens: new_tokens,
-            sampling: SamplingConfig {
-                temperature: 1.0,
-                top_p: 1.0,
-                top_k: 0,
-            },
-            eos_token_ids: Vec::new(),
-            stop_strings: Vec::new(),
-            seed: 0,
-        };
-        let run_generation = |new_tokens: usize| {
-            generate(&inference, &prompts, &generation(new_tokens), None, device)
-                .expect("valid benchmark prompts");
-        };
-        let prefill = median_seconds(args.repeats, || run_generation(1));
-        let full = median_seconds(args.repeats, || run_generation(args.response_len));
-        let decode_steps = (args.response_len - 1) as f64;
-        let decode = (full - prefill).max(1e-9);
+        let timing = time_generation(
+            &inference,
+            &prompts,
+            args.response_len,
+            args.repeats,
+            device,
+        );
+        let (prefill, decode_step) = (timing.prefill_seconds, timing.decode_seconds_per_step);
         out.push(Measurement {
             name: "prefill",
             shape: format!("{} x {} tokens", args.generation_batch, args.prompt_len),
@@ -283,8 +248,8 @@ impl BackendTask for TrainBench {
                 args.generation_batch,
                 args.response_len - 1
             ),
-            ms: decode / decode_steps * 1e3,
-            tokens_per_s: args.generation_batch as f64 * decode_steps / decode,
+            ms: decode_step * 1e3,
+            tokens_per_s: args.generation_batch as f64 / decode_step,
             tokens_counted: "new (ms per step)",
         });
         out

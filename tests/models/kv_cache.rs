@@ -68,13 +68,7 @@ fn batched_prompts_of_different_lengths_match_single_runs() {
         .iter()
         .map(|&n| ids[..n].to_vec())
         .collect();
-    let config = GenerationConfig {
-        max_new_tokens: 12,
-        sampling: SamplingConfig::greedy(),
-        eos_token_ids: Vec::new(),
-        stop_strings: Vec::new(),
-        seed: 0,
-    };
+    let config = GenerationConfig::fixed_length(12, SamplingConfig::greedy(), 0);
     let batched = generate(&model, &prompts, &config, None, &device).unwrap();
     for (prompt, together) in prompts.iter().zip(&batched) {
         let alone = generate(&model, std::slice::from_ref(prompt), &config, None, &device).unwrap();
@@ -148,17 +142,7 @@ fn repeated_prompts_share_their_prefill_and_stay_exact() {
         long.clone(),
         short.clone(),
     ];
-    let config = GenerationConfig {
-        max_new_tokens: 10,
-        sampling: SamplingConfig {
-            temperature: 1.0,
-            top_p: 1.0,
-            top_k: 0,
-        },
-        eos_token_ids: Vec::new(),
-        stop_strings: Vec::new(),
-        seed: 3,
-    };
+    let config = GenerationConfig::fixed_length(10, SamplingConfig::with_temperature(1.0), 3);
     let generated = generate(&model, &prompts, &config, None, &device).unwrap();
     for (prompt, row) in prompts.iter().zip(&generated) {
         let full: Vec<u32> = prompt.iter().chain(&row.tokens).copied().collect();

@@ -36,13 +36,8 @@ pub fn check_fixture<B: Backend>(name: &str, device: &B::Device) -> Option<f32> 
     );
 
     // transformers' reference continues greedily without stopping at EOS.
-    let config = GenerationConfig {
-        max_new_tokens: reference.greedy_new_ids.len(),
-        sampling: SamplingConfig::greedy(),
-        eos_token_ids: Vec::new(),
-        stop_strings: Vec::new(),
-        seed: 0,
-    };
+    let config =
+        GenerationConfig::fixed_length(reference.greedy_new_ids.len(), SamplingConfig::greedy(), 0);
     let generated = generate(
         &pretrained.model,
         &[reference.input_ids.clone()],

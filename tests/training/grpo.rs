@@ -42,17 +42,8 @@ fn grpo_learns_a_one_step_bandit() {
     let group = 16;
     let mut history = Vec::new();
     for step in 0..40 {
-        let rollout = GenerationConfig {
-            max_new_tokens: 1,
-            sampling: SamplingConfig {
-                temperature: 1.0,
-                top_p: 1.0,
-                top_k: 0,
-            },
-            eos_token_ids: Vec::new(),
-            stop_strings: Vec::new(),
-            seed: step,
-        };
+        let rollout =
+            GenerationConfig::fixed_length(1, SamplingConfig::with_temperature(1.0), step);
         let responses = generate(
             &model.valid(),
             &vec![prompt.clone(); group],
