@@ -14,8 +14,9 @@ use crate::backend::{run_on, BackendTask};
 use crate::kernels::RewardStepBackend;
 use crate::models::{random_decoder, Decoder, ModelConfig, WeightDtype};
 use crate::pretrain::trainer::train_step;
+use crate::train::config::OptimSection;
 use crate::update::policy_update::update_policy;
-use crate::update::{LossAggregation, PolicyLossConfig, PolicySample, UpdateConfig};
+use crate::update::{PolicySample, UpdateConfig};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainBenchArgs {
@@ -50,10 +51,6 @@ pub struct TrainBenchArgs {
     pub device: DeviceArg,
 }
 
-/// The GRPO update's settings in the benchmark: the trainer's defaults.
-pub const BENCH_PPO_MINI_BATCHES: usize = 4;
-pub const BENCH_MICRO_BATCH: usize = 16;
-
 #[derive(Debug, Clone, Serialize)]
 pub struct Measurement {
     pub name: &'static str,
@@ -87,6 +84,7 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
     }
     let config = ModelConfig::preset(&args.preset)?;
     let device = args.device.kind();
+    let update = bench_update_config();
     let report = Report {
         preset: args.preset.clone(),
         parameters: config.num_parameters(),
@@ -97,7 +95,7 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
             "batch_size": args.batch_size, "seq_len": args.seq_len,
             "rl_sequences": args.rl_sequences, "prompt_len": args.prompt_len,
             "response_len": args.response_len, "generation_batch": args.generation_batch,
-            "ppo_mini_batches": BENCH_PPO_MINI_BATCHES, "micro_batch": BENCH_MICRO_BATCH,
+            "ppo_mini_batches": update.ppo_mini_batches, "micro_batch": update.micro_batch_size,
             "repeats": args.repeats,
         }),
         measurements: run_on(
@@ -128,6 +126,11 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The GRPO update's settings in the benchmark: the trainer's defaults (DESIGN.md §5).
+fn bench_update_config() -> UpdateConfig {
+    OptimSection::default().update_config()
 }
 
 /// The worker threads of the CPU backends (rayon's pool; `RAYON_NUM_THREADS` sets it).
@@ -180,7 +183,7 @@ impl BackendTask for TrainBench {
             tokens_counted: "all",
         });
 
-        // 2. GRPO update: logp_old pass, then 4 mini-batch steps of micro-batches of 16.
+        // 2. GRPO update: the logp_old pass, then one optimizer step per mini-batch.
         let samples: Vec<PolicySample> = (0..args.rl_sequences)
             .map(|i| PolicySample {
                 prompt_ids: synthetic_ids(i, args.prompt_len, vocab),
@@ -188,14 +191,7 @@ impl BackendTask for TrainBench {
                 advantage: if i % 2 == 0 { 1.0 } else { -1.0 },
             })
             .collect();
-        let update_config = UpdateConfig {
-            loss: PolicyLossConfig::default(),
-            aggregation: LossAggregation::TokenMean,
-            ppo_mini_batches: BENCH_PPO_MINI_BATCHES,
-            micro_batch_size: BENCH_MICRO_BATCH,
-            max_grad_norm: 1.0,
-            reward_step_budget_bytes: 256 << 20,
-        };
+        let update_config = bench_update_config();
         let seconds = median_seconds(args.repeats, || {
             let (next, _) = update_policy(
                 model.take().expect("model is put back after each update"),

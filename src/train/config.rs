@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::prompts::PromptTemplates;
 use crate::policy::span_rules::SpanRules;
-use crate::update::{LossAggregation, PolicyLossConfig};
+use crate::update::{LossAggregation, PolicyLossConfig, UpdateConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -183,6 +183,24 @@ impl Default for OptimSection {
     }
 }
 
+impl OptimSection {
+    /// The GRPO update's settings.
+    pub fn update_config(&self) -> UpdateConfig {
+        UpdateConfig {
+            loss: PolicyLossConfig {
+                eps_low: self.eps_low,
+                eps_high: self.eps_high,
+                kl_coef: self.kl_coef,
+            },
+            aggregation: self.loss_aggregation,
+            ppo_mini_batches: self.ppo_mini_batches,
+            micro_batch_size: self.micro_batch_size,
+            max_grad_norm: self.max_grad_norm,
+            reward_step_budget_bytes: self.reward_step_memory_mib << 20,
+        }
+    }
+}
+
 impl Default for CheckpointSection {
     fn default() -> Self {
         Self {
@@ -248,14 +266,6 @@ impl TrainConfig {
             anyhow::bail!("policy.entropy_top_fraction must be in (0, 1]");
         }
         Ok(())
-    }
-
-    pub fn loss(&self) -> PolicyLossConfig {
-        PolicyLossConfig {
-            eps_low: self.optim.eps_low,
-            eps_high: self.optim.eps_high,
-            kl_coef: self.optim.kl_coef,
-        }
     }
 }
 

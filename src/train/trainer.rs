@@ -22,7 +22,7 @@ use crate::models::{save_pretrained, Decoder, PretrainedModel, WeightDtype};
 use crate::optim::CosineSchedule;
 use crate::policy::prompts::PromptTemplates;
 use crate::update::policy_update::update_policy;
-use crate::update::{UpdateConfig, UpdateStats};
+use crate::update::UpdateStats;
 
 /// Where the loop is; everything else is derived from the config and this.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -115,14 +115,7 @@ pub fn run_training<B: RewardStepBackend>(
         total_steps: config.optim.steps,
         min_lr_ratio: config.optim.min_lr_ratio,
     };
-    let update_config = UpdateConfig {
-        loss: config.loss(),
-        aggregation: config.optim.loss_aggregation,
-        ppo_mini_batches: config.optim.ppo_mini_batches,
-        micro_batch_size: config.optim.micro_batch_size,
-        max_grad_norm: config.optim.max_grad_norm,
-        reward_step_budget_bytes: config.optim.reward_step_memory_mib << 20,
-    };
+    let update_config = config.optim.update_config();
 
     let open = |name: &str| {
         std::fs::OpenOptions::new()
