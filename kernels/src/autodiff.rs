@@ -50,6 +50,8 @@ impl<B: RewardStepBackend> Backward<B, 1> for LogprobEntropyBackward {
 }
 
 impl<B: RewardStepBackend, C: CheckpointStrategy> RewardStepBackend for Autodiff<B, C> {
+    const CPU_THREAD_POOL: bool = B::CPU_THREAD_POOL;
+
     fn logprob_entropy_forward(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,

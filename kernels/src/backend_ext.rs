@@ -18,6 +18,11 @@ fn int<B: Backend, const D: usize>(t: IntTensor<B>) -> Tensor<B, D, Int> {
 }
 
 pub trait RewardStepBackend: Backend {
+    /// Whether the backend computes on the CPU, on rayon's global thread pool. Training
+    /// then runs a micro-batch as one concurrent shard per pool thread (the CPU
+    /// backends multi-thread their matrix products but not their elementwise work).
+    const CPU_THREAD_POOL: bool = false;
+
     /// `logits [N, V]`, `targets [N]`, `mask [N]` → `(out [N, 2], stats [N, 2])`:
     /// `out = (log p(target), entropy)` (zero where `mask = 0`),
     /// `stats = (row max, ln Σ exp(x − max))` for the backward.
@@ -88,8 +93,12 @@ pub trait RewardStepBackend: Backend {
 
 /// The CPU backend uses the reference.
 #[cfg(feature = "ndarray")]
-impl RewardStepBackend for burn::backend::ndarray::NdArray<f32> {}
+impl RewardStepBackend for burn::backend::ndarray::NdArray<f32> {
+    const CPU_THREAD_POOL: bool = true;
+}
 
 /// burn's SIMD CPU backend uses the reference too.
 #[cfg(feature = "flex")]
-impl RewardStepBackend for burn::backend::Flex {}
+impl RewardStepBackend for burn::backend::Flex {
+    const CPU_THREAD_POOL: bool = true;
+}

@@ -13,6 +13,7 @@ use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
 use crate::kernels::RewardStepBackend;
 use crate::models::{random_decoder, Decoder, ModelConfig, WeightDtype};
+use crate::optim::BackwardShards;
 use crate::pretrain::trainer::train_step;
 use crate::train::config::OptimSection;
 use crate::update::policy_update::update_policy;
@@ -168,6 +169,7 @@ impl BackendTask for TrainBench {
                 model.take().expect("model is put back after each step"),
                 &mut optimizer,
                 &micro_batches,
+                BackwardShards::for_backend::<B>(),
                 1e-4,
                 1.0,
                 device,
@@ -199,6 +201,7 @@ impl BackendTask for TrainBench {
                 None,
                 &samples,
                 &update_config,
+                BackwardShards::for_backend::<B>(),
                 1e-6,
                 device,
             );

@@ -1,8 +1,11 @@
 //! What both training loops (continued pretraining and GRPO) share for the update:
-//! the learning-rate schedule and global-norm gradient clipping.
+//! the learning-rate schedule, global-norm gradient clipping, and gradients of a
+//! micro-batch computed as concurrent shards.
 
 pub mod clip;
 pub mod schedule;
+pub mod sharded_backward;
 
 pub use clip::clip_global_norm;
 pub use schedule::CosineSchedule;
+pub use sharded_backward::{sharded_gradients, BackwardShards};

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{AdamWConfig, GradientsAccumulator, Optimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -17,11 +17,12 @@ use super::token_stream::{validation_chunks, PackedTokenStream, StreamPosition, 
 use crate::checkpoint::{list_checkpoints, load_latest, save_checkpoint};
 use crate::data::tokenizer_training::END_OF_TEXT;
 use crate::data::{CorpusSpec, SplitRule};
+use crate::kernels::RewardStepBackend;
 use crate::models::{
     random_decoder, save_pretrained, Decoder, ModelConfig, PretrainedModel, TextTokenizer,
     WeightDtype,
 };
-use crate::optim::{clip_global_norm, CosineSchedule};
+use crate::optim::{clip_global_norm, sharded_gradients, BackwardShards, CosineSchedule};
 
 /// Where the weights start from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,7 +94,7 @@ pub struct PretrainSummary {
 const CONFIG_FILE: &str = "pretrain_config.json";
 
 /// Runs (or, with `resume`, continues) a pretraining run in `run_dir`.
-pub fn run_pretraining<B: Backend>(
+pub fn run_pretraining<B: RewardStepBackend>(
     config: Option<PretrainConfig>,
     run_dir: &Path,
     device: &B::Device,
@@ -198,6 +199,7 @@ pub fn run_pretraining<B: Backend>(
     let progress = crate::progress::step_progress(config.steps, state.step);
     let started = Instant::now();
     let mut last_val = None;
+    let shards = BackwardShards::for_backend::<B>();
 
     while state.step < config.steps {
         let step_start = Instant::now();
@@ -214,6 +216,7 @@ pub fn run_pretraining<B: Backend>(
             model,
             &mut optimizer,
             &micro_batches,
+            shards,
             lr,
             config.max_grad_norm,
             device,
@@ -295,11 +298,13 @@ pub struct StepOutcome {
 }
 
 /// One optimizer step: gradients accumulated over `micro_batches` (each a batch of
-/// `seq_len + 1`-token chunks), clipped to `max_grad_norm` as a whole, then AdamW.
+/// `seq_len + 1`-token chunks, run as `shards` concurrent pieces), clipped to
+/// `max_grad_norm` as a whole, then AdamW.
 pub fn train_step<B, O>(
     model: Decoder<Autodiff<B>>,
     optimizer: &mut O,
     micro_batches: &[Vec<Vec<u32>>],
+    shards: BackwardShards,
     lr: f64,
     max_grad_norm: f64,
     device: &B::Device,
@@ -311,9 +316,18 @@ where
     let mut accumulator = GradientsAccumulator::<Decoder<Autodiff<B>>>::new();
     let mut loss_sum = 0.0;
     for chunks in micro_batches {
-        let loss = next_token_loss(&model, chunks, device) / micro_batches.len() as f64;
-        loss_sum += loss.clone().into_scalar().elem::<f64>();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        // Each shard's mean token loss, weighted by its share of the micro-batch's
+        // chunks (all chunks have the same length) and by 1 / number of micro-batches:
+        // the sum is the mean over the whole step.
+        let scale = |shard: &[Vec<u32>]| {
+            shard.len() as f64 / chunks.len() as f64 / micro_batches.len() as f64
+        };
+        let (grads, losses) = sharded_gradients(&model, shards.split(chunks), |model, shard| {
+            let loss = next_token_loss(model, shard, device) * scale(shard);
+            let value = loss.clone().into_scalar().elem::<f64>();
+            (loss, value)
+        });
+        loss_sum += losses.iter().sum::<f64>();
         accumulator.accumulate(&model, grads);
     }
     let mut grads = accumulator.grads();

@@ -19,7 +19,7 @@ use crate::checkpoint::{list_checkpoints, load_latest, save_checkpoint};
 use crate::data::split::shuffled;
 use crate::data::{CorpusSpec, ParagraphRules, Split, SplitRule};
 use crate::models::{save_pretrained, Decoder, PretrainedModel, WeightDtype};
-use crate::optim::CosineSchedule;
+use crate::optim::{BackwardShards, CosineSchedule};
 use crate::policy::prompts::PromptTemplates;
 use crate::update::policy_update::update_policy;
 use crate::update::UpdateStats;
@@ -116,6 +116,7 @@ pub fn run_training<B: RewardStepBackend>(
         min_lr_ratio: config.optim.min_lr_ratio,
     };
     let update_config = config.optim.update_config();
+    let shards = BackwardShards::for_backend::<B>();
 
     let open = |name: &str| {
         std::fs::OpenOptions::new()
@@ -158,6 +159,7 @@ pub fn run_training<B: RewardStepBackend>(
             reference.as_ref(),
             &rollouts.samples,
             &update_config,
+            shards,
             lr,
             device,
         );

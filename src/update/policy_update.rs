@@ -1,20 +1,21 @@
 //! One GRPO update on a rollout batch: recompute the rollout policy's log-probs with
 //! the training engine (`logp_old`, so rollout and training never disagree), then
 //! `ppo_mini_batches` optimizer steps, each accumulating gradients over micro-batches
-//! so that any number of sequences fits in memory.
+//! so that any number of sequences fits in memory (each micro-batch run as concurrent
+//! shards on the CPU, see `optim::sharded_backward`).
 
 use crate::kernels::RewardStepBackend;
 use crate::kernels::RowChunking;
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, Optimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::grpo_loss::{grpo_token_loss, LossAggregation, PolicyLossConfig};
 use super::token_logprobs::{response_token_scores, ResponseBatch};
 use crate::models::Decoder;
-use crate::optim::clip_global_norm;
+use crate::optim::{clip_global_norm, sharded_gradients, BackwardShards};
 
 /// One sequence to learn from: its prompt, the sampled response, its advantage.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,13 +53,15 @@ pub struct UpdateStats {
 type Ad<B> = Autodiff<B>;
 
 /// Runs the update and returns the new model. Samples with an empty prompt or
-/// response are ignored.
+/// response are ignored. Each micro-batch runs as `shards` concurrent pieces.
+#[allow(clippy::too_many_arguments)]
 pub fn update_policy<B, O>(
     mut model: Decoder<Ad<B>>,
     optimizer: &mut O,
     reference: Option<&Decoder<B>>,
     samples: &[PolicySample],
     config: &UpdateConfig,
+    shards: BackwardShards,
     lr: f64,
     device: &B::Device,
 ) -> (Decoder<Ad<B>>, UpdateStats)
@@ -78,103 +81,122 @@ where
     let mini_batches = config.ppo_mini_batches.clamp(1, samples.len());
     let per_mini = samples.len().div_ceil(mini_batches);
 
-    // logp_old (and logp_ref) per micro-batch, computed once before any step.
+    // logp_old (and logp_ref) per piece, computed once before any step. A mini-batch
+    // is a list of micro-batches, and a micro-batch a list of pieces (one per backward
+    // shard) whose forward and backward passes run concurrently.
     let rollout_policy = model.valid();
     let mut entropy_sum = 0.0;
-    let mut plans = Vec::new();
+    let mut plans: Vec<Vec<Vec<Piece<B>>>> = Vec::new();
     for mini in samples.chunks(per_mini) {
         let tokens: usize = mini.iter().map(|s| s.response_ids.len()).sum();
         let mut micro_plans = Vec::new();
         for chunk in mini.chunks(micro) {
-            let pairs: Vec<(&[u32], &[u32])> = chunk
-                .iter()
-                .map(|s| (&s.prompt_ids[..], &s.response_ids[..]))
-                .collect();
-            let batch = ResponseBatch::<B>::new(&pairs, device);
-            let (logp_old, entropy) = response_token_scores(
-                &rollout_policy,
-                &batch,
-                RowChunking {
-                    budget_bytes: config.reward_step_budget_bytes,
-                },
-            );
-            entropy_sum += entropy.sum().into_scalar().elem::<f64>();
-            let logp_ref = match (reference, config.loss.kl_coef > 0.0) {
-                (Some(reference), true) => Some(
-                    response_token_scores(
-                        reference,
-                        &batch,
-                        RowChunking {
-                            budget_bytes: config.reward_step_budget_bytes,
-                        },
-                    )
-                    .0,
-                ),
-                _ => None,
-            };
-            // Per response token, in the batch's order (sequence by sequence).
-            let mut advantages = Vec::with_capacity(batch.response_len());
-            let mut weights = Vec::with_capacity(batch.response_len());
-            for sample in chunk {
-                let len = sample.response_ids.len();
-                let weight = config.aggregation.token_weight(len, mini.len(), tokens);
-                advantages.extend(std::iter::repeat_n(sample.advantage, len));
-                weights.extend(std::iter::repeat_n(weight, len));
+            let mut pieces = Vec::new();
+            for piece in shards.split(chunk) {
+                let pairs: Vec<(&[u32], &[u32])> = piece
+                    .iter()
+                    .map(|s| (&s.prompt_ids[..], &s.response_ids[..]))
+                    .collect();
+                let batch = ResponseBatch::<B>::new(&pairs, device);
+                let (logp_old, entropy) = response_token_scores(
+                    &rollout_policy,
+                    &batch,
+                    RowChunking {
+                        budget_bytes: config.reward_step_budget_bytes,
+                    },
+                );
+                entropy_sum += entropy.sum().into_scalar().elem::<f64>();
+                let logp_ref = match (reference, config.loss.kl_coef > 0.0) {
+                    (Some(reference), true) => Some(
+                        response_token_scores(
+                            reference,
+                            &batch,
+                            RowChunking {
+                                budget_bytes: config.reward_step_budget_bytes,
+                            },
+                        )
+                        .0,
+                    ),
+                    _ => None,
+                };
+                // Per response token, in the batch's order (sequence by sequence).
+                let mut advantages = Vec::with_capacity(batch.response_len());
+                let mut weights = Vec::with_capacity(batch.response_len());
+                for sample in piece {
+                    let len = sample.response_ids.len();
+                    let weight = config.aggregation.token_weight(len, mini.len(), tokens);
+                    advantages.extend(std::iter::repeat_n(sample.advantage, len));
+                    weights.extend(std::iter::repeat_n(weight, len));
+                }
+                let rows = advantages.len();
+                pieces.push(Piece {
+                    tokens: batch.tokens,
+                    response_rows: batch.response_rows,
+                    response_tokens: batch.response_tokens,
+                    logp_old,
+                    logp_ref,
+                    advantages: Tensor::from_data(TensorData::new(advantages, [rows]), device),
+                    weight_sum: weights.iter().map(|&w| f64::from(w)).sum(),
+                    weights: Tensor::from_data(TensorData::new(weights, [rows]), device),
+                });
             }
-            let rows = advantages.len();
-            micro_plans.push(MicroBatch {
-                tokens: batch.tokens,
-                response_rows: batch.response_rows,
-                response_tokens: batch.response_tokens,
-                logp_old,
-                logp_ref,
-                advantages: Tensor::from_data(TensorData::new(advantages, [rows]), device),
-                weights: Tensor::from_data(TensorData::new(weights, [rows]), device),
-            });
+            micro_plans.push(pieces);
         }
         stats.response_tokens += tokens;
         plans.push(micro_plans);
     }
     stats.entropy = entropy_sum / stats.response_tokens.max(1) as f64;
 
+    let piece_loss = |model: &Decoder<Ad<B>>, piece: Piece<B>| {
+        let batch = ResponseBatch::<Ad<B>> {
+            tokens: Tensor::from_inner(piece.tokens),
+            response_rows: Tensor::from_inner(piece.response_rows),
+            response_tokens: Tensor::from_inner(piece.response_tokens),
+        };
+        let (logp_new, _) = response_token_scores(
+            model,
+            &batch,
+            RowChunking {
+                budget_bytes: config.reward_step_budget_bytes,
+            },
+        );
+        let out = grpo_token_loss(
+            logp_new,
+            Tensor::from_inner(piece.logp_old),
+            Tensor::from_inner(piece.advantages),
+            Tensor::from_inner(piece.weights),
+            piece.logp_ref.map(Tensor::from_inner),
+            &config.loss,
+        );
+        let summary = PieceOutcome {
+            loss: out.loss.clone().into_scalar().elem::<f64>(),
+            clip_low: out.clip_low_fraction.into_scalar().elem::<f64>(),
+            clip_high: out.clip_high_fraction.into_scalar().elem::<f64>(),
+            weight: piece.weight_sum,
+        };
+        (out.loss, summary)
+    };
+
     for micro_plans in plans {
         let mut accumulator = GradientsAccumulator::<Decoder<Ad<B>>>::new();
-        let (mut loss_sum, mut low, mut high) = (0.0, 0.0, 0.0);
-        let micro_count = micro_plans.len() as f64;
-        for plan in micro_plans {
-            let batch = ResponseBatch::<Ad<B>> {
-                tokens: Tensor::from_inner(plan.tokens),
-                response_rows: Tensor::from_inner(plan.response_rows),
-                response_tokens: Tensor::from_inner(plan.response_tokens),
-            };
-            let (logp_new, _) = response_token_scores(
-                &model,
-                &batch,
-                RowChunking {
-                    budget_bytes: config.reward_step_budget_bytes,
-                },
-            );
-            let out = grpo_token_loss(
-                logp_new,
-                Tensor::from_inner(plan.logp_old),
-                Tensor::from_inner(plan.advantages),
-                Tensor::from_inner(plan.weights),
-                plan.logp_ref.map(Tensor::from_inner),
-                &config.loss,
-            );
-            loss_sum += out.loss.clone().into_scalar().elem::<f64>();
-            low += out.clip_low_fraction.into_scalar().elem::<f64>() / micro_count;
-            high += out.clip_high_fraction.into_scalar().elem::<f64>() / micro_count;
-            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+        let mut outcomes = Vec::new();
+        for pieces in micro_plans {
+            let (grads, piece_outcomes) = sharded_gradients(&model, pieces, piece_loss);
             accumulator.accumulate(&model, grads);
+            outcomes.extend(piece_outcomes);
         }
+        // Clip fractions are per piece over its own tokens' weights: weigh them back
+        // into fractions of the mini-batch.
+        let total_weight = outcomes.iter().map(|o| o.weight).sum::<f64>().max(1e-12);
         let mut grads = accumulator.grads();
         let grad_norm = clip_global_norm(&model, &mut grads, config.max_grad_norm);
         model = optimizer.step(lr, model, grads);
         stats.optimizer_steps += 1;
-        stats.loss += loss_sum;
-        stats.clip_low_fraction += low;
-        stats.clip_high_fraction += high;
+        stats.loss += outcomes.iter().map(|o| o.loss).sum::<f64>();
+        stats.clip_low_fraction +=
+            outcomes.iter().map(|o| o.clip_low * o.weight).sum::<f64>() / total_weight;
+        stats.clip_high_fraction +=
+            outcomes.iter().map(|o| o.clip_high * o.weight).sum::<f64>() / total_weight;
         stats.grad_norm += grad_norm;
     }
     let steps = stats.optimizer_steps.max(1) as f64;
@@ -185,8 +207,8 @@ where
     (model, stats)
 }
 
-/// One micro-batch's inputs, per response token (`[R]`) except `tokens`.
-struct MicroBatch<B: Backend> {
+/// One piece of a micro-batch: its inputs, per response token (`[R]`) except `tokens`.
+struct Piece<B: Backend> {
     tokens: Tensor<B, 2, Int>,
     response_rows: Tensor<B, 1, Int>,
     response_tokens: Tensor<B, 1, Int>,
@@ -194,4 +216,14 @@ struct MicroBatch<B: Backend> {
     logp_ref: Option<Tensor<B, 1>>,
     advantages: Tensor<B, 1>,
     weights: Tensor<B, 1>,
+    /// Sum of `weights`.
+    weight_sum: f64,
+}
+
+/// What one piece's loss pass reports besides its gradients.
+struct PieceOutcome {
+    loss: f64,
+    clip_low: f64,
+    clip_high: f64,
+    weight: f64,
 }

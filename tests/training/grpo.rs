@@ -11,6 +11,7 @@ use pretrainzero::advantage::group_advantages;
 use pretrainzero::models::{
     generate, random_decoder, Decoder, GenerationConfig, ModelConfig, SamplingConfig,
 };
+use pretrainzero::optim::BackwardShards;
 use pretrainzero::update::policy_update::update_policy;
 use pretrainzero::update::{LossAggregation, PolicyLossConfig, PolicySample, UpdateConfig};
 
@@ -75,6 +76,7 @@ fn grpo_learns_a_one_step_bandit() {
             None,
             &samples,
             &update,
+            BackwardShards::new(1),
             0.02,
             &device,
         );

@@ -10,6 +10,7 @@ use pretrainzero::data::{CorpusSpec, ParagraphRules};
 use pretrainzero::models::{
     random_decoder, score_sequence, Decoder, ModelConfig, PretrainedModel, TextTokenizer,
 };
+use pretrainzero::optim::BackwardShards;
 use pretrainzero::pretrain::trainer::{next_token_loss, train_step, ModelInit};
 use pretrainzero::pretrain::{run_pretraining, PretrainConfig, TaskMix};
 
@@ -56,7 +57,15 @@ fn one_step_lowers_the_loss_on_a_fixed_batch() {
         "initial loss {before}"
     );
     let mut optimizer = AdamWConfig::new().init::<Autodiff<Cpu>, Decoder<Autodiff<Cpu>>>();
-    let (model, outcome) = train_step(model, &mut optimizer, &[batch.clone()], 1e-2, 1.0, &device);
+    let (model, outcome) = train_step(
+        model,
+        &mut optimizer,
+        &[batch.clone()],
+        BackwardShards::new(1),
+        1e-2,
+        1.0,
+        &device,
+    );
     assert!(
         (outcome.loss - before as f64).abs() < 1e-5,
         "the step reports the loss it trained on"
