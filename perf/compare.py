@@ -5,8 +5,9 @@ the other in one run, and prints project / PyTorch ratios of tokens per second.
     python perf/compare.py --preset tiny --device ndarray [--threads 2] [-- BENCH ARGS]
     python perf/compare.py --device flex --column ndarray+openblas=PATH/TO/BINARY:ndarray
 
-`--column LABEL=BINARY:DEVICE` (repeatable) adds a column measured by another build of
-the project, e.g. one built with `--features openblas`.
+`--column LABEL=BINARY:DEVICE[:ARGS]` (repeatable) adds a column measured by another
+build of the project, e.g. one built with `--features openblas`, or by the same build
+with other `bench train` arguments (ARGS, space-separated, e.g. `--backward-shards 1`).
 
 Arguments after `--` go to `bench train` (e.g. `--batch-size 8 --seq-len 128`); the
 PyTorch side reads the shapes back from its JSON, so both always agree. The binary is
@@ -32,24 +33,26 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "pretrainzero"))
     ap.add_argument("--python", default=sys.executable, help="interpreter that has torch")
-    ap.add_argument("--column", action="append", default=[], metavar="LABEL=BINARY:DEVICE",
+    ap.add_argument("--column", action="append", default=[], metavar="LABEL=BINARY:DEVICE[:ARGS]",
                     help="another build of the project as an extra column")
     ap.add_argument("--markdown", action="store_true", help="print only the table")
     args, bench_args = ap.parse_known_args()
     bench_args = [a for a in bench_args if a != "--"]
 
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
-    columns = [(device, args.binary, device) for device in args.device.split(",")]
+    columns = [(device, args.binary, device, []) for device in args.device.split(",")]
     for column in args.column:
         label, _, target = column.partition("=")
-        binary, _, device = target.rpartition(":")
+        binary, _, rest = target.partition(":")
+        device, _, extra = rest.partition(":")
         if not (label and binary and device):
-            sys.exit(f"--column {column!r}: expected LABEL=BINARY:DEVICE")
-        columns.append((label, binary, device))
+            sys.exit(f"--column {column!r}: expected LABEL=BINARY:DEVICE[:ARGS]")
+        columns.append((label, binary, device, extra.split()))
     ours = {}
-    for label, binary, device in columns:
+    for label, binary, device, extra in columns:
         cmd = [binary, "bench", "train", "--preset", args.preset, "--device", device, "--json"]
-        out = subprocess.run(cmd + bench_args, env=env, check=True, capture_output=True, text=True)
+        out = subprocess.run(cmd + bench_args + extra, env=env, check=True, capture_output=True,
+                             text=True)
         ours[label] = json.loads(out.stdout.strip().splitlines()[-1])
     first = next(iter(ours.values()))
 

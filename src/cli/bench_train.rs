@@ -45,6 +45,10 @@ pub struct TrainBenchArgs {
     /// Timed repetitions of each measurement (after one untimed warm-up); the median is reported.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    /// Pieces each micro-batch runs as, concurrently (default: one per thread on the CPU
+    /// backends, one on GPUs); 1 measures the unsharded step.
+    #[arg(long)]
+    pub backward_shards: Option<usize>,
     /// Print one JSON object instead of the table (read by perf/compare.py).
     #[arg(long)]
     pub json: bool,
@@ -97,7 +101,7 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
             "rl_sequences": args.rl_sequences, "prompt_len": args.prompt_len,
             "response_len": args.response_len, "generation_batch": args.generation_batch,
             "ppo_mini_batches": update.ppo_mini_batches, "micro_batch": update.micro_batch_size,
-            "repeats": args.repeats,
+            "repeats": args.repeats, "backward_shards": args.backward_shards,
         }),
         measurements: run_on(
             device,
@@ -154,6 +158,10 @@ impl BackendTask for TrainBench {
         let args = &self.args;
         let vocab = self.config.vocab_size;
         let mut out = Vec::new();
+        let shards = args
+            .backward_shards
+            .map(BackwardShards::new)
+            .unwrap_or_else(BackwardShards::for_backend::<B>);
 
         // 1. Pretraining step.
         let mut model = Some(random_decoder::<Autodiff<B>>(&self.config, 0, device));
@@ -169,7 +177,7 @@ impl BackendTask for TrainBench {
                 model.take().expect("model is put back after each step"),
                 &mut optimizer,
                 &micro_batches,
-                BackwardShards::for_backend::<B>(),
+                shards,
                 1e-4,
                 1.0,
                 device,
@@ -201,7 +209,7 @@ impl BackendTask for TrainBench {
                 None,
                 &samples,
                 &update_config,
-                BackwardShards::for_backend::<B>(),
+                shards,
                 1e-6,
                 device,
             );

@@ -69,7 +69,7 @@ where
         let (loss, extra) = loss_of(&model, shard);
         (GradientsParams::from_grads(loss.backward(), &model), extra)
     };
-    let mut jobs: Vec<(M, S)> = if shards.len() == 1 {
+    let jobs: Vec<(M, S)> = if shards.len() == 1 {
         shards.into_iter().map(|s| (model.clone(), s)).collect()
     } else {
         // Each shard gets its own leaves over the same parameter data: burn's autodiff
@@ -81,26 +81,7 @@ where
             .map(|s| (model.clone().map(&mut FreshLeaves), s))
             .collect()
     };
-    // Threads of their own rather than tasks of rayon's pool, which the backend ops
-    // inside each shard use and wait on.
-    let results: Vec<(GradientsParams, T)> = if jobs.len() == 1 {
-        vec![shard_gradients(jobs.remove(0))]
-    } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = jobs
-                .into_iter()
-                .map(|job| scope.spawn(|| shard_gradients(job)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|handle| {
-                    handle
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        })
-    };
+    let results: Vec<(GradientsParams, T)> = run_concurrently(jobs, shard_gradients);
 
     let mut accumulator = GradientsAccumulator::<M>::new();
     let mut extras = Vec::with_capacity(results.len());
@@ -109,6 +90,31 @@ where
         extras.push(extra);
     }
     (accumulator.grads(), extras)
+}
+
+/// `f` of every job, in job order, each job on a thread of its own (a single job runs on
+/// the calling thread). Threads of their own rather than tasks of rayon's pool: the
+/// backend ops inside each job hand work to that pool and wait for it.
+pub fn run_concurrently<J, T, F>(jobs: Vec<J>, f: F) -> Vec<T>
+where
+    J: Send,
+    T: Send,
+    F: Fn(J) -> T + Sync,
+{
+    if jobs.len() <= 1 {
+        return jobs.into_iter().map(f).collect();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs.into_iter().map(|job| scope.spawn(|| f(job))).collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// Replaces every trainable parameter by a new autodiff leaf over the same data, with

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::grpo_loss::{grpo_token_loss, LossAggregation, PolicyLossConfig};
 use super::token_logprobs::{response_token_scores, ResponseBatch};
 use crate::models::Decoder;
-use crate::optim::{clip_global_norm, sharded_gradients, BackwardShards};
+use crate::optim::{clip_global_norm, run_concurrently, sharded_gradients, BackwardShards};
 
 /// One sequence to learn from: its prompt, the sampled response, its advantage.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,44 +85,44 @@ where
     // is a list of micro-batches, and a micro-batch a list of pieces (one per backward
     // shard) whose forward and backward passes run concurrently.
     let rollout_policy = model.valid();
+    // The reference policy is only scored when the KL term is on.
+    let reference = reference.filter(|_| config.loss.kl_coef > 0.0);
+    let chunking = RowChunking {
+        budget_bytes: config.reward_step_budget_bytes,
+    };
     let mut entropy_sum = 0.0;
     let mut plans: Vec<Vec<Vec<Piece<B>>>> = Vec::new();
     for mini in samples.chunks(per_mini) {
         let tokens: usize = mini.iter().map(|s| s.response_ids.len()).sum();
         let mut micro_plans = Vec::new();
         for chunk in mini.chunks(micro) {
+            let piece_samples = shards.split(chunk);
+            // The rollout policy's scores of the pieces, computed concurrently like
+            // their backward passes below.
+            let jobs: Vec<_> = piece_samples
+                .iter()
+                .map(|piece| {
+                    let pairs: Vec<(&[u32], &[u32])> = piece
+                        .iter()
+                        .map(|s| (&s.prompt_ids[..], &s.response_ids[..]))
+                        .collect();
+                    let batch = ResponseBatch::<B>::new(&pairs, device);
+                    (rollout_policy.clone(), reference.cloned(), batch)
+                })
+                .collect();
+            let scored = run_concurrently(jobs, |(policy, reference, batch)| {
+                let (logp_old, entropy) = response_token_scores(&policy, &batch, chunking);
+                let logp_ref = reference.map(|r| response_token_scores(&r, &batch, chunking).0);
+                let entropy_sum = entropy.sum().into_scalar().elem::<f64>();
+                (batch, logp_old, logp_ref, entropy_sum)
+            });
             let mut pieces = Vec::new();
-            for piece in shards.split(chunk) {
-                let pairs: Vec<(&[u32], &[u32])> = piece
-                    .iter()
-                    .map(|s| (&s.prompt_ids[..], &s.response_ids[..]))
-                    .collect();
-                let batch = ResponseBatch::<B>::new(&pairs, device);
-                let (logp_old, entropy) = response_token_scores(
-                    &rollout_policy,
-                    &batch,
-                    RowChunking {
-                        budget_bytes: config.reward_step_budget_bytes,
-                    },
-                );
-                entropy_sum += entropy.sum().into_scalar().elem::<f64>();
-                let logp_ref = match (reference, config.loss.kl_coef > 0.0) {
-                    (Some(reference), true) => Some(
-                        response_token_scores(
-                            reference,
-                            &batch,
-                            RowChunking {
-                                budget_bytes: config.reward_step_budget_bytes,
-                            },
-                        )
-                        .0,
-                    ),
-                    _ => None,
-                };
+            for (piece, (batch, logp_old, logp_ref, entropy)) in piece_samples.iter().zip(scored) {
+                entropy_sum += entropy;
                 // Per response token, in the batch's order (sequence by sequence).
                 let mut advantages = Vec::with_capacity(batch.response_len());
                 let mut weights = Vec::with_capacity(batch.response_len());
-                for sample in piece {
+                for sample in *piece {
                     let len = sample.response_ids.len();
                     let weight = config.aggregation.token_weight(len, mini.len(), tokens);
                     advantages.extend(std::iter::repeat_n(sample.advantage, len));
@@ -153,13 +153,7 @@ where
             response_rows: Tensor::from_inner(piece.response_rows),
             response_tokens: Tensor::from_inner(piece.response_tokens),
         };
-        let (logp_new, _) = response_token_scores(
-            model,
-            &batch,
-            RowChunking {
-                budget_bytes: config.reward_step_budget_bytes,
-            },
-        );
+        let (logp_new, _) = response_token_scores(model, &batch, chunking);
         let out = grpo_token_loss(
             logp_new,
             Tensor::from_inner(piece.logp_old),

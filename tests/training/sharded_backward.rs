@@ -145,7 +145,10 @@ fn a_sharded_grpo_update_equals_the_unsharded_update() {
         ),
     ] {
         // Relative: the pieces' products round differently from the whole batch's.
-        assert!((a - b).abs() < 2e-5 * a.abs().max(1.0), "{name}: {a} vs {b}");
+        assert!(
+            (a - b).abs() < 2e-5 * a.abs().max(1.0),
+            "{name}: {a} vs {b}"
+        );
     }
     let diff = max_abs_diff(&whole, &sharded);
     let moved = max_abs_diff(&whole, &initial);
