@@ -8,4 +8,4 @@ pub mod sharded_backward;
 
 pub use clip::clip_global_norm;
 pub use schedule::CosineSchedule;
-pub use sharded_backward::{run_concurrently, sharded_gradients, BackwardShards};
+pub use sharded_backward::{accumulate_sharded_gradients, run_concurrently, BackwardShards};

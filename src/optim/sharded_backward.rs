@@ -36,10 +36,6 @@ impl BackwardShards {
         }
     }
 
-    pub fn count(self) -> usize {
-        self.0
-    }
-
     /// Splits `items` into at most `count()` contiguous, near-equal, non-empty shards.
     pub fn split<T>(self, items: &[T]) -> Vec<&[T]> {
         if items.is_empty() {
@@ -50,14 +46,15 @@ impl BackwardShards {
     }
 }
 
-/// Sum over `shards` of the gradient of `loss_of(model, shard)`, plus whatever else
-/// `loss_of` returns per shard, in shard order. With one shard everything runs on the
-/// calling thread.
-pub fn sharded_gradients<B, M, S, T, F>(
+/// Adds to `accumulator` the gradient of `loss_of(model, shard)` for every shard, in
+/// shard order, and returns whatever else `loss_of` returns per shard. With one shard
+/// everything runs on the calling thread.
+pub fn accumulate_sharded_gradients<B, M, S, T, F>(
     model: &M,
     shards: Vec<S>,
     loss_of: F,
-) -> (GradientsParams, Vec<T>)
+    accumulator: &mut GradientsAccumulator<M>,
+) -> Vec<T>
 where
     B: AutodiffBackend,
     M: AutodiffModule<B>,
@@ -83,13 +80,13 @@ where
     };
     let results: Vec<(GradientsParams, T)> = run_concurrently(jobs, shard_gradients);
 
-    let mut accumulator = GradientsAccumulator::<M>::new();
-    let mut extras = Vec::with_capacity(results.len());
-    for (grads, extra) in results {
-        accumulator.accumulate(model, grads);
-        extras.push(extra);
-    }
-    (accumulator.grads(), extras)
+    results
+        .into_iter()
+        .map(|(grads, extra)| {
+            accumulator.accumulate(model, grads);
+            extra
+        })
+        .collect()
 }
 
 /// `f` of every job, in job order, each job on a thread of its own (a single job runs on

@@ -22,7 +22,9 @@ use crate::models::{
     random_decoder, save_pretrained, Decoder, ModelConfig, PretrainedModel, TextTokenizer,
     WeightDtype,
 };
-use crate::optim::{clip_global_norm, sharded_gradients, BackwardShards, CosineSchedule};
+use crate::optim::{
+    accumulate_sharded_gradients, clip_global_norm, BackwardShards, CosineSchedule,
+};
 
 /// Where the weights start from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -322,13 +324,18 @@ where
         let scale = |shard: &[Vec<u32>]| {
             shard.len() as f64 / chunks.len() as f64 / micro_batches.len() as f64
         };
-        let (grads, losses) = sharded_gradients(&model, shards.split(chunks), |model, shard| {
+        let shard_loss = |model: &Decoder<Autodiff<B>>, shard: &[Vec<u32>]| {
             let loss = next_token_loss(model, shard, device) * scale(shard);
             let value = loss.clone().into_scalar().elem::<f64>();
             (loss, value)
-        });
+        };
+        let losses = accumulate_sharded_gradients(
+            &model,
+            shards.split(chunks),
+            shard_loss,
+            &mut accumulator,
+        );
         loss_sum += losses.iter().sum::<f64>();
-        accumulator.accumulate(&model, grads);
     }
     let mut grads = accumulator.grads();
     let grad_norm = clip_global_norm(&model, &mut grads, max_grad_norm);

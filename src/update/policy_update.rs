@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::grpo_loss::{grpo_token_loss, LossAggregation, PolicyLossConfig};
 use super::token_logprobs::{response_token_scores, ResponseBatch};
 use crate::models::Decoder;
-use crate::optim::{clip_global_norm, run_concurrently, sharded_gradients, BackwardShards};
+use crate::optim::{
+    accumulate_sharded_gradients, clip_global_norm, run_concurrently, BackwardShards,
+};
 
 /// One sequence to learn from: its prompt, the sampled response, its advantage.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,9 +177,12 @@ where
         let mut accumulator = GradientsAccumulator::<Decoder<Ad<B>>>::new();
         let mut outcomes = Vec::new();
         for pieces in micro_plans {
-            let (grads, piece_outcomes) = sharded_gradients(&model, pieces, piece_loss);
-            accumulator.accumulate(&model, grads);
-            outcomes.extend(piece_outcomes);
+            outcomes.extend(accumulate_sharded_gradients(
+                &model,
+                pieces,
+                piece_loss,
+                &mut accumulator,
+            ));
         }
         // Clip fractions are per piece over its own tokens' weights: weigh them back
         // into fractions of the mini-batch.
