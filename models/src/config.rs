@@ -254,7 +254,7 @@ impl ModelConfig {
                 .ok_or_else(|| fields.unsupported(format!("dtype `{name}`")))?,
         };
 
-        Ok(ModelConfig {
+        let config = ModelConfig {
             architecture,
             vocab_size: fields.usize("vocab_size")?,
             hidden_size,
@@ -280,7 +280,42 @@ impl ModelConfig {
             eos_token_ids: fields.token_ids("eos_token_id")?,
             dtype,
             raw: raw.clone(),
-        })
+        };
+        config.check_values(path)?;
+        Ok(config)
+    }
+
+    /// Values that load but make every output NaN or empty (a zero or negative
+    /// epsilon, RoPE base or size) are refused here, naming the key.
+    fn check_values(&self, path: &Path) -> Result<()> {
+        let positive_sizes = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_layers),
+            ("head_dim", self.head_dim),
+            ("max_position_embeddings", self.max_position_embeddings),
+        ];
+        for (key, value) in positive_sizes {
+            if value == 0 {
+                return Err(ModelError::config(
+                    path,
+                    format!("{key} must be at least 1"),
+                ));
+            }
+        }
+        for (key, value) in [
+            ("rms_norm_eps", self.rms_norm_eps),
+            ("rope_theta", self.rope_theta),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(ModelError::config(
+                    path,
+                    format!("{key} = {value} must be a finite number > 0"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The same architecture sized for another tokenizer: `vocab_size` and the

@@ -23,6 +23,12 @@ pub enum ModelError {
     Unsupported { path: PathBuf, message: String },
     #[error("{path}: not a valid safetensors file: {message}")]
     Safetensors { path: PathBuf, message: String },
+    #[error("{path}: tensor `{name}` holds {count} NaN or infinite values")]
+    NonFiniteWeights {
+        path: PathBuf,
+        name: String,
+        count: usize,
+    },
     #[error("{path}: tensor `{name}` is missing (expected shape {expected:?})")]
     MissingTensor {
         path: PathBuf,

@@ -199,6 +199,15 @@ impl<B: Backend> WeightSource<B> for SafetensorsWeights<'_, B> {
                 name: name.to_string(),
                 dtype: format!("{:?}", view.dtype()),
             })?;
+        // A NaN or infinite weight makes every output NaN; refuse it here, by name.
+        let nonfinite = values.iter().filter(|v| !v.is_finite()).count();
+        if nonfinite > 0 {
+            return Err(ModelError::NonFiniteWeights {
+                path: path.clone(),
+                name: name.to_string(),
+                count: nonfinite,
+            });
+        }
         let values = match role {
             WeightRole::Matrix => transpose(&values, hf_shape[0], hf_shape[1]),
             _ => values,

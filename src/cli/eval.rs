@@ -15,12 +15,15 @@ use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
 use crate::eval::benchmarks::{load_benchmark, prompt, BenchmarkTask, STOP_STRINGS};
 use crate::eval::generation::{generate_responses, GenerationSettings};
-use crate::eval::masked_span::{build_items, evaluate, EvalSettings, PromptStyle, SpanChoice};
+use crate::eval::masked_span::{
+    build_items, evaluate, most_frequent_answer, EvalSettings, PromptStyle, SpanChoice,
+};
 use crate::eval::responses::score_responses;
 use crate::eval::scoring::{score_items, BenchmarkReport};
 use crate::models::{PretrainedModel, SamplingConfig};
 use crate::policy::prompts::PromptTemplates;
 use crate::progress::step_progress;
+use crate::settings_check::RangeCheck;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EvalTask {
@@ -132,19 +135,39 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    RangeCheck::new()
+        .at_least_one("--samples", args.samples)
+        .at_least_one("--batch-size", args.batch_size)
+        .non_negative("--temperature", args.temperature as f64)
+        .unit_half_open("--validation-fraction", args.validation_fraction)
+        .finish("eval")?;
+    // --out is created now, so that an existing or unwritable path is reported before
+    // the evaluation runs; it is removed again if the evaluation fails.
     if let Some(out) = &args.out {
         if out.exists() {
             anyhow::bail!("{}: already exists; choose another --out", out.display());
         }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(out)
+            .with_context(|| format!("{}: cannot create --out", out.display()))?;
     }
-    if args.samples == 0 {
-        anyhow::bail!("--samples must be at least 1");
+    let out = args.out.clone();
+    let result = run_evaluation(args);
+    if let (Err(_), Some(out)) = (&result, out) {
+        let _ = std::fs::remove_file(out);
     }
+    result
+}
+
+fn run_evaluation(args: EvalArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     match args.task.benchmark() {
         None => run_masked_span(args)?,
         Some(task) => {
             let out = args.out.clone();
+            let data = args.data.clone();
             let report = match &args.responses {
                 Some(responses) => {
                     score_responses(task, &args.data, responses, args.limit, args.samples)?
@@ -157,6 +180,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 }
             };
             print_report(&report);
+            if report.scored.is_empty() {
+                anyhow::bail!("{}: no valid item to score", data.display());
+            }
             if let Some(out) = out {
                 write_jsonl(&out, &report.scored)?;
             }
@@ -178,10 +204,17 @@ fn run_masked_span(args: EvalArgs) -> anyhow::Result<()> {
     let scored = run_on(args.device.kind(), MaskedSpanRun { model, args })??;
     let correct = scored.iter().filter(|s| s.correct).count();
     let answered = scored.iter().filter(|s| s.extracted.is_some()).count();
-    println!("| task | items | answered | exact match |");
-    println!("|---|---:|---:|---:|");
+    let top_answer = match most_frequent_answer(&scored) {
+        Some((answer, n)) => format!(
+            "`{answer}` {:.1}% ({n}/{answered})",
+            100.0 * n as f64 / answered.max(1) as f64
+        ),
+        None => "-".to_string(),
+    };
+    println!("| task | items | answered | exact match | most frequent answer |");
+    println!("|---|---:|---:|---:|---|");
     println!(
-        "| masked-span | {} | {} | {:.2}% ({correct}/{}) |",
+        "| masked-span | {} | {} | {:.2}% ({correct}/{}) | {top_answer} |",
         scored.len(),
         answered,
         100.0 * correct as f64 / scored.len().max(1) as f64,

@@ -7,6 +7,7 @@ use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
 use crate::pretrain::trainer::{ModelInit, PretrainSummary};
 use crate::pretrain::{run_pretraining, PretrainConfig, TaskMix};
+use crate::settings_check::RangeCheck;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PretrainArgs {
@@ -16,7 +17,8 @@ pub struct PretrainArgs {
     /// Start from this HF model folder...
     #[arg(long, conflicts_with = "preset")]
     pub model: Option<PathBuf>,
-    /// ...or from a random init of this preset (`tiny`, `qwen3-0.6b`), sized to --tokenizer.
+    /// ...or from a random init, sized to --tokenizer, of this preset (`tiny`, `small`,
+    /// `qwen3-0.6b`) or of the shape in this config.json file.
     #[arg(long, requires = "tokenizer")]
     pub preset: Option<String>,
     #[arg(long)]
@@ -72,6 +74,10 @@ pub struct PretrainArgs {
     pub task_max_span_words: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Stop after this many consecutive steps with a NaN or infinite loss or gradient
+    /// (each such step is skipped).
+    #[arg(long, default_value_t = crate::pretrain::trainer::default_max_consecutive_nonfinite())]
+    pub max_consecutive_nonfinite: usize,
     /// Storage type of the exported weights: float32, bfloat16 or float16.
     #[arg(long, default_value = "float32")]
     pub export_dtype: String,
@@ -87,14 +93,34 @@ impl PretrainArgs {
         let init = match (&self.model, &self.preset, &self.tokenizer) {
             (Some(dir), None, _) => ModelInit::Pretrained(dir.clone()),
             (None, Some(name), Some(tokenizer)) => ModelInit::Preset {
-                name: name.clone(),
+                // A config.json is recorded by absolute path so that --resume works
+                // from any directory.
+                name: match std::fs::canonicalize(name) {
+                    Ok(file) if file.is_file() => file.display().to_string(),
+                    _ => name.clone(),
+                },
                 tokenizer: tokenizer.clone(),
             },
             _ => anyhow::bail!("give --model DIR, or --preset NAME with --tokenizer FILE"),
         };
-        if self.seq_len == 0 || self.batch_size == 0 || self.grad_accumulation == 0 {
-            anyhow::bail!("--seq-len, --batch-size and --grad-accumulation must be positive");
-        }
+        RangeCheck::new()
+            .at_least_one("--seq-len", self.seq_len)
+            .at_least_one("--batch-size", self.batch_size)
+            .at_least_one("--grad-accumulation", self.grad_accumulation)
+            .positive("--lr", self.lr)
+            .unit_closed("--min-lr-ratio", self.min_lr_ratio)
+            .non_negative("--weight-decay", self.weight_decay as f64)
+            .unit_half_open("--beta2", self.beta2 as f64)
+            .non_negative("--max-grad-norm", self.max_grad_norm)
+            .unit_half_open("--validation-fraction", self.validation_fraction)
+            .at_least_one("--keep-checkpoints", self.keep_checkpoints)
+            .unit_closed("--task-fraction", self.task_fraction)
+            .at_least_one("--task-max-span-words", self.task_max_span_words)
+            .at_least_one(
+                "--max-consecutive-nonfinite",
+                self.max_consecutive_nonfinite,
+            )
+            .finish("pretrain")?;
         Ok(Some(PretrainConfig {
             corpus: self.corpus.clone().expect("clap requires --corpus"),
             min_words: self.min_words,
@@ -121,6 +147,7 @@ impl PretrainArgs {
             },
             seed: self.seed,
             export_dtype: self.export_dtype.clone(),
+            max_consecutive_nonfinite: self.max_consecutive_nonfinite,
         }))
     }
 }

@@ -1,21 +1,20 @@
 //! `pretrainzero train`: the PretrainZero loop (or a baseline span policy).
 
 use crate::kernels::RewardStepBackend;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
+use crate::train::config::DEFAULT_CONFIG_NAME;
 use crate::train::trainer::TrainSummary;
 use crate::train::{run_training, TrainConfig};
 
-/// The default configuration: the shipped model on the shipped Wikipedia sample.
-pub const DEFAULT_CONFIG: &str = "configs/tiny-cpu.toml";
-
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainArgs {
-    /// TOML configuration (presets in configs/).
-    #[arg(long, default_value = DEFAULT_CONFIG)]
-    pub config: PathBuf,
+    /// TOML configuration (presets in configs/). Default: configs/tiny-cpu.toml, the
+    /// shipped model on the shipped Wikipedia sample, built into the binary.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Override a key: `--set optim.lr=1e-5 --set policy.kind=random-span`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
@@ -33,13 +32,19 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let (config, run_dir) = match &args.resume {
         Some(dir) => (None, dir.clone()),
         None => {
-            let config = TrainConfig::load(&args.config, &args.overrides)?;
+            let config = match &args.config {
+                Some(path) => TrainConfig::load(path, &args.overrides)?,
+                None => TrainConfig::built_in_default(&args.overrides)?,
+            };
             let run_dir = args.run_dir.clone().unwrap_or_else(|| {
-                let name = args
-                    .config
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or("run");
+                let name = Path::new(
+                    args.config
+                        .as_deref()
+                        .unwrap_or(Path::new(DEFAULT_CONFIG_NAME)),
+                )
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("run");
                 let policy = serde_json::to_value(config.policy.kind)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))

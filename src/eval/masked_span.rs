@@ -123,6 +123,29 @@ pub struct ScoredItem {
     pub correct: bool,
 }
 
+/// The answer given most often (after trimming; `None` for no extracted answer) and
+/// how many items gave it: a model that answers "the" to everything has high
+/// exact match on spans that are "the" and learns nothing from the game.
+pub fn most_frequent_answer(scored: &[ScoredItem]) -> Option<(String, usize)> {
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for item in scored {
+        if let Some(answer) = &item.extracted {
+            *counts.entry(answer.trim()).or_default() += 1;
+        }
+    }
+    // Ties go to the alphabetically first answer, so the report is reproducible.
+    counts
+        .into_iter()
+        .fold(
+            None,
+            |best: Option<(&str, usize)>, (answer, n)| match best {
+                Some((_, m)) if m >= n => best,
+                _ => Some((answer, n)),
+            },
+        )
+        .map(|(answer, n)| (answer.to_string(), n))
+}
+
 pub struct EvalSettings {
     pub style: PromptStyle,
     pub templates: PromptTemplates,
@@ -195,4 +218,37 @@ pub fn evaluate<B: Backend>(
         on_batch(scored.len());
     }
     Ok(scored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scored(extracted: Option<&str>) -> ScoredItem {
+        ScoredItem {
+            id: String::new(),
+            prompt: String::new(),
+            response: String::new(),
+            extracted: extracted.map(str::to_string),
+            gold: String::new(),
+            correct: false,
+        }
+    }
+
+    #[test]
+    fn most_frequent_answer_counts_trimmed_answers_and_breaks_ties_alphabetically() {
+        let items = [
+            scored(Some("the")),
+            scored(Some(" the ")),
+            scored(Some("of")),
+            scored(None),
+            scored(None),
+            scored(None),
+            scored(Some("Paris")),
+        ];
+        assert_eq!(most_frequent_answer(&items), Some(("the".to_string(), 2)));
+        let tie = [scored(Some("b")), scored(Some("a"))];
+        assert_eq!(most_frequent_answer(&tie), Some(("a".to_string(), 1)));
+        assert_eq!(most_frequent_answer(&[scored(None)]), None);
+    }
 }

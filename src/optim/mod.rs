@@ -1,11 +1,13 @@
 //! What both training loops (continued pretraining and GRPO) share for the update:
-//! the learning-rate schedule, global-norm gradient clipping, and gradients of a
-//! micro-batch computed as concurrent shards.
+//! the learning-rate schedule, global-norm gradient clipping, gradients of a
+//! micro-batch computed as concurrent shards, and the guard against NaN/inf steps.
 
 pub mod clip;
+pub mod nonfinite;
 pub mod schedule;
 pub mod sharded_backward;
 
 pub use clip::clip_global_norm;
+pub use nonfinite::{is_finite_step, NonfiniteGuard};
 pub use schedule::CosineSchedule;
 pub use sharded_backward::{accumulate_sharded_gradients, run_concurrently, BackwardShards};

@@ -14,7 +14,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::token_stream::{validation_chunks, PackedTokenStream, StreamPosition, TaskMix};
-use crate::checkpoint::{list_checkpoints, load_latest, save_checkpoint};
+use crate::checkpoint::{load_latest, nonfinite_stop, refuse_started_run, save_checkpoint};
 use crate::data::tokenizer_training::END_OF_TEXT;
 use crate::data::{CorpusSpec, SplitRule};
 use crate::kernels::RewardStepBackend;
@@ -23,8 +23,11 @@ use crate::models::{
     WeightDtype,
 };
 use crate::optim::{
-    accumulate_sharded_gradients, clip_global_norm, BackwardShards, CosineSchedule,
+    accumulate_sharded_gradients, clip_global_norm, is_finite_step, BackwardShards, CosineSchedule,
+    NonfiniteGuard,
 };
+use crate::run_lock::RunLock;
+use crate::step_log::open_step_log;
 
 /// Where the weights start from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,7 +35,8 @@ use crate::optim::{
 pub enum ModelInit {
     /// An HF model folder (its tokenizer.json is used).
     Pretrained(PathBuf),
-    /// A random init of a named architecture preset, sized to `tokenizer`.
+    /// A random init, sized to `tokenizer`, of a named architecture preset or of the
+    /// shape in a `config.json` file (`name` is then that file's path).
     Preset { name: String, tokenizer: PathBuf },
 }
 
@@ -60,6 +64,14 @@ pub struct PretrainConfig {
     pub task_mix: TaskMix,
     pub seed: u64,
     pub export_dtype: String,
+    /// The run stops after this many consecutive steps with a NaN or infinite loss or
+    /// gradient (each is skipped, not applied).
+    #[serde(default = "default_max_consecutive_nonfinite")]
+    pub max_consecutive_nonfinite: usize,
+}
+
+pub fn default_max_consecutive_nonfinite() -> usize {
+    3
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -77,6 +89,8 @@ struct StepMetrics {
     grad_norm: f64,
     tokens_per_s: f64,
     tokens_seen: u64,
+    /// The optimizer step was skipped: NaN or infinite loss or gradient.
+    nonfinite_skipped: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     val_loss: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,21 +115,16 @@ pub fn run_pretraining<B: RewardStepBackend>(
     run_dir: &Path,
     device: &B::Device,
 ) -> anyhow::Result<PretrainSummary> {
+    let _lock = RunLock::acquire(run_dir)?;
     let resume = config.is_none();
     let config = match config {
         Some(config) => {
-            if !list_checkpoints(run_dir)?.is_empty() || run_dir.join(CONFIG_FILE).exists() {
-                anyhow::bail!(
-                    "{}: already holds a run; pass --resume {0} to continue it, or choose another --out",
-                    run_dir.display()
-                );
-            }
-            std::fs::create_dir_all(run_dir)
-                .with_context(|| format!("creating {}", run_dir.display()))?;
+            refuse_started_run(run_dir, CONFIG_FILE)?;
             std::fs::write(
                 run_dir.join(CONFIG_FILE),
                 serde_json::to_string_pretty(&config)?,
-            )?;
+            )
+            .with_context(|| format!("{}: cannot write", run_dir.join(CONFIG_FILE).display()))?;
             config
         }
         None => {
@@ -194,14 +203,12 @@ pub fn run_pretraining<B: RewardStepBackend>(
         min_lr_ratio: config.min_lr_ratio,
     };
 
-    let mut metrics_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(run_dir.join("metrics.jsonl"))?;
+    let mut metrics_file = open_step_log(&run_dir.join("metrics.jsonl"), state.step)?;
     let progress = crate::progress::step_progress(config.steps, state.step);
     let started = Instant::now();
     let mut last_val = None;
     let shards = BackwardShards::for_backend::<B>();
+    let mut nonfinite_guard = NonfiniteGuard::new(config.max_consecutive_nonfinite);
 
     while state.step < config.steps {
         let step_start = Instant::now();
@@ -246,10 +253,15 @@ pub fn run_pretraining<B: RewardStepBackend>(
             grad_norm,
             tokens_per_s: step_tokens as f64 / step_start.elapsed().as_secs_f64(),
             tokens_seen: state.tokens_seen,
+            nonfinite_skipped: outcome.skipped,
             val_loss,
             val_perplexity,
         };
         writeln!(metrics_file, "{}", serde_json::to_string(&metrics)?)?;
+        if let Err(count) = nonfinite_guard.observe(outcome.skipped) {
+            progress.finish_and_clear();
+            return Err(nonfinite_stop(run_dir, count, state.step));
+        }
         progress.set_message(format!(
             "loss {:.3} lr {:.2e} {:.0} tok/s{}",
             metrics.loss,
@@ -297,6 +309,8 @@ pub fn run_pretraining<B: RewardStepBackend>(
 pub struct StepOutcome {
     pub loss: f64,
     pub grad_norm: f64,
+    /// The loss or gradient norm was not finite, so the optimizer step was skipped.
+    pub skipped: bool,
 }
 
 /// One optimizer step: gradients accumulated over `micro_batches` (each a batch of
@@ -339,12 +353,18 @@ where
     }
     let mut grads = accumulator.grads();
     let grad_norm = clip_global_norm(&model, &mut grads, max_grad_norm);
-    let model = optimizer.step(lr, model, grads);
+    let finite = is_finite_step(loss_sum, grad_norm);
+    let model = if finite {
+        optimizer.step(lr, model, grads)
+    } else {
+        model
+    };
     (
         model,
         StepOutcome {
             loss: loss_sum,
             grad_norm,
+            skipped: !finite,
         },
     )
 }
@@ -380,8 +400,13 @@ fn init_model<B: Backend>(
             let eos = text_tokenizer
                 .token_to_id(END_OF_TEXT)
                 .with_context(|| format!("{}: no {END_OF_TEXT} token", tokenizer_path.display()))?;
-            let config =
-                ModelConfig::preset(name)?.with_vocabulary(text_tokenizer.vocab_size(), eos);
+            let shape = Path::new(name);
+            let config = if shape.is_file() {
+                ModelConfig::from_file(shape)?
+            } else {
+                ModelConfig::preset(name)?
+            };
+            let config = config.with_vocabulary(text_tokenizer.vocab_size(), eos);
             let model = random_decoder::<B>(&config, seed, device);
             Ok((config, model, text_tokenizer, tokenizer_path))
         }

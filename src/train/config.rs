@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::prompts::PromptTemplates;
 use crate::policy::span_rules::SpanRules;
+use crate::settings_check::RangeCheck;
 use crate::update::{LossAggregation, PolicyLossConfig, UpdateConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -109,6 +110,9 @@ pub struct OptimSection {
     pub advantage_scale: bool,
     /// Memory bound of the masked-token reward step, in MiB of logits per row chunk.
     pub reward_step_memory_mib: usize,
+    /// The run stops after this many consecutive steps whose update met a NaN or
+    /// infinite loss or gradient (such optimizer steps are skipped, not applied).
+    pub max_consecutive_nonfinite: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,6 +183,7 @@ impl Default for OptimSection {
             loss_aggregation: LossAggregation::TokenMean,
             advantage_scale: true,
             reward_step_memory_mib: 1024,
+            max_consecutive_nonfinite: 3,
         }
     }
 }
@@ -212,61 +217,113 @@ impl Default for CheckpointSection {
 
 impl TrainConfig {
     /// Reads `path` (TOML) and applies `overrides` (`section.key=value`, the value in
-    /// TOML syntax; bare words are taken as strings). Relative paths in the file are
-    /// resolved against the current directory.
+    /// TOML syntax; bare words are taken as strings).
     pub fn load(path: &Path, overrides: &[String]) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read config", path.display()))?;
+        Self::from_toml(&text, &path.display().to_string(), overrides)
+    }
+
+    /// The default run's configuration, compiled into the binary so that `train`
+    /// works from any directory.
+    pub fn built_in_default(overrides: &[String]) -> anyhow::Result<Self> {
+        Self::from_toml(DEFAULT_CONFIG_TOML, DEFAULT_CONFIG_NAME, overrides)
+    }
+
+    /// Parses TOML `text` (named `source` in messages), applies `overrides`, resolves
+    /// relative paths (see [`resolve_project_path`]) and validates every key.
+    pub fn from_toml(text: &str, source: &str, overrides: &[String]) -> anyhow::Result<Self> {
         let mut value: toml::Table =
-            toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;
+            toml::from_str(text).with_context(|| format!("{source}: invalid TOML"))?;
         for assignment in overrides {
             apply_override(&mut value, assignment)
                 .with_context(|| format!("--set {assignment}"))?;
         }
-        let config: TrainConfig = toml::Value::Table(value)
+        let mut config: TrainConfig = toml::Value::Table(value)
             .try_into()
-            .with_context(|| format!("{}: invalid configuration", path.display()))?;
-        config.validate()?;
+            .with_context(|| format!("{source}: invalid configuration"))?;
+        config.model = resolve_project_path(&config.model);
+        config.data.corpus = resolve_project_path(&config.data.corpus);
+        config.validate(source)?;
         Ok(config)
     }
 
-    pub fn validate(&self) -> anyhow::Result<()> {
-        let positive = [
-            (
-                "policy.masks_per_paragraph",
-                self.policy.masks_per_paragraph,
-            ),
-            ("policy.answers_per_mask", self.policy.answers_per_mask),
-            (
-                "rollout.paragraphs_per_step",
-                self.rollout.paragraphs_per_step,
-            ),
-            (
-                "rollout.max_response_tokens",
-                self.rollout.max_response_tokens,
-            ),
-            (
+    /// Every numeric key against its valid range (all violations reported at once);
+    /// `source` names where the configuration came from.
+    pub fn validate(&self, source: &str) -> anyhow::Result<()> {
+        let (data, policy, rollout, optim) = (&self.data, &self.policy, &self.rollout, &self.optim);
+        let mut check = RangeCheck::new();
+        check
+            .unit_half_open("data.validation_fraction", data.validation_fraction)
+            .at_least_one("policy.masks_per_paragraph", policy.masks_per_paragraph)
+            .at_least_one("policy.answers_per_mask", policy.answers_per_mask)
+            .at_least_one("policy.random_span_max_words", policy.random_span_max_words)
+            .unit_positive("policy.entropy_top_fraction", policy.entropy_top_fraction)
+            .at_least_one(
+                "policy.span_rules.max_occurrences",
+                policy.span_rules.max_occurrences,
+            )
+            .at_least_one("rollout.paragraphs_per_step", rollout.paragraphs_per_step)
+            // RL needs sampling: temperature 0 would make every group's rewards equal.
+            .positive("rollout.temperature", rollout.temperature as f64)
+            .unit_positive("rollout.top_p", rollout.top_p as f64)
+            .at_least_one("rollout.max_prompt_tokens", rollout.max_prompt_tokens)
+            .at_least_one("rollout.max_response_tokens", rollout.max_response_tokens)
+            .at_least_one(
                 "rollout.generation_batch_size",
-                self.rollout.generation_batch_size,
-            ),
-            ("optim.ppo_mini_batches", self.optim.ppo_mini_batches),
-            ("optim.micro_batch_size", self.optim.micro_batch_size),
-        ];
-        for (key, value) in positive {
-            if value == 0 {
-                anyhow::bail!("{key} must be at least 1");
-            }
+                rollout.generation_batch_size,
+            )
+            .positive("optim.lr", optim.lr)
+            .unit_closed("optim.min_lr_ratio", optim.min_lr_ratio)
+            .non_negative("optim.weight_decay", optim.weight_decay as f64)
+            .unit_half_open("optim.beta1", optim.beta1 as f64)
+            .unit_half_open("optim.beta2", optim.beta2 as f64)
+            // 0 turns clipping off.
+            .non_negative("optim.max_grad_norm", optim.max_grad_norm)
+            .at_least_one("optim.ppo_mini_batches", optim.ppo_mini_batches)
+            .at_least_one("optim.micro_batch_size", optim.micro_batch_size)
+            .unit_half_open("optim.eps_low", optim.eps_low)
+            .non_negative("optim.eps_high", optim.eps_high)
+            .non_negative("optim.kl_coef", optim.kl_coef)
+            .at_least_one("optim.reward_step_memory_mib", optim.reward_step_memory_mib)
+            .at_least_one(
+                "optim.max_consecutive_nonfinite",
+                optim.max_consecutive_nonfinite,
+            )
+            .at_least_one("checkpoint.keep_last", self.checkpoint.keep_last);
+        if let Some(max_words) = data.max_words {
+            check.ordered(
+                ("data.min_words", data.min_words),
+                ("data.max_words", max_words),
+            );
         }
-        if !(self.rollout.temperature > 0.0) {
-            anyhow::bail!("rollout.temperature must be > 0 (RL needs sampling)");
+        if let Some(max_span_words) = policy.span_rules.max_span_words {
+            check.at_least_one("policy.span_rules.max_span_words", max_span_words);
         }
-        if !(0.0..=1.0).contains(&self.policy.entropy_top_fraction)
-            || self.policy.entropy_top_fraction == 0.0
-        {
-            anyhow::bail!("policy.entropy_top_fraction must be in (0, 1]");
-        }
-        Ok(())
+        check.finish(source)
     }
+}
+
+/// The default run's configuration file, as compiled into the binary.
+pub const DEFAULT_CONFIG_NAME: &str = "configs/tiny-cpu.toml";
+const DEFAULT_CONFIG_TOML: &str = include_str!("../../configs/tiny-cpu.toml");
+
+/// A relative path of a configuration (model folder, corpus) names a file under the
+/// current directory if one is there, and otherwise the file of that name in the
+/// project checkout this binary was built from, so that the shipped model and data
+/// are found from any directory (and after `cargo install --path .`, as long as the
+/// checkout stays). The result is absolute, so a resumed run finds the same files.
+pub fn resolve_project_path(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    let chosen = if !path.exists() && project.exists() {
+        project
+    } else {
+        path.to_path_buf()
+    };
+    std::path::absolute(&chosen).unwrap_or(chosen)
 }
 
 fn apply_override(table: &mut toml::Table, assignment: &str) -> anyhow::Result<()> {

@@ -15,12 +15,14 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{SpanPolicyKind, TrainConfig};
 use super::step::{collect_rollouts, RolloutMetrics};
-use crate::checkpoint::{list_checkpoints, load_latest, save_checkpoint};
+use crate::checkpoint::{load_latest, nonfinite_stop, refuse_started_run, save_checkpoint};
 use crate::data::split::shuffled;
 use crate::data::{CorpusSpec, ParagraphRules, Split, SplitRule};
 use crate::models::{save_pretrained, Decoder, PretrainedModel, WeightDtype};
-use crate::optim::{BackwardShards, CosineSchedule};
+use crate::optim::{BackwardShards, CosineSchedule, NonfiniteGuard};
 use crate::policy::prompts::PromptTemplates;
+use crate::run_lock::RunLock;
+use crate::step_log::open_step_log;
 use crate::update::policy_update::update_policy;
 use crate::update::UpdateStats;
 
@@ -65,18 +67,15 @@ pub fn run_training<B: RewardStepBackend>(
     run_dir: &Path,
     device: &B::Device,
 ) -> anyhow::Result<TrainSummary> {
+    let _lock = RunLock::acquire(run_dir)?;
     let resume = config.is_none();
     let config = match config {
         Some(config) => {
-            if run_dir.join(CONFIG_FILE).exists() || !list_checkpoints(run_dir)?.is_empty() {
-                anyhow::bail!(
-                    "{}: already holds a run; pass --resume {0} to continue it, or choose another run folder",
-                    run_dir.display()
-                );
-            }
-            std::fs::create_dir_all(run_dir)
-                .with_context(|| format!("creating {}", run_dir.display()))?;
-            std::fs::write(run_dir.join(CONFIG_FILE), toml::to_string_pretty(&config)?)?;
+            refuse_started_run(run_dir, CONFIG_FILE)?;
+            std::fs::write(run_dir.join(CONFIG_FILE), toml::to_string_pretty(&config)?)
+                .with_context(|| {
+                    format!("{}: cannot write", run_dir.join(CONFIG_FILE).display())
+                })?;
             config
         }
         None => TrainConfig::load(&run_dir.join(CONFIG_FILE), &[])?,
@@ -118,16 +117,11 @@ pub fn run_training<B: RewardStepBackend>(
     let update_config = config.optim.update_config();
     let shards = BackwardShards::for_backend::<B>();
 
-    let open = |name: &str| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(run_dir.join(name))
-    };
-    let mut metrics_file = open("metrics.jsonl")?;
-    let mut examples_file = open("examples.jsonl")?;
+    let mut metrics_file = open_step_log(&run_dir.join("metrics.jsonl"), state.step)?;
+    let mut examples_file = open_step_log(&run_dir.join("examples.jsonl"), state.step)?;
     let progress = crate::progress::step_progress(config.optim.steps, state.step);
 
+    let mut nonfinite_guard = NonfiniteGuard::new(config.optim.max_consecutive_nonfinite);
     while state.step < config.optim.steps {
         let step_started = Instant::now();
         let paragraphs = order.next_paragraphs(
@@ -186,6 +180,12 @@ pub fn run_training<B: RewardStepBackend>(
                 "{}",
                 serde_json::json!({"step": state.step, "example": example})
             )?;
+        }
+        // A step any of whose optimizer steps met a NaN or infinite loss or gradient
+        // (skipped, not applied); a run of them means the run has diverged.
+        if let Err(count) = nonfinite_guard.observe(record.update.nonfinite_steps > 0) {
+            progress.finish_and_clear();
+            return Err(nonfinite_stop(run_dir, count, state.step));
         }
         progress.set_message(format!(
             "acc {:.3} gen {:.3} valid {:.2} zero-var {:.2}{}",

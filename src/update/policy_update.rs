@@ -16,7 +16,8 @@ use super::grpo_loss::{grpo_token_loss, LossAggregation, PolicyLossConfig};
 use super::token_logprobs::{response_token_scores, ResponseBatch};
 use crate::models::Decoder;
 use crate::optim::{
-    accumulate_sharded_gradients, clip_global_norm, run_concurrently, BackwardShards,
+    accumulate_sharded_gradients, clip_global_norm, is_finite_step, run_concurrently,
+    BackwardShards,
 };
 
 /// One sequence to learn from: its prompt, the sampled response, its advantage.
@@ -50,6 +51,9 @@ pub struct UpdateStats {
     /// Mean entropy of the rollout policy over response tokens.
     pub entropy: f64,
     pub response_tokens: usize,
+    /// Optimizer steps skipped because their loss or gradient norm was NaN or
+    /// infinite (the weights and AdamW moments stay as they were).
+    pub nonfinite_steps: usize,
 }
 
 type Ad<B> = Autodiff<B>;
@@ -189,9 +193,14 @@ where
         let total_weight = outcomes.iter().map(|o| o.weight).sum::<f64>().max(1e-12);
         let mut grads = accumulator.grads();
         let grad_norm = clip_global_norm(&model, &mut grads, config.max_grad_norm);
+        let loss = outcomes.iter().map(|o| o.loss).sum::<f64>();
+        if !is_finite_step(loss, grad_norm) {
+            stats.nonfinite_steps += 1;
+            continue;
+        }
         model = optimizer.step(lr, model, grads);
         stats.optimizer_steps += 1;
-        stats.loss += outcomes.iter().map(|o| o.loss).sum::<f64>();
+        stats.loss += loss;
         stats.clip_low_fraction +=
             outcomes.iter().map(|o| o.clip_low * o.weight).sum::<f64>() / total_weight;
         stats.clip_high_fraction +=

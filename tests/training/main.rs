@@ -10,6 +10,7 @@ mod grpo;
 mod pretrain;
 mod readers;
 mod rl_loop;
+mod run_faults;
 mod sharded_backward;
 mod split;
 mod tokenizer;

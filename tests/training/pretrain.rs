@@ -27,7 +27,7 @@ fn sample_texts(n: usize) -> Vec<String> {
     spec.open().unwrap().take(n).map(|p| p.text).collect()
 }
 
-fn small_tokenizer(dir: &Path) -> PathBuf {
+pub(crate) fn small_tokenizer(dir: &Path) -> PathBuf {
     train_bpe_tokenizer(sample_texts(300).into_iter(), 512, dir).unwrap();
     dir.join("tokenizer.json")
 }
@@ -75,7 +75,7 @@ fn one_step_lowers_the_loss_on_a_fixed_batch() {
     assert!(after < before - 0.05, "loss {before} → {after}");
 }
 
-fn config(tokenizer: PathBuf) -> PretrainConfig {
+pub(crate) fn config(tokenizer: PathBuf) -> PretrainConfig {
     PretrainConfig {
         corpus: crate::wikipedia_sample(),
         min_words: 12,
@@ -105,6 +105,7 @@ fn config(tokenizer: PathBuf) -> PretrainConfig {
         },
         seed: 9,
         export_dtype: "float32".into(),
+        max_consecutive_nonfinite: 3,
     }
 }
 
@@ -194,7 +195,7 @@ fn resumed_run_matches_uninterrupted_run() {
     assert!(scores.mean_nll().is_finite());
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();

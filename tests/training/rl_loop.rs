@@ -146,3 +146,40 @@ fn resumed_training_continues_like_an_uninterrupted_run() {
         }
     }
 }
+
+#[test]
+fn the_default_train_runs_from_a_directory_outside_the_repository() {
+    let scratch = ScratchDir::new("train-anywhere");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_pretrainzero"))
+        .current_dir(&scratch.0)
+        .args(["train", "--device", "ndarray"])
+        .args([
+            "--set",
+            "optim.steps=1",
+            "--set",
+            "rollout.paragraphs_per_step=2",
+        ])
+        .args([
+            "--set",
+            "policy.masks_per_paragraph=2",
+            "--set",
+            "policy.answers_per_mask=2",
+        ])
+        .args(["--set", "rollout.max_response_tokens=4"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let run_dir = scratch.0.join("runs/tiny-cpu-pretrainzero");
+    assert_eq!(metrics(&run_dir).len(), 1);
+    // The stored configuration names the shipped files by absolute path, so the run
+    // also resumes from anywhere.
+    let stored = std::fs::read_to_string(run_dir.join("train_config.toml")).unwrap();
+    assert!(
+        stored.contains(&repo("models/pretrainzero-wiki-tiny").display().to_string()),
+        "{stored}"
+    );
+}
