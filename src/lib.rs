@@ -8,6 +8,7 @@ pub mod backend;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
+pub mod determinism;
 pub mod eval;
 pub mod optim;
 pub mod policy;

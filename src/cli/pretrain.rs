@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
+use crate::determinism::enter_deterministic_mode;
+use crate::pretrain::trainer::read_run_config;
 use crate::pretrain::trainer::{ModelInit, PretrainSummary};
 use crate::pretrain::{run_pretraining, PretrainConfig, TaskMix};
 use crate::settings_check::RangeCheck;
@@ -78,6 +80,10 @@ pub struct PretrainArgs {
     /// (each such step is skipped).
     #[arg(long, default_value_t = crate::pretrain::trainer::default_max_consecutive_nonfinite())]
     pub max_consecutive_nonfinite: usize,
+    /// Bitwise-reproducible run on the CPU (one thread), also across kill and resume;
+    /// a resumed run keeps its mode.
+    #[arg(long, conflicts_with = "resume")]
+    pub deterministic: bool,
     /// Storage type of the exported weights: float32, bfloat16 or float16.
     #[arg(long, default_value = "float32")]
     pub export_dtype: String,
@@ -148,6 +154,7 @@ impl PretrainArgs {
             seed: self.seed,
             export_dtype: self.export_dtype.clone(),
             max_consecutive_nonfinite: self.max_consecutive_nonfinite,
+            deterministic: self.deterministic,
         }))
     }
 }
@@ -177,6 +184,14 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
         .clone()
         .or(args.out.clone())
         .expect("clap requires --out or --resume");
+    let deterministic = match &config {
+        Some(config) => config.deterministic,
+        // A resumed run keeps its mode, which must be set before any parallel work.
+        None => read_run_config(&run_dir)?.deterministic,
+    };
+    if deterministic {
+        enter_deterministic_mode()?;
+    }
     let summary = run_on(args.device.kind(), PretrainTask { config, run_dir })??;
     println!(
         "pretrained {} steps ({} tokens) in {:.0} s{}; HF export: {}",

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
+use crate::determinism::enter_deterministic_mode;
 use crate::train::config::DEFAULT_CONFIG_NAME;
 use crate::train::trainer::TrainSummary;
+use crate::train::trainer::RUN_CONFIG_FILE;
 use crate::train::{run_training, TrainConfig};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -22,20 +24,36 @@ pub struct TrainArgs {
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
     /// Continue the run in this folder from its newest checkpoint.
-    #[arg(long, conflicts_with_all = ["run_dir", "overrides"])]
+    #[arg(long, conflicts_with_all = ["run_dir", "overrides", "deterministic"])]
     pub resume: Option<PathBuf>,
+    /// Bitwise-reproducible run on the CPU (one thread): same seed, same metrics and
+    /// weights, also across kill and resume. Same as `--set deterministic=true`; a
+    /// resumed run keeps its mode.
+    #[arg(long)]
+    pub deterministic: bool,
     #[command(flatten)]
     pub device: DeviceArg,
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let (config, run_dir) = match &args.resume {
-        Some(dir) => (None, dir.clone()),
+        Some(dir) => {
+            // The stored configuration says whether the run is deterministic, and the
+            // mode must be set before any parallel work.
+            if TrainConfig::load(&dir.join(RUN_CONFIG_FILE), &[])?.deterministic {
+                enter_deterministic_mode()?;
+            }
+            (None, dir.clone())
+        }
         None => {
-            let config = match &args.config {
+            let mut config = match &args.config {
                 Some(path) => TrainConfig::load(path, &args.overrides)?,
                 None => TrainConfig::built_in_default(&args.overrides)?,
             };
+            config.deterministic |= args.deterministic;
+            if config.deterministic {
+                enter_deterministic_mode()?;
+            }
             let run_dir = args.run_dir.clone().unwrap_or_else(|| {
                 let name = Path::new(
                     args.config

@@ -68,6 +68,9 @@ pub struct PretrainConfig {
     /// gradient (each is skipped, not applied).
     #[serde(default = "default_max_consecutive_nonfinite")]
     pub max_consecutive_nonfinite: usize,
+    /// Bitwise-reproducible CPU run (one thread; see `determinism`).
+    #[serde(default)]
+    pub deterministic: bool,
 }
 
 pub fn default_max_consecutive_nonfinite() -> usize {
@@ -109,6 +112,14 @@ pub struct PretrainSummary {
 
 const CONFIG_FILE: &str = "pretrain_config.json";
 
+/// The configuration a pretraining run stored in its folder.
+pub fn read_run_config(run_dir: &Path) -> anyhow::Result<PretrainConfig> {
+    let path = run_dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot resume", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: invalid run config", path.display()))
+}
+
 /// Runs (or, with `resume`, continues) a pretraining run in `run_dir`.
 pub fn run_pretraining<B: RewardStepBackend>(
     config: Option<PretrainConfig>,
@@ -127,13 +138,7 @@ pub fn run_pretraining<B: RewardStepBackend>(
             .with_context(|| format!("{}: cannot write", run_dir.join(CONFIG_FILE).display()))?;
             config
         }
-        None => {
-            let path = run_dir.join(CONFIG_FILE);
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("{}: cannot resume", path.display()))?;
-            serde_json::from_str(&text)
-                .with_context(|| format!("{}: invalid run config", path.display()))?
-        }
+        None => read_run_config(run_dir)?,
     };
     let export_dtype = WeightDtype::parse(&config.export_dtype).with_context(|| {
         format!(

@@ -37,6 +37,9 @@ pub struct TrainConfig {
     /// HF model folder (with tokenizer.json) to start from.
     pub model: PathBuf,
     pub seed: u64,
+    /// Bitwise-reproducible CPU runs (one thread; see `determinism`).
+    #[serde(default)]
+    pub deterministic: bool,
     pub data: DataSection,
     pub policy: PolicySection,
     pub rollout: RolloutSection,

@@ -21,6 +21,7 @@ use crate::data::{CorpusSpec, ParagraphRules, Split, SplitRule};
 use crate::models::{save_pretrained, Decoder, PretrainedModel, WeightDtype};
 use crate::optim::{BackwardShards, CosineSchedule, NonfiniteGuard};
 use crate::policy::prompts::PromptTemplates;
+use crate::progress::trace_phase;
 use crate::run_lock::RunLock;
 use crate::step_log::open_step_log;
 use crate::update::policy_update::update_policy;
@@ -53,7 +54,8 @@ pub struct StepRecord {
     pub step_seconds: f64,
 }
 
-const CONFIG_FILE: &str = "train_config.toml";
+/// The run's configuration, written into its folder at the start.
+pub const RUN_CONFIG_FILE: &str = "train_config.toml";
 
 pub struct TrainSummary {
     pub steps: usize,
@@ -71,14 +73,17 @@ pub fn run_training<B: RewardStepBackend>(
     let resume = config.is_none();
     let config = match config {
         Some(config) => {
-            refuse_started_run(run_dir, CONFIG_FILE)?;
-            std::fs::write(run_dir.join(CONFIG_FILE), toml::to_string_pretty(&config)?)
-                .with_context(|| {
-                    format!("{}: cannot write", run_dir.join(CONFIG_FILE).display())
-                })?;
+            refuse_started_run(run_dir, RUN_CONFIG_FILE)?;
+            std::fs::write(
+                run_dir.join(RUN_CONFIG_FILE),
+                toml::to_string_pretty(&config)?,
+            )
+            .with_context(|| {
+                format!("{}: cannot write", run_dir.join(RUN_CONFIG_FILE).display())
+            })?;
             config
         }
-        None => TrainConfig::load(&run_dir.join(CONFIG_FILE), &[])?,
+        None => TrainConfig::load(&run_dir.join(RUN_CONFIG_FILE), &[])?,
     };
 
     type Ad<B> = Autodiff<B>;
@@ -134,6 +139,7 @@ pub fn run_training<B: RewardStepBackend>(
             .seed
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .wrapping_add(state.step as u64);
+        trace_phase("rollout", state.step + 1);
         let rollouts = collect_rollouts(
             &model.valid(),
             &tokenizer,
@@ -144,6 +150,7 @@ pub fn run_training<B: RewardStepBackend>(
             device,
         )?;
         let lr = schedule.lr(state.step);
+        trace_phase("update", state.step + 1);
         let update_started = Instant::now();
         let update_skipped = rollouts.samples.is_empty();
         let update;
@@ -203,6 +210,7 @@ pub fn run_training<B: RewardStepBackend>(
         if config.checkpoint.every > 0
             && (state.step % config.checkpoint.every == 0 || state.step == config.optim.steps)
         {
+            trace_phase("checkpoint", state.step);
             save_checkpoint(
                 run_dir,
                 state.step,
@@ -215,6 +223,7 @@ pub fn run_training<B: RewardStepBackend>(
     }
     progress.finish();
 
+    trace_phase("export", state.step);
     let export_dir = run_dir.join("final");
     save_pretrained(
         &model.valid(),
@@ -224,6 +233,7 @@ pub fn run_training<B: RewardStepBackend>(
         WeightDtype::F32,
     )?;
     // The run is complete without its report; a failure here must not lose it.
+    trace_phase("report", state.step);
     match crate::report::write_report(run_dir) {
         Ok(report) => println!("report: {}", report.index.display()),
         Err(e) => eprintln!("warning: report not written: {e:#}"),

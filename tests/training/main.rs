@@ -7,6 +7,7 @@ mod common;
 
 mod eval_responses;
 mod grpo;
+mod kill_campaign;
 mod pretrain;
 mod readers;
 mod rl_loop;

@@ -106,6 +106,7 @@ pub(crate) fn config(tokenizer: PathBuf) -> PretrainConfig {
         seed: 9,
         export_dtype: "float32".into(),
         max_consecutive_nonfinite: 3,
+        deterministic: false,
     }
 }
 
