@@ -6,6 +6,7 @@
 mod common;
 
 mod eval_responses;
+mod fuzz_parsers;
 mod grpo;
 mod kill_campaign;
 mod pretrain;
