@@ -285,6 +285,27 @@ impl ModelConfig {
         Ok(config)
     }
 
+    /// Refuses this shape before anything is allocated when its parameters, at
+    /// `bytes_per_parameter` (4 for f32 weights; 16 to train them with AdamW), need
+    /// more memory than the OS reports available (Linux `MemAvailable`; elsewhere
+    /// nothing is checked).
+    pub fn check_fits_in_memory(&self, bytes_per_parameter: usize, purpose: &str) -> Result<()> {
+        let Some(available) = available_memory_bytes() else {
+            return Ok(());
+        };
+        let needed = self.num_parameters() as u128 * bytes_per_parameter as u128;
+        if needed > available as u128 {
+            let gib = |bytes: u128| bytes as f64 / (1u64 << 30) as f64;
+            return Err(ModelError::Input(format!(
+                "this model has {} parameters and needs {:.1} GiB to {purpose}, but only {:.1} GiB of memory is available",
+                self.num_parameters(),
+                gib(needed),
+                gib(available as u128)
+            )));
+        }
+        Ok(())
+    }
+
     /// Values that load but make every output NaN or empty (a zero or negative
     /// epsilon, RoPE base or size) are refused here, naming the key.
     fn check_values(&self, path: &Path) -> Result<()> {
@@ -515,6 +536,69 @@ mod tests {
         ModelConfig::from_json(json, Path::new("config.json"))
     }
 
+    #[test]
+    fn values_that_compute_nan_are_refused_naming_the_key() {
+        for (key, value, message) in [
+            (
+                "rms_norm_eps",
+                serde_json::json!(0.0),
+                "rms_norm_eps = 0 must be a finite number > 0",
+            ),
+            (
+                "rope_theta",
+                serde_json::json!(-1.0),
+                "rope_theta = -1 must be a finite number > 0",
+            ),
+            (
+                "max_position_embeddings",
+                serde_json::json!(0),
+                "max_position_embeddings must be at least 1",
+            ),
+            (
+                "vocab_size",
+                serde_json::json!(0),
+                "vocab_size must be at least 1",
+            ),
+        ] {
+            let mut json = llama(serde_json::json!({}));
+            json[key] = value;
+            let error = parse(json).unwrap_err().to_string();
+            assert!(
+                error.contains("config.json") && error.contains(message),
+                "{key}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_shape_larger_than_memory_is_refused_with_its_size() {
+        let huge = parse(llama(
+            serde_json::json!({"hidden_size": 65536, "intermediate_size": 262144,
+            "num_hidden_layers": 4096, "num_attention_heads": 512}),
+        ))
+        .unwrap();
+        if available_memory_bytes().is_none() {
+            eprintln!("SKIPPED: no /proc/meminfo on this system");
+            return;
+        }
+        let error = huge
+            .check_fits_in_memory(4, "hold its weights")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(&format!(
+                "this model has {} parameters",
+                huge.num_parameters()
+            )),
+            "{error}"
+        );
+        assert!(error.contains("GiB of memory is available"), "{error}");
+        parse(llama(serde_json::json!({})))
+            .unwrap()
+            .check_fits_in_memory(16, "train it")
+            .unwrap();
+    }
+
     fn llama(extra: Value) -> Value {
         let mut base = serde_json::json!({
             "model_type": "llama", "vocab_size": 100, "hidden_size": 256,
@@ -604,4 +688,12 @@ mod tests {
         assert_eq!(qwen3.num_parameters(), 596_049_920);
         assert!(ModelConfig::preset("nope").is_err());
     }
+}
+
+/// `MemAvailable` of /proc/meminfo, in bytes.
+fn available_memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

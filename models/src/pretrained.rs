@@ -31,6 +31,9 @@ impl<B: Backend> PretrainedModel<B> {
             ));
         }
         let config = ModelConfig::from_file(&dir.join("config.json"))?;
+        config
+            .check_fits_in_memory(4, "hold its weights")
+            .map_err(|e| ModelError::config(dir.join("config.json"), e.to_string()))?;
         let mut weights = SafetensorsWeights::<B>::open(dir, device)?;
         let model = Decoder::new(&config, &mut weights, device)?;
         weights.finish()?;

@@ -110,7 +110,8 @@ impl<'a, B: Backend> SafetensorsWeights<'a, B> {
             let mmap = unsafe { Mmap::map(&file) }.map_err(|e| ModelError::io(path, e))?;
             let parsed = SafeTensors::deserialize(&mmap).map_err(|e| ModelError::Safetensors {
                 path: path.clone(),
-                message: e.to_string(),
+                // The crate does not always say which tensor is wrong; find it.
+                message: header_problem(&mmap).unwrap_or_else(|| e.to_string()),
             })?;
             for name in parsed.names() {
                 locations.insert(name.to_string(), shard_index);
@@ -221,6 +222,58 @@ impl<B: Backend> WeightSource<B> for SafetensorsWeights<'_, B> {
     }
 }
 
+/// The first tensor whose header entry does not fit the file (its byte range is
+/// reversed, out of the data, or not the size its dtype and shape need), by name.
+fn header_problem(file: &[u8]) -> Option<String> {
+    let header_len = u64::from_le_bytes(file.get(..8)?.try_into().ok()?) as usize;
+    let header = file.get(8..8usize.checked_add(header_len)?)?;
+    let data_len = file.len() - 8 - header_len;
+    let entries: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(header).ok()?;
+    for (name, entry) in entries.iter().filter(|(name, _)| *name != "__metadata__") {
+        let offsets: Vec<u64> = entry
+            .get("data_offsets")?
+            .as_array()?
+            .iter()
+            .map(|v| v.as_u64())
+            .collect::<Option<_>>()?;
+        let [start, end] = offsets[..] else {
+            return Some(format!(
+                "tensor `{name}`: data_offsets must be [start, end]"
+            ));
+        };
+        if start > end || end as usize > data_len {
+            return Some(format!(
+                "tensor `{name}`: data_offsets [{start}, {end}] do not lie within the {data_len} data bytes"
+            ));
+        }
+        let element_bytes = match entry.get("dtype")?.as_str()? {
+            "F64" | "I64" | "U64" => 8,
+            "F32" | "I32" | "U32" => 4,
+            "F16" | "BF16" | "I16" | "U16" => 2,
+            "I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2" => 1,
+            _ => continue,
+        };
+        let shape: Vec<u64> = entry
+            .get("shape")?
+            .as_array()?
+            .iter()
+            .map(|v| v.as_u64())
+            .collect::<Option<_>>()?;
+        let needed = shape
+            .iter()
+            .try_fold(element_bytes, |n: u64, &d| n.checked_mul(d));
+        if needed != Some(end - start) {
+            return Some(format!(
+                "tensor `{name}`: shape {shape:?} needs {} bytes but data_offsets [{start}, {end}] hold {}",
+                needed.map_or("too many".to_string(), |n| n.to_string()),
+                end - start
+            ));
+        }
+    }
+    None
+}
+
 fn shards_from_index(index: &Path) -> Result<Vec<PathBuf>> {
     let text = std::fs::read_to_string(index).map_err(|e| ModelError::io(index, e))?;
     let parsed: serde_json::Value =
@@ -279,4 +332,35 @@ pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_problem;
+
+    fn file(header: &str, data_bytes: usize) -> Vec<u8> {
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend(std::iter::repeat_n(0u8, data_bytes));
+        bytes
+    }
+
+    #[test]
+    fn header_problems_name_the_tensor() {
+        let good = r#"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}"#;
+        assert_eq!(header_problem(&file(good, 16)), None);
+        let short = r#"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"BF16","shape":[3],"data_offsets":[16,20]}}"#;
+        assert_eq!(
+            header_problem(&file(short, 20)).unwrap(),
+            "tensor `b`: shape [3] needs 6 bytes but data_offsets [16, 20] hold 4"
+        );
+        let outside = r#"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,64]}}"#;
+        assert_eq!(
+            header_problem(&file(outside, 16)).unwrap(),
+            "tensor `a`: data_offsets [0, 64] do not lie within the 16 data bytes"
+        );
+        // A header that is not even JSON is left to the safetensors crate's message.
+        assert_eq!(header_problem(&file("{not json", 0)), None);
+        assert_eq!(header_problem(&[1, 2]), None);
+    }
 }

@@ -39,6 +39,10 @@ impl CorpusSpec {
     }
 }
 
+/// Paragraphs longer than this are skipped and reported: real prose paragraphs are a
+/// few kilobytes (the longest line of the shared Wikipedia corpus is 3.8 KB).
+pub const MAX_PARAGRAPH_BYTES: usize = 100_000;
+
 /// Paragraphs of a corpus, streamed article by article.
 pub struct ParagraphStream {
     reader: CorpusReader,
@@ -60,7 +64,21 @@ impl Iterator for ParagraphStream {
     fn next(&mut self) -> Option<Paragraph> {
         while self.pending.is_empty() {
             let document = self.reader.next()?;
-            let paragraphs = self.rules.paragraphs(&document);
+            let mut paragraphs = self.rules.paragraphs(&document);
+            // A runaway line (a dump without newlines, a binary file) would be one
+            // paragraph of millions of words, and tokenizing it takes gigabytes.
+            paragraphs.retain(|p| {
+                let keep = p.text.len() <= MAX_PARAGRAPH_BYTES;
+                if !keep {
+                    self.reader.warnings.warn(format!(
+                        "{}: paragraph {} skipped: {} bytes (longer than {MAX_PARAGRAPH_BYTES})",
+                        p.article_id,
+                        p.index,
+                        p.text.len()
+                    ));
+                }
+                keep
+            });
             if !paragraphs.is_empty() {
                 self.articles += 1;
             }

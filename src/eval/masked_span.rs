@@ -53,7 +53,8 @@ pub fn build_items(
     split: Option<(SplitRule, Split)>,
 ) -> anyhow::Result<Vec<MaskedSpanItem>> {
     let mut items = Vec::new();
-    for paragraph in corpus.open()? {
+    let mut paragraphs = corpus.open()?;
+    for paragraph in paragraphs.by_ref() {
         if items.len() >= limit {
             break;
         }
@@ -75,6 +76,11 @@ pub fn build_items(
                 gold: span,
             });
         }
+    }
+    // Malformed input (invalid UTF-8, an unclosed `<doc>`) is skipped by the reader;
+    // say so, as `data stats` and `train` do.
+    if let Some(summary) = paragraphs.warnings().summary() {
+        eprintln!("warning: {summary}");
     }
     Ok(items)
 }

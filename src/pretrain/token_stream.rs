@@ -140,7 +140,12 @@ impl<'a> PackedTokenStream<'a> {
             self.position.paragraphs_consumed = 0;
             self.epoch_paragraphs = None;
         }
-        anyhow::bail!("{}: no training paragraphs", self.corpus.path.display())
+        anyhow::bail!(
+            "{}: no training paragraph: every paragraph is too short (--min-words) or on the validation side of the article split (--seed {}, --validation-fraction {}). A corpus that is itself a split's held-out side, like data/wikipedia-sample for seed 0, has no training side under that seed: choose another --seed",
+            self.corpus.path.display(),
+            self.split.seed,
+            self.split.validation_fraction
+        )
     }
 
     /// The text a paragraph contributes: itself, or a task example built from it.

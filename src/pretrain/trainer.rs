@@ -412,6 +412,10 @@ fn init_model<B: Backend>(
                 ModelConfig::preset(name)?
             };
             let config = config.with_vocabulary(text_tokenizer.vocab_size(), eos);
+            // Weights, gradients and AdamW's two moments, all f32.
+            config
+                .check_fits_in_memory(16, "train it with AdamW")
+                .with_context(|| format!("preset or shape `{name}`"))?;
             let model = random_decoder::<B>(&config, seed, device);
             Ok((config, model, text_tokenizer, tokenizer_path))
         }

@@ -265,13 +265,16 @@ fn paragraph_pool(
     };
     let template = &config.policy.templates.generator_reasoning;
     let mut pool = Vec::new();
+    let (mut read, mut train_side) = (0usize, 0usize);
     let mut stream = spec
         .open()
         .with_context(|| format!("opening corpus {}", spec.path.display()))?;
     for paragraph in stream.by_ref() {
+        read += 1;
         if split.split_of(&paragraph.article_id) != Split::Train {
             continue;
         }
+        train_side += 1;
         let prompt_tokens = tokenizer
             .encode(&PromptTemplates::fill(template, &paragraph.text), false)?
             .len();
@@ -283,9 +286,15 @@ fn paragraph_pool(
         eprintln!("warning: {summary}");
     }
     if pool.is_empty() {
+        // Say which filter emptied the pool.
         anyhow::bail!(
-            "{}: no training paragraph fits rollout.max_prompt_tokens",
-            spec.path.display()
+            "{}: no paragraph to train on: {read} paragraphs of {}..{} words read, {train_side} of them on the training side of the article split (data.validation_fraction = {}, data.split_seed = {}), none of those fits rollout.max_prompt_tokens = {}",
+            spec.path.display(),
+            config.data.min_words,
+            config.data.max_words.map_or("any".to_string(), |w| w.to_string()),
+            config.data.validation_fraction,
+            config.data.split_seed,
+            config.rollout.max_prompt_tokens
         );
     }
     Ok(pool)

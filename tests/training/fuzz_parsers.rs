@@ -39,11 +39,50 @@ use crate::Cpu;
 /// Pieces of syntax the parsers care about, inserted whole so that mutations reach
 /// past the first byte of a tag.
 const TOKENS: &[&str] = &[
-    "\\mask{", "\\boxed{", "{", "}", "\\", "[mask]", "<doc id=\"1\" url=\"u\" title=\"T\">",
-    "</doc>", "\n", " = ", " = = ", "\"", ":", ",", "[", "]", "=", ".", "$", "\\frac{", "\\dfrac",
-    "\\text{", "-", "1e309", "0.", "####", "(A)", "answer is", "Answer: ", "\u{FFFD}", "é",
-    "\u{200B}", "\0", "\r\n", "NaN", "inf", "-0", "99999999999999999999", "[optim]", "lr = ",
-    "\"vocab_size\": ", "\"dtype\"", "{\"", "\"}",
+    "\\mask{",
+    "\\boxed{",
+    "{",
+    "}",
+    "\\",
+    "[mask]",
+    "<doc id=\"1\" url=\"u\" title=\"T\">",
+    "</doc>",
+    "\n",
+    " = ",
+    " = = ",
+    "\"",
+    ":",
+    ",",
+    "[",
+    "]",
+    "=",
+    ".",
+    "$",
+    "\\frac{",
+    "\\dfrac",
+    "\\text{",
+    "-",
+    "1e309",
+    "0.",
+    "####",
+    "(A)",
+    "answer is",
+    "Answer: ",
+    "\u{FFFD}",
+    "é",
+    "\u{200B}",
+    "\0",
+    "\r\n",
+    "NaN",
+    "inf",
+    "-0",
+    "99999999999999999999",
+    "[optim]",
+    "lr = ",
+    "\"vocab_size\": ",
+    "\"dtype\"",
+    "{\"",
+    "\"}",
 ];
 
 struct Mutator {
@@ -99,7 +138,8 @@ impl Mutator {
             _ if !input.is_empty() => {
                 // A "interesting" byte: a quote, a brace, a newline, a high byte.
                 let i = rng.random_range(0..input.len());
-                input[i] = [b'"', b'{', b'}', b'\n', b'\\', 0xff, 0xc3, b'0'][rng.random_range(0..8)];
+                input[i] =
+                    [b'"', b'{', b'}', b'\n', b'\\', 0xff, 0xc3, b'0'][rng.random_range(0..8)];
             }
             _ => {}
         }
@@ -122,7 +162,12 @@ fn repo(path: &str) -> PathBuf {
 
 fn lines_of(path: &Path, limit: usize) -> Vec<Vec<u8>> {
     std::fs::read_to_string(path)
-        .map(|t| t.lines().take(limit).map(|l| l.as_bytes().to_vec()).collect())
+        .map(|t| {
+            t.lines()
+                .take(limit)
+                .map(|l| l.as_bytes().to_vec())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -143,9 +188,16 @@ fn targets(scratch: &Path) -> Vec<Target> {
         .map(|bytes| bytes[..bytes.len().min(4000)].to_vec())
         .unwrap();
     let answers: Vec<Vec<u8>> = [
-        "Let me think. \\mask{the river Thames}", "\\mask{Paris}", "\\boxed{42}",
-        "so the answer is \\boxed{\\frac{1}{2}}", "The answer is (B).", "Answer: C",
-        "#### 1,234", "$3.50 each, so 7", "\\boxed{\\text{(A)}}", "x = \\dfrac12 and 0.5",
+        "Let me think. \\mask{the river Thames}",
+        "\\mask{Paris}",
+        "\\boxed{42}",
+        "so the answer is \\boxed{\\frac{1}{2}}",
+        "The answer is (B).",
+        "Answer: C",
+        "#### 1,234",
+        "$3.50 each, so 7",
+        "\\boxed{\\text{(A)}}",
+        "x = \\dfrac12 and 0.5",
     ]
     .iter()
     .map(|s| s.as_bytes().to_vec())
@@ -190,7 +242,11 @@ fn targets(scratch: &Path) -> Vec<Target> {
     let benchmark_file = file.clone();
     let model_dir = model_seed.parent().unwrap().join("fuzzed-model");
     std::fs::create_dir_all(&model_dir).unwrap();
-    std::fs::copy(model_seed.join("config.json"), model_dir.join("config.json")).unwrap();
+    std::fs::copy(
+        model_seed.join("config.json"),
+        model_dir.join("config.json"),
+    )
+    .unwrap();
     let safetensors_seed = std::fs::read(model_seed.join("model.safetensors")).unwrap();
 
     vec![
@@ -201,7 +257,10 @@ fn targets(scratch: &Path) -> Vec<Target> {
                 let (paragraph, response) = halves(input);
                 let _ = last_braced(&response, "mask");
                 let _ = last_braced(&response, "boxed");
-                let rules = SpanRules { whole_words: input.len() % 2 == 0, ..SpanRules::default() };
+                let rules = SpanRules {
+                    whole_words: input.len() % 2 == 0,
+                    ..SpanRules::default()
+                };
                 let _ = rules.mask_from_response(&paragraph, &response);
                 let _ = exact_match(&paragraph, &response, input.len() % 3 == 0);
             }),
@@ -244,8 +303,12 @@ fn targets(scratch: &Path) -> Vec<Target> {
             run: Box::new(move |input| {
                 let path = benchmark_file("bench.jsonl", input);
                 for task in [
-                    BenchmarkTask::Mmlu, BenchmarkTask::MmluPro, BenchmarkTask::Supergpqa,
-                    BenchmarkTask::Arc, BenchmarkTask::Gsm8k, BenchmarkTask::Math500,
+                    BenchmarkTask::Mmlu,
+                    BenchmarkTask::MmluPro,
+                    BenchmarkTask::Supergpqa,
+                    BenchmarkTask::Arc,
+                    BenchmarkTask::Gsm8k,
+                    BenchmarkTask::Math500,
                 ] {
                     let _ = load_benchmark(task, &path);
                 }
@@ -262,11 +325,19 @@ fn targets(scratch: &Path) -> Vec<Target> {
                     ("c.wikiextractor", Some(CorpusFormat::WikiExtractor)),
                     ("c.raw", Some(CorpusFormat::WikiText)),
                     ("c.txt", Some(CorpusFormat::PlainText)),
-                    ("c.jsonl", Some(CorpusFormat::Jsonl { text_field: "text".into() })),
+                    (
+                        "c.jsonl",
+                        Some(CorpusFormat::Jsonl {
+                            text_field: "text".into(),
+                        }),
+                    ),
                     ("c.detect", None),
                 ];
                 for (name, format) in formats {
-                    for (path, bytes) in [(name.to_string(), input), (format!("{name}.gz"), &gzipped[..])] {
+                    for (path, bytes) in [
+                        (name.to_string(), input),
+                        (format!("{name}.gz"), &gzipped[..]),
+                    ] {
                         let spec = CorpusSpec {
                             path: corpus_file(&path, bytes),
                             format: format.clone(),
@@ -367,7 +438,10 @@ fn fuzz_parsers_never_panic() {
     println!("|---|---:|---:|---:|---:|");
     let mut total_panics = 0;
     for (index, target) in targets(&scratch.0).into_iter().enumerate() {
-        if only.as_deref().is_some_and(|name| !target.name.contains(name)) {
+        if only
+            .as_deref()
+            .is_some_and(|name| !target.name.contains(name))
+        {
             continue;
         }
         let mut mutator = Mutator {

@@ -163,3 +163,30 @@ fn missing_corpus_is_an_error_naming_it() {
         .unwrap();
     assert!(error.to_string().contains("/no/such/corpus"));
 }
+
+#[test]
+fn a_runaway_paragraph_is_skipped_and_reported() {
+    let dir = ScratchDir::new("runaway");
+    // A 50,000-word "paragraph" (about 250 KB, one line) between two real ones.
+    let runaway = vec!["word"; 50_000].join(" ");
+    std::fs::write(
+        dir.0.join("corpus.txt"),
+        format!("{LONG_A}\n\n{runaway}\n\n{LONG_B}\n"),
+    )
+    .unwrap();
+    let spec = CorpusSpec {
+        path: dir.0.join("corpus.txt"),
+        format: None,
+        text_field: "text".into(),
+        rules: rules(),
+    };
+    let mut stream = spec.open().unwrap();
+    let texts: Vec<String> = stream.by_ref().map(|p| p.text).collect();
+    assert_eq!(texts, [LONG_A, LONG_B]);
+    let messages = stream.warnings().messages.join("\n");
+    assert_eq!(stream.warnings().count, 1, "{messages}");
+    assert!(
+        messages.contains("paragraph 1 skipped: 249999 bytes (longer than 100000)"),
+        "{messages}"
+    );
+}
