@@ -96,6 +96,20 @@ fn checkpoint_folders(run_dir: &Path) -> anyhow::Result<Vec<(usize, PathBuf)>> {
     Ok(out)
 }
 
+/// Whether a resumed run continues from a checkpoint. A run killed before its first
+/// checkpoint has none and starts again from step 0 with its stored configuration
+/// (said on stderr); a run with checkpoint folders continues from the newest usable.
+pub fn resumes_from_checkpoint(run_dir: &Path) -> anyhow::Result<bool> {
+    let any = !checkpoint_folders(run_dir)?.is_empty();
+    if !any {
+        eprintln!(
+            "note: {}: no checkpoint was written before the run stopped; starting it again from step 0",
+            run_dir.display()
+        );
+    }
+    Ok(any)
+}
+
 /// `(step, folder)` of every checkpoint with a state file, oldest first.
 pub fn list_checkpoints(run_dir: &Path) -> anyhow::Result<Vec<(usize, PathBuf)>> {
     Ok(checkpoint_folders(run_dir)?

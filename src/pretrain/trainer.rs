@@ -14,7 +14,9 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::token_stream::{validation_chunks, PackedTokenStream, StreamPosition, TaskMix};
-use crate::checkpoint::{load_latest, nonfinite_stop, refuse_started_run, save_checkpoint};
+use crate::checkpoint::{
+    load_latest, nonfinite_stop, refuse_started_run, resumes_from_checkpoint, save_checkpoint,
+};
 use crate::data::tokenizer_training::END_OF_TEXT;
 use crate::data::{CorpusSpec, SplitRule};
 use crate::kernels::RewardStepBackend;
@@ -160,7 +162,7 @@ pub fn run_pretraining<B: RewardStepBackend>(
         .with_epsilon(1e-8)
         .with_weight_decay(config.weight_decay)
         .init::<Ad<B>, Decoder<Ad<B>>>();
-    let (mut model, mut state) = if resume {
+    let (mut model, mut state) = if resume && resumes_from_checkpoint(run_dir)? {
         let (model, restored, state): (_, _, PretrainState) =
             load_latest(run_dir, model, optimizer, device)?;
         optimizer = restored;

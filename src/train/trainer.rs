@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{SpanPolicyKind, TrainConfig};
 use super::step::{collect_rollouts, RolloutMetrics};
-use crate::checkpoint::{load_latest, nonfinite_stop, refuse_started_run, save_checkpoint};
+use crate::checkpoint::{
+    load_latest, nonfinite_stop, refuse_started_run, resumes_from_checkpoint, save_checkpoint,
+};
 use crate::data::split::shuffled;
 use crate::data::{CorpusSpec, ParagraphRules, Split, SplitRule};
 use crate::models::{save_pretrained, Decoder, PretrainedModel, WeightDtype};
@@ -105,7 +107,7 @@ pub fn run_training<B: RewardStepBackend>(
         .with_epsilon(1e-8)
         .with_weight_decay(config.optim.weight_decay)
         .init::<Ad<B>, Decoder<Ad<B>>>();
-    let (mut model, mut optimizer, mut state) = if resume {
+    let (mut model, mut optimizer, mut state) = if resume && resumes_from_checkpoint(run_dir)? {
         load_latest::<Ad<B>, _, _, LoopState>(run_dir, pretrained.model, optimizer, device)?
     } else {
         (pretrained.model, optimizer, LoopState::default())
