@@ -14,12 +14,15 @@ use super::data::ReadingArgs;
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
 use crate::eval::benchmarks::{load_benchmark, prompt, BenchmarkTask, STOP_STRINGS};
+use crate::eval::bootstrap::bootstrap_mean;
 use crate::eval::generation::{generate_responses, GenerationSettings};
 use crate::eval::masked_span::{
-    build_items, evaluate, most_frequent_answer, EvalSettings, PromptStyle, SpanChoice,
+    build_items, evaluate, most_frequent_answer, EvalSettings, MaskedSpanItem, PromptStyle,
+    ScoredItem, SpanChoice,
 };
 use crate::eval::responses::score_responses;
 use crate::eval::scoring::{score_items, BenchmarkReport};
+use crate::eval::span_likelihood::gold_span_loglik;
 use crate::models::{PretrainedModel, SamplingConfig};
 use crate::policy::prompts::PromptTemplates;
 use crate::progress::step_progress;
@@ -99,8 +102,10 @@ pub struct EvalArgs {
     /// of generating.
     #[arg(long)]
     pub responses: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "random")]
-    pub span: SpanChoice,
+    /// masked-span: how the hidden span is chosen; several kinds (`random,entity`)
+    /// give one table row each.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "random")]
+    pub span: Vec<SpanChoice>,
     /// masked-span: only paragraphs of this side of the article split that `train`
     /// uses (`data.validation_fraction`, `data.split_seed`), e.g. `validation` to score
     /// articles the RL run never saw.
@@ -201,30 +206,46 @@ fn run_masked_span(args: EvalArgs) -> anyhow::Result<()> {
         .clone()
         .context("--task masked-span needs --model")?;
     let out = args.out.clone();
-    let scored = run_on(args.device.kind(), MaskedSpanRun { model, args })??;
-    let correct = scored.iter().filter(|s| s.correct).count();
-    let answered = scored.iter().filter(|s| s.extracted.is_some()).count();
-    let top_answer = match most_frequent_answer(&scored) {
-        Some((answer, n)) => format!(
-            "`{answer}` {:.1}% ({n}/{answered})",
-            100.0 * n as f64 / answered.max(1) as f64
-        ),
-        None => "-".to_string(),
-    };
-    println!("| task | items | answered | exact match | most frequent answer |");
-    println!("|---|---:|---:|---:|---|");
-    println!(
-        "| masked-span | {} | {} | {:.2}% ({correct}/{}) | {top_answer} |",
-        scored.len(),
-        answered,
-        100.0 * correct as f64 / scored.len().max(1) as f64,
-        scored.len()
-    );
+    let seed = args.seed;
+    let results = run_on(args.device.kind(), MaskedSpanRun { model, args })??;
+    println!("| span | items | answered | exact match [95% CI] | gold log-lik/token [95% CI] | most frequent answer |");
+    println!("|---|---:|---:|---:|---:|---|");
+    for (span, scored) in &results {
+        let correct: Vec<f64> = scored
+            .iter()
+            .map(|s| f64::from(u8::from(s.correct)))
+            .collect();
+        let loglik: Vec<f64> = scored.iter().filter_map(|s| s.gold_loglik).collect();
+        let answered = scored.iter().filter(|s| s.extracted.is_some()).count();
+        let top_answer = match most_frequent_answer(scored) {
+            Some((answer, n)) => format!(
+                "`{answer}` {:.1}% ({n}/{answered})",
+                100.0 * n as f64 / answered.max(1) as f64
+            ),
+            None => "-".to_string(),
+        };
+        let em = bootstrap_mean(&correct, BOOTSTRAP_RESAMPLES, seed);
+        println!(
+            "| {} | {} | {answered} | {:.2}% [{:.2}, {:.2}] ({}/{}) | {} | {top_answer} |",
+            span.name(),
+            scored.len(),
+            100.0 * em.mean,
+            100.0 * em.low,
+            100.0 * em.high,
+            scored.iter().filter(|s| s.correct).count(),
+            scored.len(),
+            bootstrap_mean(&loglik, BOOTSTRAP_RESAMPLES, seed),
+        );
+    }
     if let Some(out) = out {
-        write_jsonl(&out, &scored)?;
+        let rows: Vec<_> = results.iter().flat_map(|(_, scored)| scored).collect();
+        write_jsonl(&out, &rows)?;
     }
     Ok(())
 }
+
+/// Resamples of the bootstrap intervals in the masked-span table.
+const BOOTSTRAP_RESAMPLES: usize = 2000;
 
 fn write_jsonl<T: Serialize>(out: &Path, rows: &[T]) -> anyhow::Result<()> {
     let mut file = std::fs::File::create(out).with_context(|| out.display().to_string())?;
@@ -369,7 +390,7 @@ struct MaskedSpanRun {
 }
 
 impl BackendTask for MaskedSpanRun {
-    type Output = anyhow::Result<Vec<crate::eval::masked_span::ScoredItem>>;
+    type Output = anyhow::Result<Vec<(SpanChoice, Vec<ScoredItem>)>>;
 
     fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output {
         let Self { model, args } = self;
@@ -388,16 +409,50 @@ impl BackendTask for MaskedSpanRun {
                 side,
             )
         });
-        let items = build_items(
-            &args.reading.spec(&args.data),
-            args.span,
-            args.seed,
-            args.limit.unwrap_or(200),
-            split,
-        )?;
-        if items.is_empty() {
-            anyhow::bail!("{}: no paragraph admits a span", args.data.display());
+        let templates = PromptTemplates::default();
+        let mut results = Vec::new();
+        for &span in &args.span {
+            let items = build_items(
+                &args.reading.spec(&args.data),
+                span,
+                args.seed,
+                args.limit.unwrap_or(200),
+                split,
+            )?;
+            if items.is_empty() {
+                anyhow::bail!(
+                    "{}: no paragraph admits a {} span",
+                    args.data.display(),
+                    span.name()
+                );
+            }
+            let mut scored = score_masked_span(&pretrained, tokenizer, &items, &args, device)?;
+            let logliks = gold_span_loglik(
+                &pretrained.model,
+                tokenizer,
+                &templates,
+                &items,
+                args.batch_size,
+                device,
+            )?;
+            for (item, loglik) in scored.iter_mut().zip(logliks) {
+                item.gold_loglik = Some(loglik);
+            }
+            results.push((span, scored));
         }
+        Ok(results)
+    }
+}
+
+/// Generates and scores the answers to `items`, with a progress bar.
+fn score_masked_span<B: RewardStepBackend>(
+    pretrained: &PretrainedModel<B>,
+    tokenizer: &crate::models::TextTokenizer,
+    items: &[MaskedSpanItem],
+    args: &EvalArgs,
+    device: &B::Device,
+) -> anyhow::Result<Vec<ScoredItem>> {
+    {
         let settings = EvalSettings {
             style: args.prompt,
             templates: PromptTemplates::default(),
@@ -412,7 +467,7 @@ impl BackendTask for MaskedSpanRun {
             &pretrained.model,
             tokenizer,
             &pretrained.config.eos_token_ids,
-            &items,
+            items,
             &settings,
             device,
             |done| progress.set_position(done as u64),

@@ -25,6 +25,15 @@ pub enum SpanChoice {
     Entity,
 }
 
+impl SpanChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Random => "random",
+            Self::Entity => "entity",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PromptStyle {
@@ -38,6 +47,7 @@ pub enum PromptStyle {
 pub struct MaskedSpanItem {
     /// `article_id:paragraph_index`.
     pub id: String,
+    pub span: SpanChoice,
     pub masked_paragraph: String,
     pub gold: String,
 }
@@ -72,6 +82,7 @@ pub fn build_items(
         if let Some(MaskedParagraph { span, masked }) = masked {
             items.push(MaskedSpanItem {
                 id,
+                span: choice,
                 masked_paragraph: masked,
                 gold: span,
             });
@@ -122,11 +133,15 @@ fn entity_span(paragraph: &Paragraph, rng: &mut impl Rng) -> Option<MaskedParagr
 #[derive(Debug, Clone, Serialize)]
 pub struct ScoredItem {
     pub id: String,
+    pub span: SpanChoice,
     pub prompt: String,
     pub response: String,
     pub extracted: Option<String>,
     pub gold: String,
     pub correct: bool,
+    /// Mean log-probability per token of the teacher-forced `gold}` after the direct
+    /// predictor prompt (see `span_likelihood`); filled in by the caller.
+    pub gold_loglik: Option<f64>,
 }
 
 /// The answer given most often (after trimming; `None` for no extracted answer) and
@@ -214,11 +229,13 @@ pub fn evaluate<B: Backend>(
                 .is_some_and(|answer| exact_match(answer, &item.gold, settings.case_insensitive));
             scored.push(ScoredItem {
                 id: item.id.clone(),
+                span: item.span,
                 prompt,
                 response,
                 extracted,
                 gold: item.gold.clone(),
                 correct,
+                gold_loglik: None,
             });
         }
         on_batch(scored.len());
@@ -233,11 +250,13 @@ mod tests {
     fn scored(extracted: Option<&str>) -> ScoredItem {
         ScoredItem {
             id: String::new(),
+            span: SpanChoice::Random,
             prompt: String::new(),
             response: String::new(),
             extracted: extracted.map(str::to_string),
             gold: String::new(),
             correct: false,
+            gold_loglik: None,
         }
     }
 

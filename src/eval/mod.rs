@@ -3,6 +3,7 @@
 //! (multiple choice and math) are scored from generated or saved responses.
 
 pub mod benchmarks;
+pub mod bootstrap;
 pub mod choice;
 pub mod generation;
 pub mod masked_span;
@@ -10,3 +11,4 @@ pub mod math_answer;
 pub mod numeric;
 pub mod responses;
 pub mod scoring;
+pub mod span_likelihood;

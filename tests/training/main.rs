@@ -14,6 +14,7 @@ mod readers;
 mod rl_loop;
 mod run_faults;
 mod sharded_backward;
+mod span_likelihood;
 mod split;
 mod tokenizer;
 

@@ -1,0 +1,98 @@
+//! The gold-span log-likelihood of `eval --task masked-span`: on a model with all
+//! weights zero every distribution is uniform, so each token's log-probability is
+//! exactly -ln(vocabulary); on the shipped model it equals the per-token scores of
+//! `score_sequence` (a second implementation: the whole sequence through the plain
+//! forward pass) over the response tokens.
+
+use std::path::PathBuf;
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::prelude::*;
+use pretrainzero::data::{CorpusSpec, ParagraphRules};
+use pretrainzero::eval::masked_span::{build_items, SpanChoice};
+use pretrainzero::eval::span_likelihood::gold_span_loglik;
+use pretrainzero::models::{score_sequence, PretrainedModel};
+use pretrainzero::policy::prompts::PromptTemplates;
+
+use crate::Cpu;
+
+struct Zero;
+
+impl ModuleMapper<Cpu> for Zero {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<Cpu, D>>) -> Param<Tensor<Cpu, D>> {
+        let (id, tensor, mapper) = param.consume();
+        Param::from_mapped_value(id, tensor.zeros_like(), mapper)
+    }
+}
+
+fn shipped_model() -> PretrainedModel<Cpu> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/pretrainzero-wiki-tiny");
+    PretrainedModel::<Cpu>::load(&dir, &Default::default()).unwrap()
+}
+
+fn items() -> Vec<pretrainzero::eval::masked_span::MaskedSpanItem> {
+    let spec = CorpusSpec {
+        path: crate::wikipedia_sample(),
+        format: None,
+        text_field: "text".into(),
+        rules: ParagraphRules {
+            min_words: 12,
+            max_words: Some(60),
+        },
+    };
+    build_items(&spec, SpanChoice::Random, 3, 5, None).unwrap()
+}
+
+#[test]
+fn a_zero_model_gives_minus_ln_vocabulary_per_token() {
+    let pretrained = shipped_model();
+    let model = pretrained.model.clone().map(&mut Zero);
+    let tokenizer = pretrained.tokenizer.as_ref().unwrap();
+    let items = items();
+    let logliks = gold_span_loglik(
+        &model,
+        tokenizer,
+        &PromptTemplates::default(),
+        &items,
+        2,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(logliks.len(), items.len());
+    let expected = -(pretrained.config.vocab_size as f64).ln();
+    for value in logliks {
+        assert!((value - expected).abs() < 1e-5, "{value} vs {expected}");
+    }
+}
+
+#[test]
+fn equals_the_sequence_scores_of_the_plain_forward_pass() {
+    let pretrained = shipped_model();
+    let tokenizer = pretrained.tokenizer.as_ref().unwrap();
+    let templates = PromptTemplates::default();
+    let items = items();
+    let device = Default::default();
+    let logliks =
+        gold_span_loglik(&pretrained.model, tokenizer, &templates, &items, 3, &device).unwrap();
+    for (item, value) in items.iter().zip(logliks) {
+        let prompt = tokenizer
+            .encode(
+                &PromptTemplates::fill(&templates.predictor_direct, &item.masked_paragraph),
+                false,
+            )
+            .unwrap();
+        let response = tokenizer
+            .encode(&format!("{}}}", item.gold), false)
+            .unwrap();
+        let ids: Vec<u32> = prompt.iter().chain(&response).copied().collect();
+        let scores = score_sequence(&pretrained.model, &ids, &device).unwrap();
+        let tail = &scores.target_logprobs[scores.target_logprobs.len() - response.len()..];
+        let expected = tail.iter().map(|&v| v as f64).sum::<f64>() / tail.len() as f64;
+        assert!(
+            (value - expected).abs() < 1e-4,
+            "{}: {value} vs {expected}",
+            item.id
+        );
+        assert!(value < 0.0);
+    }
+}
