@@ -5,3 +5,4 @@ pub mod prompts;
 pub mod random_span;
 pub mod span_policy;
 pub mod span_rules;
+pub mod stop_words;

@@ -112,6 +112,18 @@ const ALL_ONE: Quantity = Quantity::new(
     "masks everybody predicts",
     Measured::Always,
 );
+const DISTINCT_SPANS: Quantity =
+    Quantity::new("distinct_span_fraction", "distinct spans", Measured::Always);
+const TOP_SPAN: Quantity = Quantity::new(
+    "top_span_share",
+    "most frequent span's share",
+    Measured::Always,
+);
+const STOP_WORD_SPANS: Quantity = Quantity::new(
+    "stop_word_span_fraction",
+    "stop-word-only spans",
+    Measured::Always,
+);
 const SPAN_WORDS: Quantity = Quantity::new("mask_words_mean", "words", Measured::Always);
 const SPAN_TOKENS: Quantity = Quantity::new("mask_tokens_mean", "tokens", Measured::Always);
 const ENTROPY: Quantity = Quantity::new("entropy", "entropy", Measured::Update);
@@ -140,6 +152,13 @@ pub const RUN_CHARTS: &[ChartSpec] = &[
         y_label: "fraction",
         y_range: Some((0.0, 1.0)),
         quantities: &[ZERO_VARIANCE, ALL_ZERO, ALL_ONE],
+    },
+    ChartSpec {
+        file: "span_diversity.png",
+        title: "Span diversity",
+        y_label: "fraction of spans",
+        y_range: Some((0.0, 1.0)),
+        quantities: &[DISTINCT_SPANS, TOP_SPAN, STOP_WORD_SPANS],
     },
     ChartSpec {
         file: "span_length.png",
@@ -193,6 +212,13 @@ pub const COMPARISON_CHARTS: &[ChartSpec] = &[
         y_label: "fraction of groups",
         y_range: Some((0.0, 1.0)),
         quantities: &[ZERO_VARIANCE],
+    },
+    ChartSpec {
+        file: "top_span_share.png",
+        title: "Most frequent span's share",
+        y_label: "fraction of spans",
+        y_range: Some((0.0, 1.0)),
+        quantities: &[TOP_SPAN],
     },
     ChartSpec {
         file: "span_words.png",

@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use super::config::{PromptStyle, SpanPolicyKind, TrainConfig};
+use super::game_diagnostics::{span_diagnostics, SpanDiagnostics};
 use crate::advantage::{device_generator_rewards, device_group_advantages};
 use crate::models::{Decoder, FinishReason, SamplingConfig, TextTokenizer};
 use crate::policy::parse::last_braced;
@@ -42,6 +43,10 @@ pub struct RolloutMetrics {
     pub response_clipped_fraction: f64,
     pub rollout_tokens: usize,
     pub rollout_seconds: f64,
+    /// Diversity and difficulty of this step's spans (the generator's valid masks
+    /// for `pretrainzero`).
+    #[serde(flatten)]
+    pub spans: SpanDiagnostics,
 }
 
 /// A paragraph with a chosen span and the predictor's answers, for the report.
@@ -304,6 +309,12 @@ pub fn collect_rollouts<B: RewardStepBackend>(
         .filter(|r| r.finish_reason == FinishReason::Length)
         .count() as f64
         / all_rollouts.len().max(1) as f64;
+    let spans: Vec<&str> = tasks.iter().map(|t| t.gold.as_str()).collect();
+    let correct_answers: Vec<usize> = predictor_rewards
+        .chunks(g_p)
+        .map(|c| c.iter().filter(|&&r| r > 0.0).count())
+        .collect();
+    metrics.spans = span_diagnostics(&spans, &correct_answers, g_p);
     metrics.rollout_seconds = started.elapsed().as_secs_f64();
 
     let examples = tasks
