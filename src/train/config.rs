@@ -66,6 +66,9 @@ pub struct DataSection {
 #[serde(deny_unknown_fields, default)]
 pub struct PolicySection {
     pub kind: SpanPolicyKind,
+    /// The first this many steps use `random-span` instead of `kind`: the paper's
+    /// cold start (100 steps of random masking before RL on SmolLM3). 0: none.
+    pub cold_start_steps: usize,
     pub prompt_style: PromptStyle,
     /// G_m: masks per paragraph.
     pub masks_per_paragraph: usize,
@@ -85,6 +88,11 @@ pub struct PolicySection {
 pub struct RolloutSection {
     pub paragraphs_per_step: usize,
     pub temperature: f32,
+    /// Sampling temperature of the generator role (`pretrainzero`), when it should
+    /// differ from `temperature` (the paper uses one temperature for both roles).
+    pub generator_temperature: Option<f32>,
+    /// Sampling temperature of the predictor role, when it should differ.
+    pub predictor_temperature: Option<f32>,
     pub top_p: f32,
     pub max_prompt_tokens: usize,
     pub max_response_tokens: usize,
@@ -141,6 +149,7 @@ impl Default for PolicySection {
     fn default() -> Self {
         Self {
             kind: SpanPolicyKind::Pretrainzero,
+            cold_start_steps: 0,
             prompt_style: PromptStyle::Reasoning,
             masks_per_paragraph: 8,
             answers_per_mask: 8,
@@ -158,6 +167,8 @@ impl Default for RolloutSection {
         Self {
             paragraphs_per_step: 32,
             temperature: 1.0,
+            generator_temperature: None,
+            predictor_temperature: None,
             top_p: 1.0,
             max_prompt_tokens: 1536,
             max_response_tokens: 4096,
@@ -187,6 +198,18 @@ impl Default for OptimSection {
             advantage_scale: true,
             reward_step_memory_mib: 1024,
             max_consecutive_nonfinite: 3,
+        }
+    }
+}
+
+impl PolicySection {
+    /// The span policy of step `step` (0-based): the cold start's `random-span`, then
+    /// `kind`. A function of the step alone, so a resumed run continues the schedule.
+    pub fn kind_at(&self, step: usize) -> SpanPolicyKind {
+        if step < self.cold_start_steps {
+            SpanPolicyKind::RandomSpan
+        } else {
+            self.kind
         }
     }
 }
@@ -269,6 +292,14 @@ impl TrainConfig {
             .at_least_one("rollout.paragraphs_per_step", rollout.paragraphs_per_step)
             // RL needs sampling: temperature 0 would make every group's rewards equal.
             .positive("rollout.temperature", rollout.temperature as f64)
+            .positive(
+                "rollout.generator_temperature",
+                rollout.generator_temperature.unwrap_or(1.0) as f64,
+            )
+            .positive(
+                "rollout.predictor_temperature",
+                rollout.predictor_temperature.unwrap_or(1.0) as f64,
+            )
             .unit_positive("rollout.top_p", rollout.top_p as f64)
             .at_least_one("rollout.max_prompt_tokens", rollout.max_prompt_tokens)
             .at_least_one("rollout.max_response_tokens", rollout.max_response_tokens)
@@ -347,4 +378,40 @@ fn apply_override(table: &mut toml::Table, assignment: &str) -> anyhow::Result<(
     }
     current.insert(last.to_string(), parsed);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cold_start_is_a_schedule_of_policies() {
+        let policy = PolicySection {
+            kind: SpanPolicyKind::EntropyNtp,
+            cold_start_steps: 3,
+            ..PolicySection::default()
+        };
+        let kinds: Vec<SpanPolicyKind> = (0..5).map(|step| policy.kind_at(step)).collect();
+        use SpanPolicyKind::*;
+        assert_eq!(
+            kinds,
+            [RandomSpan, RandomSpan, RandomSpan, EntropyNtp, EntropyNtp]
+        );
+        assert_eq!(
+            PolicySection::default().kind_at(0),
+            Pretrainzero,
+            "no cold start by default"
+        );
+    }
+
+    #[test]
+    fn invalid_role_temperatures_are_refused_by_name() {
+        let error = TrainConfig::built_in_default(&["rollout.generator_temperature=0.0".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("rollout.generator_temperature = 0: must be a finite number > 0"),
+            "{error}"
+        );
+    }
 }

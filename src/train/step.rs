@@ -79,6 +79,7 @@ pub fn collect_rollouts<B: RewardStepBackend>(
     eos_token_ids: &[u32],
     paragraphs: &[String],
     config: &TrainConfig,
+    kind: SpanPolicyKind,
     seed: u64,
     device: &B::Device,
 ) -> anyhow::Result<StepRollouts> {
@@ -90,12 +91,13 @@ pub fn collect_rollouts<B: RewardStepBackend>(
         PromptStyle::Direct => vec!["}".to_string()],
         PromptStyle::Reasoning => Vec::new(),
     };
-    let engine = RolloutEngine {
+    // One engine per role: they differ only in the sampling temperature.
+    let engine_at = |temperature: Option<f32>| RolloutEngine {
         model,
         tokenizer,
         eos_token_ids,
         sampling: SamplingConfig {
-            temperature: config.rollout.temperature,
+            temperature: temperature.unwrap_or(config.rollout.temperature),
             top_p: config.rollout.top_p,
             top_k: 0,
         },
@@ -103,6 +105,8 @@ pub fn collect_rollouts<B: RewardStepBackend>(
         batch_size: config.rollout.generation_batch_size,
         device,
     };
+    let generator_engine = engine_at(config.rollout.generator_temperature);
+    let predictor_engine = engine_at(config.rollout.predictor_temperature);
     let mut rng = StdRng::seed_from_u64(seed);
     let g_m = policy.masks_per_paragraph;
     let g_p = policy.answers_per_mask;
@@ -115,7 +119,7 @@ pub fn collect_rollouts<B: RewardStepBackend>(
     let mut tasks: Vec<PredictionTask> = Vec::new();
     let mut generator_rollouts: Vec<Rollout> = Vec::new();
     let mut task_of: Vec<Option<usize>> = Vec::new();
-    match policy.kind {
+    match kind {
         SpanPolicyKind::Pretrainzero => {
             let template = match style {
                 PromptStyle::Direct => &templates.generator_direct,
@@ -126,7 +130,7 @@ pub fn collect_rollouts<B: RewardStepBackend>(
                 let ids = tokenizer.encode(&PromptTemplates::fill(template, paragraph), false)?;
                 prompts.extend(std::iter::repeat_n(ids, g_m));
             }
-            generator_rollouts = engine.run(&prompts, &stop, seed ^ 0x6e6)?;
+            generator_rollouts = generator_engine.run(&prompts, &stop, seed ^ 0x6e6)?;
             for (i, rollout) in generator_rollouts.iter().enumerate() {
                 let paragraph = &paragraphs[i / g_m];
                 let response = direct_prefix(style, "mask", &rollout.response_text);
@@ -180,7 +184,7 @@ pub fn collect_rollouts<B: RewardStepBackend>(
             }
         }
     }
-    if policy.kind != SpanPolicyKind::Pretrainzero {
+    if kind != SpanPolicyKind::Pretrainzero {
         metrics.valid_mask_fraction = tasks.len() as f64 / (paragraphs.len() * g_m).max(1) as f64;
     }
 
@@ -196,7 +200,7 @@ pub fn collect_rollouts<B: RewardStepBackend>(
         let ids = tokenizer.encode(&PromptTemplates::fill(template, &task.context), false)?;
         predictor_prompts.extend(std::iter::repeat_n(ids, g_p));
     }
-    let predictor_rollouts = engine.run(&predictor_prompts, &stop, seed ^ 0x9e3)?;
+    let predictor_rollouts = predictor_engine.run(&predictor_prompts, &stop, seed ^ 0x9e3)?;
 
     // 3. Rewards.
     let answers: Vec<Option<String>> = predictor_rollouts

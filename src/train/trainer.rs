@@ -142,12 +142,14 @@ pub fn run_training<B: RewardStepBackend>(
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .wrapping_add(state.step as u64);
         trace_phase("rollout", state.step + 1);
+        let kind = config.policy.kind_at(state.step);
         let rollouts = collect_rollouts(
             &model.valid(),
             &tokenizer,
             &eos_token_ids,
             &paragraphs,
             &config,
+            kind,
             seed,
             device,
         )?;
@@ -171,7 +173,7 @@ pub fn run_training<B: RewardStepBackend>(
 
         let record = StepRecord {
             step: state.step,
-            policy: config.policy.kind,
+            policy: kind,
             rollout_tokens_per_s: rollouts.metrics.rollout_tokens as f64
                 / rollouts.metrics.rollout_seconds.max(1e-9),
             update_tokens_per_s: update.response_tokens as f64 / update_seconds.max(1e-9),

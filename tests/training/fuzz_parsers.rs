@@ -1,7 +1,7 @@
 //! Mutation fuzzing, on stable Rust, of every parser that sees outside text: the
 //! `\mask{}` / `\boxed{}` extraction and span rules, the answer extractors and
 //! normalisers of every eval task, the benchmark JSONL loader, the corpus readers
-//! (every format, plain and gzip), the TOML run configuration with `--set`, the
+//! (every format and format detection, plain, gzip and damaged gzip), the TOML run configuration with `--set`, the
 //! model `config.json`, and a safetensors model file. Inputs are real examples
 //! (repository files, plus the shared eval samples when present) mutated by a seeded
 //! RNG: byte flips, insertions of syntax tokens, deletions, duplications and splices.
@@ -314,56 +314,43 @@ fn targets(scratch: &Path) -> Vec<Target> {
                 }
             }),
         },
-        Target {
-            name: "corpus readers (4 formats, plain + gz)",
-            seeds: corpus_seeds,
-            run: Box::new(move |input| {
-                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                gz.write_all(input).unwrap();
-                let gzipped = gz.finish().unwrap();
-                let formats = [
-                    ("c.wikiextractor", Some(CorpusFormat::WikiExtractor)),
-                    ("c.raw", Some(CorpusFormat::WikiText)),
-                    ("c.txt", Some(CorpusFormat::PlainText)),
-                    (
-                        "c.jsonl",
-                        Some(CorpusFormat::Jsonl {
-                            text_field: "text".into(),
-                        }),
-                    ),
-                    ("c.detect", None),
-                ];
-                for (name, format) in formats {
-                    for (path, bytes) in [
-                        (name.to_string(), input),
-                        (format!("{name}.gz"), &gzipped[..]),
-                    ] {
-                        let spec = CorpusSpec {
-                            path: corpus_file(&path, bytes),
-                            format: format.clone(),
-                            text_field: "text".into(),
-                            rules: ParagraphRules::default(),
-                        };
-                        if let Ok(paragraphs) = spec.open() {
-                            paragraphs.for_each(drop);
-                        }
-                    }
-                }
-                // Mutated compressed bytes too.
-                let mut damaged = gzipped.clone();
-                let i = input.len() % damaged.len();
-                damaged[i] ^= 0x5a;
-                let spec = CorpusSpec {
-                    path: corpus_file("d.txt.gz", &damaged),
-                    format: None,
-                    text_field: "text".into(),
-                    rules: ParagraphRules::default(),
-                };
-                if let Ok(paragraphs) = spec.open() {
-                    paragraphs.for_each(drop);
-                }
+        corpus_target(
+            "corpus: wikiextractor",
+            "c.wikiextractor",
+            Some(CorpusFormat::WikiExtractor),
+            &corpus_seeds,
+            corpus_file.clone(),
+        ),
+        corpus_target(
+            "corpus: wikitext",
+            "c.raw",
+            Some(CorpusFormat::WikiText),
+            &corpus_seeds,
+            corpus_file.clone(),
+        ),
+        corpus_target(
+            "corpus: plain text",
+            "c.txt",
+            Some(CorpusFormat::PlainText),
+            &corpus_seeds,
+            corpus_file.clone(),
+        ),
+        corpus_target(
+            "corpus: jsonl",
+            "c.jsonl",
+            Some(CorpusFormat::Jsonl {
+                text_field: "text".into(),
             }),
-        },
+            &corpus_seeds,
+            corpus_file.clone(),
+        ),
+        corpus_target(
+            "corpus: format detection",
+            "c.detect",
+            None,
+            &corpus_seeds,
+            corpus_file,
+        ),
         Target {
             name: "run config TOML + --set",
             seeds: vec![config_toml],
@@ -391,6 +378,47 @@ fn targets(scratch: &Path) -> Vec<Target> {
             }),
         },
     ]
+}
+
+/// One corpus reader: every input is written as `name` and read to the end; every
+/// second input gzipped (`name.gz`), every tenth as damaged gzip.
+fn corpus_target(
+    title: &'static str,
+    name: &'static str,
+    format: Option<CorpusFormat>,
+    seeds: &[Vec<u8>],
+    write: impl Fn(&str, &[u8]) -> PathBuf + 'static,
+) -> Target {
+    let count = std::cell::Cell::new(0usize);
+    Target {
+        name: title,
+        seeds: seeds.to_vec(),
+        run: Box::new(move |input| {
+            let n = count.get();
+            count.set(n + 1);
+            let path = if n % 2 == 0 {
+                write(name, input)
+            } else {
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                gz.write_all(input).unwrap();
+                let mut gzipped = gz.finish().unwrap();
+                if n % 10 == 1 {
+                    let i = input.len() % gzipped.len();
+                    gzipped[i] ^= 0x5a;
+                }
+                write(&format!("{name}.gz"), &gzipped)
+            };
+            let spec = CorpusSpec {
+                path,
+                format: format.clone(),
+                text_field: "text".into(),
+                rules: ParagraphRules::default(),
+            };
+            if let Ok(paragraphs) = spec.open() {
+                paragraphs.for_each(drop);
+            }
+        }),
+    }
 }
 
 /// A model folder (config.json + model.safetensors) small enough to load a million

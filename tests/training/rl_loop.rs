@@ -183,3 +183,66 @@ fn the_default_train_runs_from_a_directory_outside_the_repository() {
         "{stored}"
     );
 }
+
+#[test]
+fn a_cold_start_runs_random_spans_first_and_resumes_inside_it() {
+    let device = Default::default();
+    let scratch = ScratchDir::new("rl-cold-start");
+    let mut config = small_config("pretrainzero", 3);
+    config.policy.cold_start_steps = 2;
+    let full = scratch.0.join("full");
+    run_training::<Cpu>(Some(config), &full, &device).unwrap();
+    let expected = metrics(&full);
+    let policies: Vec<&str> = expected
+        .iter()
+        .map(|m| m["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(policies, ["random-span", "random-span", "pretrainzero"]);
+    let generator: Vec<u64> = expected
+        .iter()
+        .map(|m| m["generator_rollouts"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        generator,
+        [0, 0, 6],
+        "the generator role starts after the cold start"
+    );
+
+    // Killed after step 1, inside the cold start: the resumed run continues it.
+    let interrupted = scratch.0.join("interrupted");
+    std::fs::create_dir_all(interrupted.join("checkpoints/step-0000001")).unwrap();
+    std::fs::copy(
+        full.join("train_config.toml"),
+        interrupted.join("train_config.toml"),
+    )
+    .unwrap();
+    for entry in std::fs::read_dir(full.join("checkpoints/step-0000001")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(
+            entry.path(),
+            interrupted
+                .join("checkpoints/step-0000001")
+                .join(entry.file_name()),
+        )
+        .unwrap();
+    }
+    run_training::<Cpu>(None, &interrupted, &device).unwrap();
+    let resumed = metrics(&interrupted);
+    assert_eq!(resumed.len(), 3);
+    for step in 1..3 {
+        for key in [
+            "policy",
+            "generator_rollouts",
+            "predictor_rollouts",
+            "samples",
+            "lr",
+        ] {
+            assert_eq!(
+                resumed[step][key],
+                expected[step][key],
+                "step {} {key}",
+                step + 1
+            );
+        }
+    }
+}

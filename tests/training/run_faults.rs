@@ -276,3 +276,26 @@ fn a_run_folder_held_by_a_live_run_is_refused() {
         "nothing was written"
     );
 }
+
+#[test]
+fn a_run_folder_that_cannot_be_created_is_a_clear_error() {
+    let scratch = ScratchDir::new("unwritable-run");
+    let tokenizer = small_tokenizer(&scratch.0.join("tokenizer"));
+    // A run folder below a regular file can never be created (unlike permissions,
+    // this also holds when the tests run as root).
+    let blocker = scratch.0.join("not-a-folder");
+    std::fs::write(&blocker, b"").unwrap();
+    let error = format!(
+        "{:#}",
+        run_pretraining::<Cpu>(
+            Some(config(tokenizer)),
+            &blocker.join("run"),
+            &Default::default()
+        )
+        .unwrap_err()
+    );
+    assert!(
+        error.contains("not-a-folder/run: cannot create the run folder"),
+        "{error}"
+    );
+}
