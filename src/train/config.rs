@@ -98,6 +98,11 @@ pub struct RolloutSection {
     pub max_response_tokens: usize,
     /// Sequences generated together.
     pub generation_batch_size: usize,
+    /// Dynamic sampling (DAPO; off at 0): draw more paragraphs until the step holds
+    /// this many groups with unequal rewards...
+    pub min_signal_groups: usize,
+    /// ...drawing at most this many extra batches of `paragraphs_per_step`.
+    pub max_extra_draws: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +178,8 @@ impl Default for RolloutSection {
             max_prompt_tokens: 1536,
             max_response_tokens: 4096,
             generation_batch_size: 64,
+            min_signal_groups: 0,
+            max_extra_draws: 3,
         }
     }
 }

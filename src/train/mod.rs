@@ -1,4 +1,5 @@
 pub mod config;
+pub mod dynamic_sampling;
 pub mod game_diagnostics;
 pub mod step;
 pub mod trainer;

@@ -36,6 +36,9 @@ pub struct RolloutMetrics {
     pub mask_words_mean: f64,
     pub mask_tokens_mean: f64,
     pub zero_variance_fraction: f64,
+    /// Groups (predictor groups, and generator groups for `pretrainzero`) whose
+    /// rewards are not all equal: the groups the update learns from.
+    pub signal_groups: usize,
     pub predictor_all_zero_fraction: f64,
     pub predictor_all_one_fraction: f64,
     pub response_length_mean: f64,
@@ -43,6 +46,11 @@ pub struct RolloutMetrics {
     pub response_clipped_fraction: f64,
     pub rollout_tokens: usize,
     pub rollout_seconds: f64,
+    /// Extra batches of paragraphs drawn by dynamic sampling. With extra draws,
+    /// `paragraphs`, `signal_groups`, `rollout_tokens` and `rollout_seconds` count all
+    /// draws, and every rate and mean is that of the first draw (comparable with
+    /// steps and runs without dynamic sampling).
+    pub extra_draws: usize,
     /// Diversity and difficulty of this step's spans (the generator's valid masks
     /// for `pretrainzero`).
     #[serde(flatten)]
@@ -62,6 +70,27 @@ pub struct StepRollouts {
     pub samples: Vec<PolicySample>,
     pub metrics: RolloutMetrics,
     pub examples: Vec<Example>,
+}
+
+impl StepRollouts {
+    /// One step's rollouts from the draws of dynamic sampling (one draw without it):
+    /// every draw's samples; the first draw's metrics and examples, with the counts
+    /// summed (see [`RolloutMetrics::extra_draws`]).
+    pub fn from_draws(draws: Vec<StepRollouts>) -> Self {
+        let mut draws = draws.into_iter();
+        let mut step = draws
+            .next()
+            .expect("dynamic sampling makes at least one draw");
+        for draw in draws {
+            step.metrics.extra_draws += 1;
+            step.metrics.paragraphs += draw.metrics.paragraphs;
+            step.metrics.signal_groups += draw.metrics.signal_groups;
+            step.metrics.rollout_tokens += draw.metrics.rollout_tokens;
+            step.metrics.rollout_seconds += draw.metrics.rollout_seconds;
+            step.samples.extend(draw.samples);
+        }
+        step
+    }
 }
 
 fn direct_prefix(style: PromptStyle, command: &str, response: &str) -> String {
@@ -280,6 +309,7 @@ pub fn collect_rollouts<B: RewardStepBackend>(
         .collect();
     metrics.reward_mean = mean(&all_rewards);
     metrics.zero_variance_fraction = zero_variance as f64 / groups.max(1) as f64;
+    metrics.signal_groups = groups - zero_variance;
     metrics.predictor_all_zero_fraction = task_accuracy.iter().filter(|&&a| a == 0.0).count()
         as f64
         / task_accuracy.len().max(1) as f64;

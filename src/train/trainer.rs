@@ -14,7 +14,8 @@ use burn::optim::AdamWConfig;
 use serde::{Deserialize, Serialize};
 
 use super::config::{SpanPolicyKind, TrainConfig};
-use super::step::{collect_rollouts, RolloutMetrics};
+use super::dynamic_sampling::draw_until_signal;
+use super::step::{collect_rollouts, RolloutMetrics, StepRollouts};
 use crate::checkpoint::{
     load_latest, nonfinite_stop, refuse_started_run, resumes_from_checkpoint, save_checkpoint,
 };
@@ -131,28 +132,37 @@ pub fn run_training<B: RewardStepBackend>(
     let mut nonfinite_guard = NonfiniteGuard::new(config.optim.max_consecutive_nonfinite);
     while state.step < config.optim.steps {
         let step_started = Instant::now();
-        let paragraphs = order.next_paragraphs(
-            &pool,
-            &mut state,
-            config.rollout.paragraphs_per_step,
-            config.seed,
-        );
         let seed = config
             .seed
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .wrapping_add(state.step as u64);
         trace_phase("rollout", state.step + 1);
         let kind = config.policy.kind_at(state.step);
-        let rollouts = collect_rollouts(
-            &model.valid(),
-            &tokenizer,
-            &eos_token_ids,
-            &paragraphs,
-            &config,
-            kind,
-            seed,
-            device,
+        let policy_model = model.valid();
+        let draws = draw_until_signal(
+            config.rollout.min_signal_groups,
+            config.rollout.max_extra_draws,
+            |draw| {
+                let paragraphs = order.next_paragraphs(
+                    &pool,
+                    &mut state,
+                    config.rollout.paragraphs_per_step,
+                    config.seed,
+                );
+                collect_rollouts(
+                    &policy_model,
+                    &tokenizer,
+                    &eos_token_ids,
+                    &paragraphs,
+                    &config,
+                    kind,
+                    seed ^ (draw as u64).wrapping_mul(0xd1b5_4a32_d192_ed03),
+                    device,
+                )
+            },
+            |rollouts| rollouts.metrics.signal_groups,
         )?;
+        let rollouts = StepRollouts::from_draws(draws);
         let lr = schedule.lr(state.step);
         trace_phase("update", state.step + 1);
         let update_started = Instant::now();

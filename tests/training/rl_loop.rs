@@ -246,3 +246,27 @@ fn a_cold_start_runs_random_spans_first_and_resumes_inside_it() {
         }
     }
 }
+
+#[test]
+fn dynamic_sampling_draws_more_paragraphs_up_to_its_bound() {
+    let device = Default::default();
+    let scratch = ScratchDir::new("rl-dynamic-sampling");
+    let mut config = small_config("random-span", 1);
+    // A target no step reaches: the step stops after 1 + 2 draws of 2 paragraphs.
+    config.rollout.min_signal_groups = 10_000;
+    config.rollout.max_extra_draws = 2;
+    let run = scratch.0.join("run");
+    run_training::<Cpu>(Some(config), &run, &device).unwrap();
+    let row = &metrics(&run)[0];
+    assert_eq!(row["extra_draws"], 2);
+    assert_eq!(row["paragraphs"], 6);
+    assert_eq!(
+        row["predictor_rollouts"],
+        2 * 3 * 3,
+        "the first draw's rollouts"
+    );
+    assert!(
+        row["samples"].as_u64().unwrap() <= 3 * 2 * 3 * 3,
+        "samples of all draws"
+    );
+}
