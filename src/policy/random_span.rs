@@ -1,7 +1,44 @@
-//! Uniformly random word spans: the "Random RLPT" span choice, also used for the
-//! cold-start task examples of continued pretraining.
+//! Uniformly random word spans: the `random-span` policy ("Random RLPT"), also used
+//! for the cold-start task examples of continued pretraining.
 
+use rand::rngs::StdRng;
 use rand::Rng;
+
+use super::span_policy::{ChosenSpans, PredictionTask, SpanContext, SpanPolicy};
+use crate::kernels::RewardStepBackend;
+
+/// `random-span`: `G_m` uniformly random spans of `1..=max_words` words per paragraph.
+pub struct RandomSpans {
+    pub max_words: usize,
+}
+
+impl<B: RewardStepBackend> SpanPolicy<B> for RandomSpans {
+    fn choose(
+        &self,
+        _context: &SpanContext<'_, B>,
+        paragraphs: &[String],
+        spans_per_paragraph: usize,
+        rng: &mut StdRng,
+    ) -> anyhow::Result<ChosenSpans> {
+        let mut tasks = Vec::new();
+        for (index, paragraph) in paragraphs.iter().enumerate() {
+            tasks.extend(
+                (0..spans_per_paragraph)
+                    .filter_map(|_| random_word_span(paragraph, self.max_words, rng))
+                    .map(|m| PredictionTask {
+                        paragraph: index,
+                        context: m.masked,
+                        gold: m.span,
+                        next_word: false,
+                    }),
+            );
+        }
+        Ok(ChosenSpans {
+            tasks,
+            generator: None,
+        })
+    }
+}
 
 /// A span to hide and the paragraph with it masked.
 #[derive(Debug, Clone, PartialEq)]

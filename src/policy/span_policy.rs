@@ -1,13 +1,14 @@
-//! Span policies: how a paragraph becomes prediction tasks. `pretrainzero` asks the
-//! model itself (the generator role); the baselines choose without it, so all of them
-//! run through the same loop (DESIGN.md §6).
+//! Span policies: how a step's paragraphs become prediction tasks. `pretrainzero`
+//! asks the model itself (the generator role, `pretrainzero.rs`); the baselines choose
+//! without it (`random_span.rs`, `random_ntp.rs`, `entropy_ntp.rs`). All of them are a
+//! [`SpanPolicy`], so the rollout is one loop for every policy (DESIGN.md §6) and a
+//! schedule of policies (a cold start) needs nothing special.
 
 use crate::kernels::RewardStepBackend;
-use rand::Rng;
+use rand::rngs::StdRng;
 
-use super::random_span::random_word_span;
 use crate::models::{Decoder, TextTokenizer};
-use crate::update::token_logprobs::{response_token_scores, ResponseBatch};
+use crate::rollout::{Rollout, RolloutEngine};
 
 /// Something for the predictor to recover.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,27 +21,53 @@ pub struct PredictionTask {
     pub next_word: bool,
 }
 
-/// `random-span`: `count` uniformly random word spans.
-pub fn random_span_tasks(
-    paragraph_index: usize,
-    paragraph: &str,
-    count: usize,
-    max_words: usize,
-    rng: &mut impl Rng,
-) -> Vec<PredictionTask> {
-    (0..count)
-        .filter_map(|_| random_word_span(paragraph, max_words, rng))
-        .map(|m| PredictionTask {
-            paragraph: paragraph_index,
-            context: m.masked,
-            gold: m.span,
-            next_word: false,
-        })
-        .collect()
+/// The generator role's own rollouts: one per requested span, each with the task its
+/// response produced (`None`: no valid mask, reward 0).
+pub struct GeneratorRollouts {
+    pub rollouts: Vec<Rollout>,
+    pub task_of: Vec<Option<usize>>,
 }
 
-/// Splits a paragraph before word `index` (0-based) into (prefix, next word).
-fn cut_before_word(paragraph: &str, index: usize) -> Option<(String, String)> {
+/// What a policy chose for one step's paragraphs.
+pub struct ChosenSpans {
+    pub tasks: Vec<PredictionTask>,
+    /// For a policy that is itself trained (`pretrainzero`): its rollouts.
+    pub generator: Option<GeneratorRollouts>,
+}
+
+/// What a policy may use to choose spans.
+pub struct SpanContext<'a, B: RewardStepBackend> {
+    /// The current policy model (entropy-selected cuts score with it).
+    pub model: &'a Decoder<B>,
+    pub tokenizer: &'a TextTokenizer,
+    /// Generation with the generator role's sampling settings.
+    pub generator: &'a RolloutEngine<'a, B>,
+    pub device: &'a B::Device,
+    /// The step's seed.
+    pub seed: u64,
+}
+
+/// Paragraphs in, prediction tasks out.
+pub trait SpanPolicy<B: RewardStepBackend> {
+    /// Up to `spans_per_paragraph` (G_m) tasks per paragraph, in paragraph order;
+    /// `rng` is the step's generator of random choices.
+    fn choose(
+        &self,
+        context: &SpanContext<'_, B>,
+        paragraphs: &[String],
+        spans_per_paragraph: usize,
+        rng: &mut StdRng,
+    ) -> anyhow::Result<ChosenSpans>;
+}
+
+/// A next-word task: the paragraph cut before word `index` (0-based), the word (edge
+/// punctuation stripped) to predict. `None` for the first word or a word that is
+/// only punctuation.
+pub(super) fn next_word_task(
+    paragraph_index: usize,
+    paragraph: &str,
+    index: usize,
+) -> Option<PredictionTask> {
     let words: Vec<&str> = paragraph.split_whitespace().collect();
     let word = words
         .get(index)?
@@ -48,83 +75,10 @@ fn cut_before_word(paragraph: &str, index: usize) -> Option<(String, String)> {
     if word.is_empty() || index == 0 {
         return None;
     }
-    Some((words[..index].join(" "), word.to_string()))
-}
-
-/// `random-ntp`: `count` random cut points, predict the next word.
-pub fn random_ntp_tasks(
-    paragraph_index: usize,
-    paragraph: &str,
-    count: usize,
-    rng: &mut impl Rng,
-) -> Vec<PredictionTask> {
-    let words = paragraph.split_whitespace().count();
-    if words < 2 {
-        return Vec::new();
-    }
-    (0..count)
-        .filter_map(|_| cut_before_word(paragraph, rng.random_range(1..words)))
-        .map(|(context, gold)| PredictionTask {
-            paragraph: paragraph_index,
-            context,
-            gold,
-            next_word: true,
-        })
-        .collect()
-}
-
-/// `entropy-ntp` (RPT-style): cut before words whose first token is among the
-/// `top_fraction` highest-entropy positions of the paragraph under the current model.
-pub fn entropy_ntp_tasks<B: RewardStepBackend>(
-    model: &Decoder<B>,
-    tokenizer: &TextTokenizer,
-    paragraph_index: usize,
-    paragraph: &str,
-    count: usize,
-    top_fraction: f64,
-    rng: &mut impl Rng,
-    device: &B::Device,
-) -> anyhow::Result<Vec<PredictionTask>> {
-    let words: Vec<&str> = paragraph.split_whitespace().collect();
-    if words.len() < 2 {
-        return Ok(Vec::new());
-    }
-    // Token ids word by word, so every word start has a known token position.
-    let mut ids = Vec::new();
-    let mut word_start_token = Vec::with_capacity(words.len());
-    for (i, word) in words.iter().enumerate() {
-        word_start_token.push(ids.len());
-        let piece = if i == 0 {
-            word.to_string()
-        } else {
-            format!(" {word}")
-        };
-        ids.extend(tokenizer.encode(&piece, false)?);
-    }
-    // The entropy of the distribution that predicts token t sits at position t − 1.
-    let batch = ResponseBatch::<B>::new(&[(&ids[..1], &ids[1..])], device);
-    let (_, entropy) = response_token_scores(model, &batch, crate::kernels::RowChunking::default());
-    let entropy: Vec<f32> = entropy
-        .into_data()
-        .convert::<f32>()
-        .into_vec()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let mut candidates: Vec<(f32, usize)> = (1..words.len())
-        .map(|w| (entropy[word_start_token[w] - 1], w))
-        .collect();
-    candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let keep = ((candidates.len() as f64 * top_fraction).ceil() as usize).max(1);
-    candidates.truncate(keep);
-    Ok((0..count)
-        .filter_map(|_| {
-            let (_, word) = candidates[rng.random_range(0..candidates.len())];
-            cut_before_word(paragraph, word)
-        })
-        .map(|(context, gold)| PredictionTask {
-            paragraph: paragraph_index,
-            context,
-            gold,
-            next_word: true,
-        })
-        .collect())
+    Some(PredictionTask {
+        paragraph: paragraph_index,
+        context: words[..index].join(" "),
+        gold: word.to_string(),
+        next_word: true,
+    })
 }

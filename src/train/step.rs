@@ -9,15 +9,17 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use super::config::{PromptStyle, SpanPolicyKind, TrainConfig};
+use super::config::{PolicySection, PromptStyle, SpanPolicyKind, TrainConfig};
 use super::game_diagnostics::{span_diagnostics, SpanDiagnostics};
 use crate::advantage::{device_generator_rewards, device_group_advantages};
 use crate::models::{Decoder, FinishReason, SamplingConfig, TextTokenizer};
+use crate::policy::entropy_ntp::EntropyNextWord;
 use crate::policy::parse::last_braced;
+use crate::policy::pretrainzero::GeneratorSpans;
 use crate::policy::prompts::PromptTemplates;
-use crate::policy::span_policy::{
-    entropy_ntp_tasks, random_ntp_tasks, random_span_tasks, PredictionTask,
-};
+use crate::policy::random_ntp::RandomNextWord;
+use crate::policy::random_span::RandomSpans;
+use crate::policy::span_policy::{ChosenSpans, SpanContext, SpanPolicy};
 use crate::reward::{exact_match, predictor_reward};
 use crate::rollout::{Rollout, RolloutEngine};
 use crate::update::PolicySample;
@@ -144,78 +146,26 @@ pub fn collect_rollouts<B: RewardStepBackend>(
         ..RolloutMetrics::default()
     };
 
-    // 1. Span choice. For pretrainzero, generator rollout i yields task `task_of[i]`.
-    let mut tasks: Vec<PredictionTask> = Vec::new();
-    let mut generator_rollouts: Vec<Rollout> = Vec::new();
-    let mut task_of: Vec<Option<usize>> = Vec::new();
-    match kind {
-        SpanPolicyKind::Pretrainzero => {
-            let template = match style {
-                PromptStyle::Direct => &templates.generator_direct,
-                PromptStyle::Reasoning => &templates.generator_reasoning,
-            };
-            let mut prompts = Vec::new();
-            for paragraph in paragraphs {
-                let ids = tokenizer.encode(&PromptTemplates::fill(template, paragraph), false)?;
-                prompts.extend(std::iter::repeat_n(ids, g_m));
-            }
-            generator_rollouts = generator_engine.run(&prompts, &stop, seed ^ 0x6e6)?;
-            for (i, rollout) in generator_rollouts.iter().enumerate() {
-                let paragraph = &paragraphs[i / g_m];
-                let response = direct_prefix(style, "mask", &rollout.response_text);
-                task_of.push(
-                    match policy.span_rules.mask_from_response(paragraph, &response) {
-                        Ok(mask) => {
-                            tasks.push(PredictionTask {
-                                paragraph: i / g_m,
-                                context: mask.masked,
-                                gold: mask.span,
-                                next_word: false,
-                            });
-                            Some(tasks.len() - 1)
-                        }
-                        Err(_) => None,
-                    },
-                );
-            }
-            metrics.generator_rollouts = generator_rollouts.len();
-            metrics.valid_mask_fraction =
-                tasks.len() as f64 / generator_rollouts.len().max(1) as f64;
-        }
-        SpanPolicyKind::RandomSpan => {
-            for (i, p) in paragraphs.iter().enumerate() {
-                tasks.extend(random_span_tasks(
-                    i,
-                    p,
-                    g_m,
-                    policy.random_span_max_words,
-                    &mut rng,
-                ));
-            }
-        }
-        SpanPolicyKind::RandomNtp => {
-            for (i, p) in paragraphs.iter().enumerate() {
-                tasks.extend(random_ntp_tasks(i, p, g_m, &mut rng));
-            }
-        }
-        SpanPolicyKind::EntropyNtp => {
-            for (i, p) in paragraphs.iter().enumerate() {
-                tasks.extend(entropy_ntp_tasks(
-                    model,
-                    tokenizer,
-                    i,
-                    p,
-                    g_m,
-                    policy.entropy_top_fraction,
-                    &mut rng,
-                    device,
-                )?);
-            }
-        }
-    }
-    if kind != SpanPolicyKind::Pretrainzero {
-        metrics.valid_mask_fraction = tasks.len() as f64 / (paragraphs.len() * g_m).max(1) as f64;
-    }
+    // 1. Span choice by the step's policy; a trained generator brings its rollouts.
+    let span_context = SpanContext {
+        model,
+        tokenizer,
+        generator: &generator_engine,
+        device,
+        seed,
+    };
+    let ChosenSpans { tasks, generator } = span_policy_for::<B>(kind, policy, &stop).choose(
+        &span_context,
+        paragraphs,
+        g_m,
+        &mut rng,
+    )?;
+    let (generator_rollouts, task_of) = match generator {
+        Some(generator) => (generator.rollouts, generator.task_of),
+        None => (Vec::new(), Vec::new()),
+    };
+    metrics.generator_rollouts = generator_rollouts.len();
+    metrics.valid_mask_fraction = tasks.len() as f64 / (paragraphs.len() * g_m).max(1) as f64;
 
     // 2. Predictor rollouts: G_p answers per task.
     let mut predictor_prompts = Vec::with_capacity(tasks.len() * g_p);
@@ -367,6 +317,38 @@ pub fn collect_rollouts<B: RewardStepBackend>(
         metrics,
         examples,
     })
+}
+
+/// The span policy of `kind`, configured from the policy section.
+fn span_policy_for<B: RewardStepBackend>(
+    kind: SpanPolicyKind,
+    policy: &PolicySection,
+    stop: &[String],
+) -> Box<dyn SpanPolicy<B>> {
+    match kind {
+        SpanPolicyKind::Pretrainzero => {
+            let (template, forced_prefix) = match policy.prompt_style {
+                PromptStyle::Direct => (
+                    &policy.templates.generator_direct,
+                    Some("\\mask{".to_string()),
+                ),
+                PromptStyle::Reasoning => (&policy.templates.generator_reasoning, None),
+            };
+            Box::new(GeneratorSpans {
+                template: template.clone(),
+                forced_prefix,
+                stop: stop.to_vec(),
+                rules: policy.span_rules.clone(),
+            })
+        }
+        SpanPolicyKind::RandomSpan => Box::new(RandomSpans {
+            max_words: policy.random_span_max_words,
+        }),
+        SpanPolicyKind::RandomNtp => Box::new(RandomNextWord),
+        SpanPolicyKind::EntropyNtp => Box::new(EntropyNextWord {
+            top_fraction: policy.entropy_top_fraction,
+        }),
+    }
 }
 
 fn mean(values: &[f32]) -> f64 {

@@ -1,0 +1,72 @@
+//! `pretrainzero`: the model itself chooses the span. The generator role reads each
+//! paragraph `G_m` times and names a span as `\mask{...}`; each valid response becomes
+//! a prediction task, and the rollouts themselves are trained on the generator reward.
+
+use rand::rngs::StdRng;
+
+use super::prompts::PromptTemplates;
+use super::span_policy::{ChosenSpans, GeneratorRollouts, PredictionTask, SpanContext, SpanPolicy};
+use super::span_rules::SpanRules;
+use crate::kernels::RewardStepBackend;
+
+pub struct GeneratorSpans {
+    /// The generator prompt (direct or reasoning variant).
+    pub template: String,
+    /// The forced prefix the direct prompt ends with (`\mask{`), which belongs to the
+    /// response when it is parsed; `None` for the reasoning prompt.
+    pub forced_prefix: Option<String>,
+    /// Strings that end a generation.
+    pub stop: Vec<String>,
+    pub rules: SpanRules,
+}
+
+impl<B: RewardStepBackend> SpanPolicy<B> for GeneratorSpans {
+    fn choose(
+        &self,
+        context: &SpanContext<'_, B>,
+        paragraphs: &[String],
+        spans_per_paragraph: usize,
+        _rng: &mut StdRng,
+    ) -> anyhow::Result<ChosenSpans> {
+        let mut prompts = Vec::with_capacity(paragraphs.len() * spans_per_paragraph);
+        for paragraph in paragraphs {
+            let ids = context
+                .tokenizer
+                .encode(&PromptTemplates::fill(&self.template, paragraph), false)?;
+            prompts.extend(std::iter::repeat_n(ids, spans_per_paragraph));
+        }
+        let rollouts = context
+            .generator
+            .run(&prompts, &self.stop, context.seed ^ 0x6e6)?;
+        let mut tasks = Vec::new();
+        let mut task_of = Vec::with_capacity(rollouts.len());
+        for (i, rollout) in rollouts.iter().enumerate() {
+            let paragraph = i / spans_per_paragraph;
+            let response = match &self.forced_prefix {
+                Some(prefix) => format!("{prefix}{}", rollout.response_text),
+                None => rollout.response_text.clone(),
+            };
+            task_of.push(
+                match self
+                    .rules
+                    .mask_from_response(&paragraphs[paragraph], &response)
+                {
+                    Ok(mask) => {
+                        tasks.push(PredictionTask {
+                            paragraph,
+                            context: mask.masked,
+                            gold: mask.span,
+                            next_word: false,
+                        });
+                        Some(tasks.len() - 1)
+                    }
+                    Err(_) => None,
+                },
+            );
+        }
+        Ok(ChosenSpans {
+            tasks,
+            generator: Some(GeneratorRollouts { rollouts, task_of }),
+        })
+    }
+}
