@@ -250,3 +250,43 @@ fn cli_scores_saved_responses_and_reports_problems() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
+
+#[test]
+fn an_evaluation_with_no_valid_item_fails_and_leaves_no_output() {
+    let scratch = ScratchDir::new("eval-nothing");
+    let data = scratch.0.join("bad.jsonl");
+    std::fs::write(&data, "{not json\n{\"id\": \"g1\", \"question\": \"q\"}\n").unwrap();
+    let responses = scratch.0.join("responses.jsonl");
+    std::fs::write(&responses, "").unwrap();
+    let out = scratch.0.join("scored.jsonl");
+    let run = Command::new(env!("CARGO_BIN_EXE_pretrainzero"))
+        .args(["eval", "--task", "gsm8k", "--data"])
+        .arg(&data)
+        .arg("--responses")
+        .arg(&responses)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("bad.jsonl: no valid item to score"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "the reserved --out file is removed again");
+
+    // An --out that cannot be created is reported before anything is evaluated.
+    let run = Command::new(env!("CARGO_BIN_EXE_pretrainzero"))
+        .args(["eval", "--task", "gsm8k", "--data"])
+        .arg(&data)
+        .arg("--responses")
+        .arg(&responses)
+        .arg("--out")
+        .arg(scratch.0.join("no-such-folder/scored.jsonl"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(stderr.contains("cannot create --out"), "{stderr}");
+}

@@ -226,7 +226,11 @@ fn a_cold_start_runs_random_spans_first_and_resumes_inside_it() {
         )
         .unwrap();
     }
-    std::fs::write(interrupted.join("metrics.jsonl"), format!("{}\n", expected[0])).unwrap();
+    std::fs::write(
+        interrupted.join("metrics.jsonl"),
+        format!("{}\n", expected[0]),
+    )
+    .unwrap();
     run_training::<Cpu>(None, &interrupted, &device).unwrap();
     let resumed = metrics(&interrupted);
     assert_eq!(resumed.len(), 3);

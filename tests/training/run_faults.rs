@@ -299,3 +299,39 @@ fn a_run_folder_that_cannot_be_created_is_a_clear_error() {
         "{error}"
     );
 }
+
+#[test]
+fn a_run_killed_before_its_first_checkpoint_resumes_from_step_0() {
+    // Found by the kill campaign: such a run used to fail with "no checkpoint to
+    // resume from".
+    let scratch = ScratchDir::new("resume-without-checkpoint");
+    let tokenizer = small_tokenizer(&scratch.0.join("tokenizer"));
+    let device = Default::default();
+    let full = scratch.0.join("full");
+    run_pretraining::<Cpu>(Some(config(tokenizer)), &full, &device).unwrap();
+    let killed = scratch.0.join("killed");
+    std::fs::create_dir_all(&killed).unwrap();
+    std::fs::copy(
+        full.join("pretrain_config.json"),
+        killed.join("pretrain_config.json"),
+    )
+    .unwrap();
+    // A torn first row, as a kill in the middle of writing it leaves.
+    std::fs::write(killed.join("metrics.jsonl"), "{\"step\":1,\"lo").unwrap();
+    let summary = run_pretraining::<Cpu>(None, &killed, &device).unwrap();
+    assert_eq!(summary.steps, 4);
+    let (resumed, expected) = (metrics(&killed), metrics(&full));
+    assert_eq!(
+        resumed.len(),
+        4,
+        "the torn row is gone, every step logged once"
+    );
+    for (a, b) in resumed.iter().zip(&expected) {
+        let (x, y) = (a["loss"].as_f64().unwrap(), b["loss"].as_f64().unwrap());
+        assert!(
+            (x - y).abs() <= 1e-5 * y.abs(),
+            "step {}: {x} vs {y}",
+            a["step"]
+        );
+    }
+}
