@@ -179,7 +179,7 @@ fn the_default_train_runs_from_a_directory_outside_the_repository() {
     // also resumes from anywhere.
     let stored = std::fs::read_to_string(run_dir.join("train_config.toml")).unwrap();
     assert!(
-        stored.contains(&repo("models/pretrainzero-wiki-tiny").display().to_string()),
+        stored.contains(&repo("models/pretrainzero-wiki-31m").display().to_string()),
         "{stored}"
     );
 }
