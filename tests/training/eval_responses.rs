@@ -238,15 +238,7 @@ fn cli_scores_saved_responses_and_reports_problems() {
     }
 
     // The output file is never overwritten.
-    let again = Command::new(env!("CARGO_BIN_EXE_pretrainzero"))
-        .args(["eval", "--task", "gsm8k", "--data"])
-        .arg(&data)
-        .arg("--responses")
-        .arg(&responses)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let again = score_gsm8k_responses(&data, &responses, &out);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
@@ -259,15 +251,7 @@ fn an_evaluation_with_no_valid_item_fails_and_leaves_no_output() {
     let responses = scratch.0.join("responses.jsonl");
     std::fs::write(&responses, "").unwrap();
     let out = scratch.0.join("scored.jsonl");
-    let run = Command::new(env!("CARGO_BIN_EXE_pretrainzero"))
-        .args(["eval", "--task", "gsm8k", "--data"])
-        .arg(&data)
-        .arg("--responses")
-        .arg(&responses)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = score_gsm8k_responses(&data, &responses, &out);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success(), "{stderr}");
     assert!(
@@ -277,16 +261,25 @@ fn an_evaluation_with_no_valid_item_fails_and_leaves_no_output() {
     assert!(!out.exists(), "the reserved --out file is removed again");
 
     // An --out that cannot be created is reported before anything is evaluated.
-    let run = Command::new(env!("CARGO_BIN_EXE_pretrainzero"))
-        .args(["eval", "--task", "gsm8k", "--data"])
-        .arg(&data)
-        .arg("--responses")
-        .arg(&responses)
-        .arg("--out")
-        .arg(scratch.0.join("no-such-folder/scored.jsonl"))
-        .output()
-        .unwrap();
+    let run = score_gsm8k_responses(
+        &data,
+        &responses,
+        &scratch.0.join("no-such-folder/scored.jsonl"),
+    );
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success());
     assert!(stderr.contains("cannot create --out"), "{stderr}");
+}
+
+/// `eval --task gsm8k --data DATA --responses RESPONSES --out OUT` through the binary.
+fn score_gsm8k_responses(data: &Path, responses: &Path, out: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pretrainzero"))
+        .args(["eval", "--task", "gsm8k", "--data"])
+        .arg(data)
+        .arg("--responses")
+        .arg(responses)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
 }

@@ -1,7 +1,7 @@
 //! The PretrainZero loop end to end on the shipped model and sample: every span
 //! policy runs two steps, and an interrupted run resumes exactly.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use pretrainzero::models::PretrainedModel;
 use pretrainzero::train::{run_training, TrainConfig};
@@ -82,6 +82,22 @@ fn every_span_policy_runs_two_steps() {
     }
 }
 
+/// `interrupted` as the run in `full` leaves it when killed right after step 1: its
+/// configuration, the step-1 checkpoint and the first metrics row.
+fn killed_after_step_1(full: &Path, interrupted: &Path, first_row: &serde_json::Value) {
+    std::fs::create_dir_all(interrupted.join("checkpoints")).unwrap();
+    std::fs::copy(
+        full.join("train_config.toml"),
+        interrupted.join("train_config.toml"),
+    )
+    .unwrap();
+    crate::pretrain::copy_dir(
+        &full.join("checkpoints/step-0000001"),
+        &interrupted.join("checkpoints/step-0000001"),
+    );
+    std::fs::write(interrupted.join("metrics.jsonl"), format!("{first_row}\n")).unwrap();
+}
+
 #[test]
 fn resumed_training_continues_like_an_uninterrupted_run() {
     let device = Default::default();
@@ -91,27 +107,7 @@ fn resumed_training_continues_like_an_uninterrupted_run() {
     let expected = metrics(&full);
 
     let interrupted = scratch.0.join("interrupted");
-    std::fs::create_dir_all(interrupted.join("checkpoints/step-0000001")).unwrap();
-    std::fs::copy(
-        full.join("train_config.toml"),
-        interrupted.join("train_config.toml"),
-    )
-    .unwrap();
-    for entry in std::fs::read_dir(full.join("checkpoints/step-0000001")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(
-            entry.path(),
-            interrupted
-                .join("checkpoints/step-0000001")
-                .join(entry.file_name()),
-        )
-        .unwrap();
-    }
-    std::fs::write(
-        interrupted.join("metrics.jsonl"),
-        format!("{}\n", expected[0]),
-    )
-    .unwrap();
+    killed_after_step_1(&full, &interrupted, &expected[0]);
     run_training::<Cpu>(None, &interrupted, &device).unwrap();
     let resumed = metrics(&interrupted);
     assert_eq!(resumed.len(), 3);
@@ -210,27 +206,7 @@ fn a_cold_start_runs_random_spans_first_and_resumes_inside_it() {
 
     // Killed after step 1, inside the cold start: the resumed run continues it.
     let interrupted = scratch.0.join("interrupted");
-    std::fs::create_dir_all(interrupted.join("checkpoints/step-0000001")).unwrap();
-    std::fs::copy(
-        full.join("train_config.toml"),
-        interrupted.join("train_config.toml"),
-    )
-    .unwrap();
-    for entry in std::fs::read_dir(full.join("checkpoints/step-0000001")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(
-            entry.path(),
-            interrupted
-                .join("checkpoints/step-0000001")
-                .join(entry.file_name()),
-        )
-        .unwrap();
-    }
-    std::fs::write(
-        interrupted.join("metrics.jsonl"),
-        format!("{}\n", expected[0]),
-    )
-    .unwrap();
+    killed_after_step_1(&full, &interrupted, &expected[0]);
     run_training::<Cpu>(None, &interrupted, &device).unwrap();
     let resumed = metrics(&interrupted);
     assert_eq!(resumed.len(), 3);
