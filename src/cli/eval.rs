@@ -4,6 +4,7 @@
 use crate::data::split::{Split, SplitRule};
 use crate::kernels::RewardStepBackend;
 use std::io::Write;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -17,7 +18,7 @@ use crate::eval::benchmarks::{load_benchmark, prompt, BenchmarkTask, STOP_STRING
 use crate::eval::bootstrap::bootstrap_mean;
 use crate::eval::generation::{generate_responses, GenerationSettings};
 use crate::eval::masked_span::{
-    build_items, evaluate, most_frequent_answer, EvalSettings, MaskedSpanItem, PromptStyle,
+    build_items, evaluate, logged_items, most_frequent_answer, EvalSettings, MaskedSpanItem, PromptStyle,
     ScoredItem, SpanChoice,
 };
 use crate::eval::responses::score_responses;
@@ -27,6 +28,7 @@ use crate::models::{PretrainedModel, SamplingConfig};
 use crate::policy::prompts::PromptTemplates;
 use crate::progress::step_progress;
 use crate::settings_check::RangeCheck;
+use crate::train::span_log::read_span_log;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EvalTask {
@@ -103,9 +105,14 @@ pub struct EvalArgs {
     #[arg(long)]
     pub responses: Option<PathBuf>,
     /// masked-span: how the hidden span is chosen; several kinds (`random,entity`)
-    /// give one table row each.
+    /// give one table row each. `logged` scores the spans a training run chose, with
+    /// `--data RUN/spans.jsonl`.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "random")]
     pub span: Vec<SpanChoice>,
+    /// masked-span with `--span logged`: only the spans of these training steps, `A-B`
+    /// or `A` (default: every step).
+    #[arg(long)]
+    pub steps: Option<String>,
     /// masked-span: only paragraphs of this side of the article split that `train`
     /// uses (`data.validation_fraction`, `data.split_seed`), e.g. `validation` to score
     /// articles the RL run never saw.
@@ -201,6 +208,13 @@ fn run_masked_span(args: EvalArgs) -> anyhow::Result<()> {
     if args.responses.is_some() || args.samples > 1 {
         anyhow::bail!("--responses and --samples are for the benchmark tasks, not masked-span");
     }
+    let logged = args.span.contains(&SpanChoice::Logged);
+    if logged && args.span.len() > 1 {
+        anyhow::bail!("--span logged reads a span log, not a corpus: give it alone");
+    }
+    if args.steps.is_some() && !logged {
+        anyhow::bail!("--steps selects logged spans: it needs --span logged");
+    }
     let model = args
         .model
         .clone()
@@ -242,6 +256,26 @@ fn run_masked_span(args: EvalArgs) -> anyhow::Result<()> {
         write_jsonl(&out, &rows)?;
     }
     Ok(())
+}
+
+/// `--steps`: `A-B`, `A`, or every step when absent.
+fn step_range(steps: Option<&str>) -> anyhow::Result<RangeInclusive<usize>> {
+    let Some(text) = steps else {
+        return Ok(0..=usize::MAX);
+    };
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<usize>()
+            .with_context(|| format!("--steps {text}: expected A-B or A (step numbers)"))
+    };
+    let (first, last) = match text.split_once('-') {
+        Some((a, b)) => (parse(a)?, parse(b)?),
+        None => (parse(text)?, parse(text)?),
+    };
+    if first > last {
+        anyhow::bail!("--steps {text}: the first step is after the last");
+    }
+    Ok(first..=last)
 }
 
 /// Resamples of the bootstrap intervals in the masked-span table.
@@ -412,13 +446,28 @@ impl BackendTask for MaskedSpanRun {
         let templates = PromptTemplates::default();
         let mut results = Vec::new();
         for &span in &args.span {
-            let items = build_items(
-                &args.reading.spec(&args.data),
-                span,
-                args.seed,
-                args.limit.unwrap_or(200),
-                split,
-            )?;
+            let items = if span == SpanChoice::Logged {
+                let steps = step_range(args.steps.as_deref())?;
+                let rows = read_span_log(&args.data)?;
+                let items = logged_items(&rows, steps.clone(), args.limit.unwrap_or(usize::MAX));
+                if items.is_empty() {
+                    anyhow::bail!(
+                        "{}: no masked-span task logged in steps {}-{}",
+                        args.data.display(),
+                        steps.start(),
+                        steps.end()
+                    );
+                }
+                items
+            } else {
+                build_items(
+                    &args.reading.spec(&args.data),
+                    span,
+                    args.seed,
+                    args.limit.unwrap_or(200),
+                    split,
+                )?
+            };
             if items.is_empty() {
                 anyhow::bail!(
                     "{}: no paragraph admits a {} span",

@@ -74,8 +74,14 @@ pub struct PretrainArgs {
     pub task_fraction: f64,
     #[arg(long, default_value_t = 3)]
     pub task_max_span_words: usize,
+    /// Seeds the train/validation article split and a random init.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Seeds the paragraph order and the task mix (default: --seed). Give a continued
+    /// stage (`--model` of an earlier run) the earlier run's --seed, so that it keeps
+    /// the same validation articles, and a new --data-seed.
+    #[arg(long)]
+    pub data_seed: Option<u64>,
     /// Stop after this many consecutive steps with a NaN or infinite loss or gradient
     /// (each such step is skipped).
     #[arg(long, default_value_t = crate::pretrain::trainer::default_max_consecutive_nonfinite())]
@@ -152,6 +158,7 @@ impl PretrainArgs {
                 max_span_words: self.task_max_span_words,
             },
             seed: self.seed,
+            data_seed: self.data_seed,
             export_dtype: self.export_dtype.clone(),
             max_consecutive_nonfinite: self.max_consecutive_nonfinite,
             deterministic: self.deterministic,

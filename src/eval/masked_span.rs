@@ -3,6 +3,7 @@
 //! normalisation of DESIGN.md §4.
 
 use crate::data::split::{Split, SplitRule};
+use std::ops::RangeInclusive;
 use burn::prelude::Backend;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -15,6 +16,7 @@ use crate::policy::prompts::PromptTemplates;
 use crate::policy::random_span::{random_word_span, MaskedParagraph};
 use crate::reward::exact_match;
 use crate::rollout::RolloutEngine;
+use crate::train::span_log::SpanLogRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -23,6 +25,8 @@ pub enum SpanChoice {
     Random,
     /// One capitalised word (not sentence-initial) or number.
     Entity,
+    /// The spans a training run's policy chose: `--data` is the run's `spans.jsonl`.
+    Logged,
 }
 
 impl SpanChoice {
@@ -30,6 +34,7 @@ impl SpanChoice {
         match self {
             Self::Random => "random",
             Self::Entity => "entity",
+            Self::Logged => "logged",
         }
     }
 }
@@ -50,6 +55,26 @@ pub struct MaskedSpanItem {
     pub span: SpanChoice,
     pub masked_paragraph: String,
     pub gold: String,
+}
+
+/// The masked-span tasks of a run's span log whose step lies in `steps` (next-word
+/// tasks are left out), at most `limit`: the spans exactly as the predictor saw them.
+pub fn logged_items(
+    rows: &[SpanLogRow],
+    steps: RangeInclusive<usize>,
+    limit: usize,
+) -> Vec<MaskedSpanItem> {
+    rows.iter()
+        .enumerate()
+        .filter(|(_, row)| steps.contains(&row.step) && !row.span.next_word)
+        .take(limit)
+        .map(|(line, row)| MaskedSpanItem {
+            id: format!("step-{}:line-{}", row.step, line + 1),
+            span: SpanChoice::Logged,
+            masked_paragraph: row.span.context.clone(),
+            gold: row.span.gold.clone(),
+        })
+        .collect()
 }
 
 /// The first `limit` paragraphs of the corpus that admit a span under `choice`, each
@@ -78,6 +103,7 @@ pub fn build_items(
         let masked = match choice {
             SpanChoice::Random => random_word_span(&paragraph.text, 3, &mut rng),
             SpanChoice::Entity => entity_span(&paragraph, &mut rng),
+            SpanChoice::Logged => anyhow::bail!("logged spans are read with `logged_items`"),
         };
         if let Some(MaskedParagraph { span, masked }) = masked {
             items.push(MaskedSpanItem {

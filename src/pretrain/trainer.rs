@@ -64,7 +64,13 @@ pub struct PretrainConfig {
     pub keep_checkpoints: usize,
     pub shuffle_buffer: usize,
     pub task_mix: TaskMix,
+    /// Seeds the article split and a random init.
     pub seed: u64,
+    /// Seeds the paragraph order and the task mix; `None` uses `seed`. A continued
+    /// stage sets it apart from `seed` to keep the same validation articles while
+    /// seeing the training paragraphs in a new order.
+    #[serde(default)]
+    pub data_seed: Option<u64>,
     pub export_dtype: String,
     /// The run stops after this many consecutive steps with a NaN or infinite loss or
     /// gradient (each is skipped, not applied).
@@ -199,7 +205,7 @@ pub fn run_pretraining<B: RewardStepBackend>(
         eos,
         config.seq_len,
         config.shuffle_buffer,
-        config.seed,
+        config.data_seed.unwrap_or(config.seed),
         config.task_mix,
         state.position.clone(),
     );

@@ -1,6 +1,7 @@
 pub mod config;
 pub mod dynamic_sampling;
 pub mod game_diagnostics;
+pub mod span_log;
 pub mod step;
 pub mod trainer;
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::config::{PolicySection, PromptStyle, SpanPolicyKind, TrainConfig};
 use super::game_diagnostics::{span_diagnostics, SpanDiagnostics};
@@ -68,10 +68,26 @@ pub struct Example {
     pub answers: Vec<Option<String>>,
 }
 
+/// One span the step's policy chose and how the predictor group did on it; a run logs
+/// every one (`spans.jsonl`), so that the spans can be scored again later, e.g. by the
+/// frozen base model to see whether the generator's choices get harder.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SpanRecord {
+    /// The text shown to the predictor (masked paragraph, or a prefix for next-word tasks).
+    pub context: String,
+    pub gold: String,
+    pub next_word: bool,
+    /// Predictor answers that matched the gold span, of `answers`.
+    pub correct: usize,
+    pub answers: usize,
+}
+
 pub struct StepRollouts {
     pub samples: Vec<PolicySample>,
     pub metrics: RolloutMetrics,
     pub examples: Vec<Example>,
+    /// The first draw's spans (those the metrics describe).
+    pub spans: Vec<SpanRecord>,
 }
 
 impl StepRollouts {
@@ -301,6 +317,17 @@ pub fn collect_rollouts<B: RewardStepBackend>(
     metrics.spans = span_diagnostics(&spans, &correct_answers, g_p);
     metrics.rollout_seconds = started.elapsed().as_secs_f64();
 
+    let span_records = tasks
+        .iter()
+        .zip(&correct_answers)
+        .map(|(task, &correct)| SpanRecord {
+            context: task.context.clone(),
+            gold: task.gold.clone(),
+            next_word: task.next_word,
+            correct,
+            answers: g_p,
+        })
+        .collect();
     let examples = tasks
         .iter()
         .enumerate()
@@ -316,6 +343,7 @@ pub fn collect_rollouts<B: RewardStepBackend>(
         samples,
         metrics,
         examples,
+        spans: span_records,
     })
 }
 

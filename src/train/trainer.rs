@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{SpanPolicyKind, TrainConfig};
 use super::dynamic_sampling::draw_until_signal;
+use super::span_log::{SpanLogRow, SPANS_FILE};
 use super::step::{collect_rollouts, RolloutMetrics, StepRollouts};
 use crate::checkpoint::{
     load_latest, nonfinite_stop, refuse_started_run, resumes_from_checkpoint, save_checkpoint,
@@ -127,6 +128,7 @@ pub fn run_training<B: RewardStepBackend>(
 
     let mut metrics_file = open_step_log(&run_dir.join("metrics.jsonl"), state.step)?;
     let mut examples_file = open_step_log(&run_dir.join("examples.jsonl"), state.step)?;
+    let mut spans_file = open_step_log(&run_dir.join(SPANS_FILE), state.step)?;
     let progress = crate::progress::step_progress(config.optim.steps, state.step);
 
     let mut nonfinite_guard = NonfiniteGuard::new(config.optim.max_consecutive_nonfinite);
@@ -201,6 +203,14 @@ pub fn run_training<B: RewardStepBackend>(
                 "{}",
                 serde_json::json!({"step": state.step, "example": example})
             )?;
+        }
+        for span in rollouts.spans {
+            let row = SpanLogRow {
+                step: state.step,
+                policy: kind,
+                span,
+            };
+            writeln!(spans_file, "{}", serde_json::to_string(&row)?)?;
         }
         // A step any of whose optimizer steps met a NaN or infinite loss or gradient
         // (skipped, not applied); a run of them means the run has diverged.

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use burn::backend::Autodiff;
 use burn::optim::AdamWConfig;
 use pretrainzero::data::tokenizer_training::train_bpe_tokenizer;
-use pretrainzero::data::{CorpusSpec, ParagraphRules};
+use pretrainzero::data::{CorpusSpec, ParagraphRules, SplitRule};
 use pretrainzero::models::{
     random_decoder, score_sequence, Decoder, ModelConfig, PretrainedModel, TextTokenizer,
 };
 use pretrainzero::optim::BackwardShards;
 use pretrainzero::pretrain::trainer::{next_token_loss, train_step, ModelInit};
-use pretrainzero::pretrain::{run_pretraining, PretrainConfig, TaskMix};
+use pretrainzero::pretrain::{run_pretraining, PackedTokenStream, PretrainConfig, StreamPosition, TaskMix};
 
 use crate::common::ScratchDir;
 use crate::{metrics, Cpu};
@@ -104,6 +104,7 @@ pub(crate) fn config(tokenizer: PathBuf) -> PretrainConfig {
             max_span_words: 3,
         },
         seed: 9,
+        data_seed: None,
         export_dtype: "float32".into(),
         max_consecutive_nonfinite: 3,
         deterministic: false,
@@ -202,4 +203,42 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
+}
+
+/// The stream's shuffle seed (`--data-seed`) alone reorders the training paragraphs;
+/// the article split has its own seed, so a continued stage keeps its validation side.
+#[test]
+fn data_seed_reorders_training_paragraphs_only() {
+    let scratch = ScratchDir::new("data-seed");
+    let tokenizer = TextTokenizer::from_file(&small_tokenizer(&scratch.0)).unwrap();
+    let corpus = CorpusSpec {
+        path: crate::wikipedia_sample(),
+        format: None,
+        text_field: "text".into(),
+        rules: ParagraphRules::default(),
+    };
+    let split = SplitRule {
+        seed: 9,
+        validation_fraction: 0.1,
+    };
+    let no_tasks = TaskMix {
+        fraction: 0.0,
+        max_span_words: 3,
+    };
+    let first_chunks = |shuffle_seed: u64| {
+        let mut stream = PackedTokenStream::new(
+            corpus.clone(),
+            split,
+            &tokenizer,
+            0,
+            32,
+            500,
+            shuffle_seed,
+            no_tasks,
+            StreamPosition::default(),
+        );
+        (0..4).map(|_| stream.next_chunk().unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!(first_chunks(9), first_chunks(9));
+    assert_ne!(first_chunks(9), first_chunks(1));
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use pretrainzero::models::PretrainedModel;
+use pretrainzero::train::span_log::read_span_log;
 use pretrainzero::train::{run_training, TrainConfig};
 
 use crate::common::ScratchDir;
@@ -78,7 +79,33 @@ fn every_span_policy_runs_two_steps() {
                 assert!(line["optimizer_steps"].as_u64().unwrap() >= 1);
             }
         }
+        check_span_log(&run, &lines, policy);
         PretrainedModel::<Cpu>::load(&summary.export_dir, &device).unwrap();
+    }
+}
+
+/// `spans.jsonl` holds every chosen span of every step: as many as the valid masks of
+/// the metrics (a fraction of 2 paragraphs × 3 spans), and its per-span correct counts
+/// add up to the step's predictor accuracy.
+fn check_span_log(run: &Path, metrics: &[serde_json::Value], policy: &str) {
+    let rows = read_span_log(&run.join("spans.jsonl")).unwrap();
+    for line in metrics {
+        let step = line["step"].as_u64().unwrap() as usize;
+        let spans: Vec<_> = rows.iter().filter(|r| r.step == step).collect();
+        let expected = line["valid_mask_fraction"].as_f64().unwrap() * 2.0 * 3.0;
+        assert_eq!(spans.len(), expected.round() as usize, "{policy} step {step}");
+        for row in &spans {
+            assert_eq!(serde_json::to_value(row.policy).unwrap(), policy);
+            assert_eq!(row.span.answers, 3);
+            assert!(row.span.correct <= 3);
+            assert_eq!(row.span.next_word, policy.ends_with("ntp"), "{policy}");
+        }
+        if !spans.is_empty() {
+            let correct: usize = spans.iter().map(|r| r.span.correct).sum();
+            let accuracy = correct as f64 / (3 * spans.len()) as f64;
+            let logged = line["predictor_accuracy"].as_f64().unwrap();
+            assert!((accuracy - logged).abs() < 1e-9, "{policy} step {step}: {accuracy} vs {logged}");
+        }
     }
 }
 

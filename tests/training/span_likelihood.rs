@@ -96,3 +96,53 @@ fn equals_the_sequence_scores_of_the_plain_forward_pass() {
         assert!(value < 0.0);
     }
 }
+
+/// `eval --span logged` scores the spans of a run's `spans.jsonl` exactly as the
+/// predictor saw them, only those of the `--steps` asked for.
+#[test]
+fn logged_spans_are_scored_from_a_span_log() {
+    let scratch = crate::common::ScratchDir::new("eval-logged");
+    let log = scratch.0.join("spans.jsonl");
+    let row = |step: usize, context: &str, gold: &str| {
+        serde_json::json!({"step": step, "policy": "pretrainzero",
+            "span": {"context": context, "gold": gold, "next_word": false, "correct": 1, "answers": 8}})
+    };
+    let rows = [
+        row(1, "The [mask] of France is Paris.", "capital"),
+        row(2, "The river [mask] through the city.", "flows"),
+        row(2, "It was built in [mask].", "1850"),
+        row(3, "A [mask] day.", "sunny"),
+    ];
+    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(&log, text).unwrap();
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/pretrainzero-wiki-tiny");
+    let eval = |steps: &str, out: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pretrainzero"))
+            .args(["eval", "--task", "masked-span", "--span", "logged", "--steps", steps, "--model"])
+            .arg(&model)
+            .arg("--data")
+            .arg(&log)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let out = scratch.0.join("scored.jsonl");
+    let run = eval("2", &out);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let scored: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = scored.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["step-2:line-2", "step-2:line-3"]);
+    assert_eq!(scored[1]["gold"], "1850");
+    assert!(scored[1]["prompt"].as_str().unwrap().contains("It was built in [mask]."));
+    assert!(scored[0]["gold_loglik"].as_f64().unwrap() < 0.0);
+
+    let run = eval("5-9", &scratch.0.join("none.jsonl"));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(stderr.contains("spans.jsonl: no masked-span task logged in steps 5-9"), "{stderr}");
+}
