@@ -56,12 +56,34 @@ pub struct GeneratedSequence {
     pub finish_reason: FinishReason,
 }
 
+/// Restricts the tokens a sequence may sample next (constrained decoding).
+pub trait TokenConstraint {
+    /// The token ids row `row` of the batch may sample after having generated
+    /// `generated`; `None` leaves the row free. An empty list leaves it free too (a
+    /// constraint with no way forward must not turn the row into NaN).
+    fn allowed(&self, row: usize, generated: &[u32]) -> Option<Vec<u32>>;
+}
+
 /// Generates a continuation for every prompt. `tokenizer` is needed only for stop strings.
 pub fn generate<B: Backend>(
     model: &Decoder<B>,
     prompts: &[Vec<u32>],
     config: &GenerationConfig,
     tokenizer: Option<&TextTokenizer>,
+    device: &B::Device,
+) -> Result<Vec<GeneratedSequence>> {
+    generate_constrained(model, prompts, config, tokenizer, None, device)
+}
+
+/// [`generate`], with the sampled tokens of each row restricted by `constraint`: the
+/// other tokens' logits are set to −∞ before sampling, so the reported log-probabilities
+/// are those of the constrained distribution.
+pub fn generate_constrained<B: Backend>(
+    model: &Decoder<B>,
+    prompts: &[Vec<u32>],
+    config: &GenerationConfig,
+    tokenizer: Option<&TextTokenizer>,
+    constraint: Option<&dyn TokenConstraint>,
     device: &B::Device,
 ) -> Result<Vec<GeneratedSequence>> {
     if prompts.is_empty() {
@@ -162,7 +184,17 @@ pub fn generate<B: Backend>(
         }
         let draws: Vec<f32> = (0..batch).map(|_| rng.random::<f32>()).collect();
         let uniform = Tensor::<B, 2>::from_data(TensorData::new(draws, [batch, 1]), device);
-        let sampled = sample(model.logits(last.clone()), &config.sampling, uniform);
+        let mut logits = model.logits(last.clone());
+        if let Some(constraint) = constraint {
+            if let Some(forbidden) = forbidden_tokens(constraint, &outputs, &finish, vocab) {
+                let forbidden = Tensor::<B, 2, Bool>::from_data(
+                    TensorData::new(forbidden, [batch, vocab]),
+                    device,
+                );
+                logits = logits.mask_fill(forbidden, f32::NEG_INFINITY);
+            }
+        }
+        let sampled = sample(logits, &config.sampling, uniform);
         logprob_steps.push(sampled.logprobs);
         // Finished rows keep decoding (their tokens are discarded) so the batch stays whole.
         next_input = Some(sampled.ids.clone().reshape([batch, 1]));
@@ -216,6 +248,41 @@ pub fn generate<B: Backend>(
             }
         })
         .collect())
+}
+
+/// `[batch × vocab]`, true for the tokens a row may not sample; `None` when no live
+/// row is constrained.
+fn forbidden_tokens(
+    constraint: &dyn TokenConstraint,
+    outputs: &[Vec<u32>],
+    finish: &[Option<FinishReason>],
+    vocab: usize,
+) -> Option<Vec<bool>> {
+    let mut forbidden = vec![false; outputs.len() * vocab];
+    let mut any = false;
+    for (row, generated) in outputs.iter().enumerate() {
+        if finish[row].is_some() {
+            continue;
+        }
+        let Some(allowed) = constraint.allowed(row, generated) else {
+            continue;
+        };
+        let allowed: Vec<usize> = allowed
+            .into_iter()
+            .map(|id| id as usize)
+            .filter(|&id| id < vocab)
+            .collect();
+        if allowed.is_empty() {
+            continue;
+        }
+        any = true;
+        let row_mask = &mut forbidden[row * vocab..(row + 1) * vocab];
+        row_mask.fill(true);
+        for id in allowed {
+            row_mask[id] = false;
+        }
+    }
+    any.then_some(forbidden)
 }
 
 /// The distinct prompts in order of first appearance, and for every prompt the index

@@ -19,7 +19,10 @@ pub mod weights;
 pub use config::{Architecture, ModelConfig, WeightDtype, PRESETS};
 pub use decoder::{AttentionMask, Decoder};
 pub use error::{ModelError, Result};
-pub use generate::{generate, FinishReason, GeneratedSequence, GenerationConfig};
+pub use generate::{
+    generate, generate_constrained, FinishReason, GeneratedSequence, GenerationConfig,
+    TokenConstraint,
+};
 pub use kv_cache::KvCache;
 pub use pretrained::{random_decoder, save_pretrained, PretrainedModel};
 pub use sampling::{sample, SamplingConfig};

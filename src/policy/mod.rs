@@ -1,6 +1,7 @@
 //! Span policies (one file each, behind the `SpanPolicy` trait of `span_policy.rs`),
 //! their prompts, span rules and answer parsing (DESIGN.md §2–3, §6).
 
+pub mod copy_constraint;
 pub mod entropy_ntp;
 pub mod parse;
 pub mod pretrainzero;

@@ -4,10 +4,12 @@
 
 use rand::rngs::StdRng;
 
+use super::copy_constraint::{ParagraphCopy, TokenTexts};
 use super::prompts::PromptTemplates;
 use super::span_policy::{ChosenSpans, GeneratorRollouts, PredictionTask, SpanContext, SpanPolicy};
 use super::span_rules::SpanRules;
 use crate::kernels::RewardStepBackend;
+use crate::models::TokenConstraint;
 
 pub struct GeneratorSpans {
     /// The generator prompt (direct or reasoning variant).
@@ -18,6 +20,8 @@ pub struct GeneratorSpans {
     /// Strings that end a generation.
     pub stop: Vec<String>,
     pub rules: SpanRules,
+    /// Sample only spans copied from the paragraph (see `copy_constraint`).
+    pub copy_constraint: bool,
 }
 
 impl<B: RewardStepBackend> SpanPolicy<B> for GeneratorSpans {
@@ -35,9 +39,25 @@ impl<B: RewardStepBackend> SpanPolicy<B> for GeneratorSpans {
                 .encode(&PromptTemplates::fill(&self.template, paragraph), false)?;
             prompts.extend(std::iter::repeat_n(ids, spans_per_paragraph));
         }
-        let rollouts = context
-            .generator
-            .run(&prompts, &self.stop, context.seed ^ 0x6e6)?;
+        let token_texts = if self.copy_constraint {
+            Some(TokenTexts::new(context.tokenizer, context.model.vocab_size())?)
+        } else {
+            None
+        };
+        let copy = token_texts.as_ref().map(|tokens| ParagraphCopy {
+            tokens,
+            paragraphs: paragraphs
+                .iter()
+                .flat_map(|p| std::iter::repeat_n(p.as_str(), spans_per_paragraph))
+                .collect(),
+            content_only: self.rules.reject_stop_word_spans,
+        });
+        let rollouts = context.generator.run_constrained(
+            &prompts,
+            &self.stop,
+            context.seed ^ 0x6e6,
+            copy.as_ref().map(|c| c as &dyn TokenConstraint),
+        )?;
         let mut tasks = Vec::new();
         let mut task_of = Vec::with_capacity(rollouts.len());
         for (i, rollout) in rollouts.iter().enumerate() {

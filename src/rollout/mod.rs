@@ -4,7 +4,8 @@
 use burn::prelude::Backend;
 
 use crate::models::{
-    generate, Decoder, FinishReason, GenerationConfig, SamplingConfig, TextTokenizer,
+    generate_constrained, Decoder, FinishReason, GenerationConfig, SamplingConfig,
+    TextTokenizer, TokenConstraint,
 };
 
 /// One sampled response.
@@ -37,6 +38,18 @@ impl<B: Backend> RolloutEngine<'_, B> {
         stop_strings: &[String],
         seed: u64,
     ) -> anyhow::Result<Vec<Rollout>> {
+        self.run_constrained(prompts, stop_strings, seed, None)
+    }
+
+    /// [`Self::run`] with each prompt's tokens restricted by `constraint`, whose rows
+    /// are indices into `prompts`.
+    pub fn run_constrained(
+        &self,
+        prompts: &[Vec<u32>],
+        stop_strings: &[String],
+        seed: u64,
+        constraint: Option<&dyn TokenConstraint>,
+    ) -> anyhow::Result<Vec<Rollout>> {
         let mut out = Vec::with_capacity(prompts.len());
         for (batch_index, batch) in prompts.chunks(self.batch_size.max(1)).enumerate() {
             let config = GenerationConfig {
@@ -48,11 +61,14 @@ impl<B: Backend> RolloutEngine<'_, B> {
                     .wrapping_mul(1_000_003)
                     .wrapping_add(batch_index as u64),
             };
-            let generated = generate(
+            let offset = batch_index * self.batch_size.max(1);
+            let shifted = constraint.map(|inner| RowOffset { inner, offset });
+            let generated = generate_constrained(
                 self.model,
                 batch,
                 &config,
                 Some(self.tokenizer),
+                shifted.as_ref().map(|c| c as &dyn TokenConstraint),
                 self.device,
             )?;
             for (prompt, sequence) in batch.iter().zip(generated) {
@@ -66,5 +82,18 @@ impl<B: Backend> RolloutEngine<'_, B> {
             }
         }
         Ok(out)
+    }
+}
+
+/// A constraint over all prompts seen from one generation batch, whose row 0 is
+/// prompt `offset`.
+struct RowOffset<'a> {
+    inner: &'a dyn TokenConstraint,
+    offset: usize,
+}
+
+impl TokenConstraint for RowOffset<'_> {
+    fn allowed(&self, row: usize, generated: &[u32]) -> Option<Vec<u32>> {
+        self.inner.allowed(self.offset + row, generated)
     }
 }

@@ -80,6 +80,10 @@ pub struct PolicySection {
     pub entropy_top_fraction: f64,
     pub case_insensitive: bool,
     pub span_rules: SpanRules,
+    /// `pretrainzero`, direct prompt: the generator may only write a span copied from
+    /// its paragraph (constrained decoding; see `policy::copy_constraint`). Off in the
+    /// paper, whose generator copies by itself.
+    pub generator_copy_constraint: bool,
     pub templates: PromptTemplates,
 }
 
@@ -162,6 +166,7 @@ impl Default for PolicySection {
             entropy_top_fraction: 0.2,
             case_insensitive: false,
             span_rules: SpanRules::default(),
+            generator_copy_constraint: false,
             templates: PromptTemplates::default(),
         }
     }
@@ -341,7 +346,13 @@ impl TrainConfig {
         if let Some(max_span_words) = policy.span_rules.max_span_words {
             check.at_least_one("policy.span_rules.max_span_words", max_span_words);
         }
-        check.finish(source)
+        check.finish(source)?;
+        if policy.generator_copy_constraint && policy.prompt_style != PromptStyle::Direct {
+            anyhow::bail!(
+                "{source}: policy.generator_copy_constraint constrains the span written right after the direct prompt's \\mask{{; it needs policy.prompt_style = \"direct\""
+            );
+        }
+        Ok(())
     }
 }
 
@@ -418,6 +429,21 @@ mod tests {
             .to_string();
         assert!(
             error.contains("rollout.generator_temperature = 0: must be a finite number > 0"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_copy_constraint_needs_the_direct_prompt() {
+        TrainConfig::built_in_default(&["policy.generator_copy_constraint=true".into()]).unwrap();
+        let error = TrainConfig::built_in_default(&[
+            "policy.generator_copy_constraint=true".into(),
+            "policy.prompt_style=\"reasoning\"".into(),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("policy.generator_copy_constraint") && error.contains("direct"),
             "{error}"
         );
     }

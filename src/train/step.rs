@@ -367,6 +367,7 @@ fn span_policy_for<B: RewardStepBackend>(
                 forced_prefix,
                 stop: stop.to_vec(),
                 rules: policy.span_rules.clone(),
+                copy_constraint: policy.generator_copy_constraint,
             })
         }
         SpanPolicyKind::RandomSpan => Box::new(RandomSpans {

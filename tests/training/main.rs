@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod copy_constraint;
 mod eval_responses;
 mod fuzz_parsers;
 mod grpo;
