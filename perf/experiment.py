@@ -9,7 +9,10 @@ article split (`configs/tiny-cpu.toml`: `data.validation_fraction = 0.2`,
 `data.split_seed = 1`):
 
 - `pretrainzero`, `random-span` (Random RLPT), `random-ntp`, `entropy-ntp`:
-  `pretrainzero train --set policy.kind=K --set seed=S --set optim.steps=N`;
+  `pretrainzero train --set policy.kind=K --set seed=S --set optim.steps=N`, with the
+  paper's game (the default run's two departures, the copy-constrained generator and
+  the stop-word rule, turned off);
+- `pretrainzero-copy`: PretrainZero with those two departures on, as the default run;
 - `continue-pt`: `pretrainzero pretrain` (next-token cross-entropy) from the same model
   on the same corpus and split, N steps of 4 × 256 tokens (about the text of the 8
   paragraphs an RL step reads) at the RL learning rate.
@@ -23,8 +26,8 @@ paired (every model is scored on the same items).
 `--equal-wall-clock` adds one more run per baseline (seed 0) whose step count makes its
 training time equal to PretrainZero's mean training time at `--steps`.
 
-Verification scaling: the spans each PretrainZero run chose (its `spans.jsonl`) are
-scored, per window of steps, by the frozen base model (`eval --span logged`); spans
+Verification scaling: the spans each PretrainZero run (both games) chose (its
+`spans.jsonl`) are scored, per window of steps, by the frozen base model (`eval --span logged`); spans
 that get harder read as falling accuracy and log-likelihood.
 
 Writes `results.md`, `results.json` and charts (PNG) under `--out`; runs and evaluations
@@ -41,8 +44,21 @@ import sys
 import time
 from pathlib import Path
 
-RL_METHODS = ["pretrainzero", "random-span", "random-ntp", "entropy-ntp"]
-METHODS = RL_METHODS + ["continue-pt"]
+# Each RL arm: its span policy and the `train` overrides that define its game. Every
+# arm names both departures from the paper explicitly, so that the experiment does not
+# change when the default configuration does.
+PAPER_GAME = ["policy.generator_copy_constraint=false",
+              "policy.span_rules.reject_stop_word_spans=false"]
+COPY_GAME = ["policy.generator_copy_constraint=true",
+             "policy.span_rules.reject_stop_word_spans=true"]
+RL_ARMS = {
+    "pretrainzero": ("pretrainzero", PAPER_GAME),
+    "pretrainzero-copy": ("pretrainzero", COPY_GAME),
+    "random-span": ("random-span", PAPER_GAME),
+    "random-ntp": ("random-ntp", PAPER_GAME),
+    "entropy-ntp": ("entropy-ntp", PAPER_GAME),
+}
+METHODS = list(RL_ARMS) + ["continue-pt"]
 CORPUS = "data/wikipedia-sample/heldout.wikiextractor"
 SPLIT = ["--split", "validation", "--validation-fraction", "0.2", "--split-seed", "1"]
 BOOTSTRAP = 2000
@@ -76,11 +92,12 @@ def train(args, method, seed, steps, run_dir: Path):
                    "--validate-every", steps, "--checkpoint-every", steps,
                    "--min-words", 12]
     else:
+        kind, game = RL_ARMS[method]
         command = [args.binary, "train", "--run-dir", run_dir,
-                   "--set", f"model={args.model}", "--set", f"policy.kind={method}",
+                   "--set", f"model={args.model}", "--set", f"policy.kind={kind}",
                    "--set", f"seed={seed}", "--set", f"optim.steps={steps}",
                    "--set", f"optim.lr={args.lr}", "--set", f"checkpoint.every={steps}"]
-        for override in args.set:
+        for override in game + args.set:
             command += ["--set", override]
     seconds = run([str(c) for c in command], log)
     seconds_file.write_text(f"{seconds:.1f}\n")
@@ -225,7 +242,7 @@ def main():
     if args.equal_wall_clock and "pretrainzero" in methods:
         budget = statistics.mean(seconds[("pretrainzero", s)] for s in seeds)
         for method in methods:
-            if method == "pretrainzero":
+            if method.startswith("pretrainzero"):
                 continue
             per_step = statistics.mean(seconds[(method, s)] for s in seeds) / args.steps
             steps = max(1, round(budget / per_step))
@@ -238,16 +255,19 @@ def main():
 
     # Verification scaling: the frozen base model on each window of logged spans.
     scaling = {}
-    if "pretrainzero" in methods:
+    for method in [m for m in methods if m.startswith("pretrainzero")]:
+        # The chart's file names keep the paper's game unprefixed.
+        prefix = "scaling" if method == "pretrainzero" else f"scaling-{method}"
         for seed in seeds:
-            log = args.out / f"pretrainzero-s{seed}" / "spans.jsonl"
+            log = args.out / f"{method}-s{seed}" / "spans.jsonl"
             for first in range(1, args.steps + 1, args.window):
                 last = min(args.steps, first + args.window - 1)
-                out = args.out / f"scaling-s{seed}-{first}-{last}.jsonl"
-                print(f"base model on the spans of steps {first}-{last}, seed {seed}", flush=True)
+                out = args.out / f"{prefix}-s{seed}-{first}-{last}.jsonl"
+                print(f"base model on the {method} spans of steps {first}-{last}, seed {seed}",
+                      flush=True)
                 scored = evaluate(args, Path(args.model), out,
                                   ["--data", log, "--span", "logged", "--steps", f"{first}-{last}"])
-                scaling.setdefault((first, last), []).extend(scored)
+                scaling.setdefault(method, {}).setdefault((first, last), []).extend(scored)
 
     lines = [f"# Experiment: {args.steps} steps from `{args.model}`, seeds {args.seeds}", ""]
     if args.set:
@@ -284,29 +304,33 @@ def main():
             lines.append(f"| + {method}, PretrainZero's wall-clock ({arm['steps']} steps, seed "
                          f"{seeds[0]}) | {s['exact_match']['n']} | {fmt(s['exact_match'], 100)} | "
                          f"{fmt(s['gold_loglik'], 1, 3)} | {fmt(s['loglik_vs_base'], 1, 3)} |")
-        if "pretrainzero" in methods and "random-span" in methods:
-            diff = paired_between([items[("pretrainzero", s)] for s in seeds],
+        for method in [m for m in methods if m.startswith("pretrainzero")]:
+            if "random-span" not in methods:
+                break
+            diff = paired_between([items[(method, s)] for s in seeds],
                                   [items[("random-span", s)] for s in seeds], kind)
-            results.setdefault("pretrainzero_minus_random_span", {})[kind] = diff
-            lines += ["", f"PretrainZero − Random RLPT, gold log-lik/token, paired by seed and "
+            results.setdefault(f"{method}_minus_random_span", {})[kind] = diff
+            lines += ["", f"`{method}` − Random RLPT, gold log-lik/token, paired by seed and "
                           f"item: {fmt(diff, 1, 4)}"]
     if scaling:
-        lines += ["", "## Verification scaling: the base model on PretrainZero's chosen spans", "",
-                  "| steps | spans (all seeds) | base-model exact match % [95% CI] | base-model gold log-lik/token [95% CI] |",
-                  "|---|---:|---:|---:|"]
-        results["verification_scaling"] = []
-        for (first, last), scored in sorted(scaling.items()):
-            s = score([scored], "logged")
-            results["verification_scaling"].append({"steps": [first, last], **s})
-            n = s["exact_match"]["n"] if s["exact_match"] else 0
-            lines.append(f"| {first}–{last} | {n} | {fmt(s['exact_match'], 100)} | "
-                         f"{fmt(s['gold_loglik'], 1, 3)} |")
+        results["verification_scaling"] = {}
+        for method, windows in scaling.items():
+            lines += ["", f"## Verification scaling: the base model on `{method}`'s chosen spans", "",
+                      "| steps | spans (all seeds) | base-model exact match % [95% CI] | base-model gold log-lik/token [95% CI] |",
+                      "|---|---:|---:|---:|"]
+            rows = results["verification_scaling"].setdefault(method, [])
+            for (first, last), scored in sorted(windows.items()):
+                s = score([scored], "logged")
+                rows.append({"steps": [first, last], **s})
+                n = s["exact_match"]["n"] if s["exact_match"] else 0
+                lines.append(f"| {first}–{last} | {n} | {fmt(s['exact_match'], 100)} | "
+                             f"{fmt(s['gold_loglik'], 1, 3)} |")
     results["training"] = {f"{m}-s{s}": {"seconds": seconds[(m, s)],
                                          **{k: v for k, v in summaries[(m, s)].items()}}
                            for m in methods for s in seeds}
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    charts(args.out, methods, seeds, summaries, results.get("verification_scaling", []))
+    charts(args.out, methods, seeds, summaries, results.get("verification_scaling", {}))
     print("\n".join(lines))
 
 
@@ -334,16 +358,18 @@ def charts(out: Path, methods, seeds, summaries, scaling):
 
     if scaling:
         fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
-        centers = [(row["steps"][0] + row["steps"][1]) / 2 for row in scaling]
-        for axis, key, scale, label in [(left, "exact_match", 100, "base-model exact match %"),
-                                        (right, "gold_loglik", 1, "base-model gold log-lik/token")]:
-            rows = [(c, row[key]) for c, row in zip(centers, scaling) if row[key]]
-            axis.errorbar([c for c, _ in rows], [scale * r["mean"] for _, r in rows],
-                          yerr=[[scale * (r["mean"] - r["low"]) for _, r in rows],
-                                [scale * (r["high"] - r["mean"]) for _, r in rows]],
-                          marker="o", capsize=3)
-            axis.set_xlabel("training step (window centre)")
-            axis.set_ylabel(label)
+        for method, windows in scaling.items():
+            centers = [(row["steps"][0] + row["steps"][1]) / 2 for row in windows]
+            for axis, key, scale, label in [(left, "exact_match", 100, "base-model exact match %"),
+                                            (right, "gold_loglik", 1, "base-model gold log-lik/token")]:
+                rows = [(c, row[key]) for c, row in zip(centers, windows) if row[key]]
+                axis.errorbar([c for c, _ in rows], [scale * r["mean"] for _, r in rows],
+                              yerr=[[scale * (r["mean"] - r["low"]) for _, r in rows],
+                                    [scale * (r["high"] - r["mean"]) for _, r in rows]],
+                              marker="o", capsize=3, label=method)
+                axis.set_xlabel("training step (window centre)")
+                axis.set_ylabel(label)
+        left.legend()
         fig.suptitle("Difficulty of the generator's spans, by the frozen base model")
         fig.tight_layout()
         fig.savefig(out / "verification_scaling.png", dpi=110)
