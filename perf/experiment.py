@@ -239,10 +239,12 @@ def main():
     base = held_out(args, Path(args.model), args.out / "eval-base.jsonl")
 
     wall = {}
+    # The arms that play the generator/predictor game (both games), derived once.
+    game_methods = [m for m in methods if RL_ARMS.get(m, ("",))[0] == "pretrainzero"]
     if args.equal_wall_clock and "pretrainzero" in methods:
         budget = statistics.mean(seconds[("pretrainzero", s)] for s in seeds)
         for method in methods:
-            if method.startswith("pretrainzero"):
+            if method in game_methods:
                 continue
             per_step = statistics.mean(seconds[(method, s)] for s in seeds) / args.steps
             steps = max(1, round(budget / per_step))
@@ -255,7 +257,7 @@ def main():
 
     # Verification scaling: the frozen base model on each window of logged spans.
     scaling = {}
-    for method in [m for m in methods if m.startswith("pretrainzero")]:
+    for method in game_methods:
         # The chart's file names keep the paper's game unprefixed.
         prefix = "scaling" if method == "pretrainzero" else f"scaling-{method}"
         for seed in seeds:
@@ -304,9 +306,7 @@ def main():
             lines.append(f"| + {method}, PretrainZero's wall-clock ({arm['steps']} steps, seed "
                          f"{seeds[0]}) | {s['exact_match']['n']} | {fmt(s['exact_match'], 100)} | "
                          f"{fmt(s['gold_loglik'], 1, 3)} | {fmt(s['loglik_vs_base'], 1, 3)} |")
-        for method in [m for m in methods if m.startswith("pretrainzero")]:
-            if "random-span" not in methods:
-                break
+        for method in game_methods if "random-span" in methods else []:
             diff = paired_between([items[(method, s)] for s in seeds],
                                   [items[("random-span", s)] for s in seeds], kind)
             results.setdefault(f"{method}_minus_random_span", {})[kind] = diff

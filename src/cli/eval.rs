@@ -18,8 +18,8 @@ use crate::eval::benchmarks::{load_benchmark, prompt, BenchmarkTask, STOP_STRING
 use crate::eval::bootstrap::bootstrap_mean;
 use crate::eval::generation::{generate_responses, GenerationSettings};
 use crate::eval::masked_span::{
-    build_items, evaluate, logged_items, most_frequent_answer, EvalSettings, MaskedSpanItem, PromptStyle,
-    ScoredItem, SpanChoice,
+    build_items, evaluate, logged_items, most_frequent_answer, EvalSettings, MaskedSpanItem,
+    PromptStyle, ScoredItem, SpanChoice,
 };
 use crate::eval::responses::score_responses;
 use crate::eval::scoring::{score_items, BenchmarkReport};

@@ -3,11 +3,11 @@
 //! normalisation of DESIGN.md §4.
 
 use crate::data::split::{Split, SplitRule};
-use std::ops::RangeInclusive;
 use burn::prelude::Backend;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
+use std::ops::RangeInclusive;
 
 use crate::data::{CorpusSpec, Paragraph};
 use crate::models::{Decoder, SamplingConfig, TextTokenizer};

@@ -198,7 +198,11 @@ mod tests {
             paragraphs: vec!["The cat sat by the cat."],
             content_only: true,
         };
-        assert_eq!(allowed(&copy, &[0]), [" cat"], "\"The\" alone may not close");
+        assert_eq!(
+            allowed(&copy, &[0]),
+            [" cat"],
+            "\"The\" alone may not close"
+        );
         assert_eq!(allowed(&copy, &[0, 1]), [" sat", "}"]);
     }
 }

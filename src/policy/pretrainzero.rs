@@ -40,7 +40,10 @@ impl<B: RewardStepBackend> SpanPolicy<B> for GeneratorSpans {
             prompts.extend(std::iter::repeat_n(ids, spans_per_paragraph));
         }
         let token_texts = if self.copy_constraint {
-            Some(TokenTexts::new(context.tokenizer, context.model.vocab_size())?)
+            Some(TokenTexts::new(
+                context.tokenizer,
+                context.model.vocab_size(),
+            )?)
         } else {
             None
         };

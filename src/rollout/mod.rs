@@ -4,8 +4,8 @@
 use burn::prelude::Backend;
 
 use crate::models::{
-    generate_constrained, Decoder, FinishReason, GenerationConfig, SamplingConfig,
-    TextTokenizer, TokenConstraint,
+    generate_constrained, Decoder, FinishReason, GenerationConfig, SamplingConfig, TextTokenizer,
+    TokenConstraint,
 };
 
 /// One sampled response.

@@ -65,21 +65,38 @@ fn constrained_spans_are_copies_of_their_paragraph() {
             .unwrap()
             .iter()
             .enumerate()
-            .map(|(i, r)| (i / samples, last_braced(&format!("\\mask{{{}", r.response_text), "mask")))
+            .map(|(i, r)| {
+                (
+                    i / samples,
+                    last_braced(&format!("\\mask{{{}", r.response_text), "mask"),
+                )
+            })
             .collect()
     };
     let constrained = spans(Some(&copy));
     let closed: Vec<_> = constrained.iter().filter(|(_, s)| s.is_some()).collect();
-    assert!(closed.len() >= samples, "most constrained spans close: {constrained:?}");
+    assert!(
+        closed.len() >= samples,
+        "most constrained spans close: {constrained:?}"
+    );
     for (paragraph, span) in &closed {
         let span = span.as_deref().unwrap();
         assert!(!span.is_empty());
-        assert!(is_word_copy(PARAGRAPHS[*paragraph], span), "{span:?} is not a word copy of paragraph {paragraph}");
+        assert!(
+            is_word_copy(PARAGRAPHS[*paragraph], span),
+            "{span:?} is not a word copy of paragraph {paragraph}"
+        );
     }
     let free = spans(None);
     let free_copies = free
         .iter()
-        .filter(|(p, s)| s.as_deref().is_some_and(|s| !s.is_empty() && is_word_copy(PARAGRAPHS[*p], s)))
+        .filter(|(p, s)| {
+            s.as_deref()
+                .is_some_and(|s| !s.is_empty() && is_word_copy(PARAGRAPHS[*p], s))
+        })
         .count();
-    assert!(free_copies < closed.len(), "free sampling copies less often: {free:?}");
+    assert!(
+        free_copies < closed.len(),
+        "free sampling copies less often: {free:?}"
+    );
 }

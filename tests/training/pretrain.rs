@@ -12,7 +12,9 @@ use pretrainzero::models::{
 };
 use pretrainzero::optim::BackwardShards;
 use pretrainzero::pretrain::trainer::{next_token_loss, train_step, ModelInit};
-use pretrainzero::pretrain::{run_pretraining, PackedTokenStream, PretrainConfig, StreamPosition, TaskMix};
+use pretrainzero::pretrain::{
+    run_pretraining, PackedTokenStream, PretrainConfig, StreamPosition, TaskMix,
+};
 
 use crate::common::ScratchDir;
 use crate::{metrics, Cpu};
@@ -237,7 +239,9 @@ fn data_seed_reorders_training_paragraphs_only() {
             no_tasks,
             StreamPosition::default(),
         );
-        (0..4).map(|_| stream.next_chunk().unwrap()).collect::<Vec<_>>()
+        (0..4)
+            .map(|_| stream.next_chunk().unwrap())
+            .collect::<Vec<_>>()
     };
     assert_eq!(first_chunks(9), first_chunks(9));
     assert_ne!(first_chunks(9), first_chunks(1));

@@ -93,7 +93,11 @@ fn check_span_log(run: &Path, metrics: &[serde_json::Value], policy: &str) {
         let step = line["step"].as_u64().unwrap() as usize;
         let spans: Vec<_> = rows.iter().filter(|r| r.step == step).collect();
         let expected = line["valid_mask_fraction"].as_f64().unwrap() * 2.0 * 3.0;
-        assert_eq!(spans.len(), expected.round() as usize, "{policy} step {step}");
+        assert_eq!(
+            spans.len(),
+            expected.round() as usize,
+            "{policy} step {step}"
+        );
         for row in &spans {
             assert_eq!(serde_json::to_value(row.policy).unwrap(), policy);
             assert_eq!(row.span.answers, 3);
@@ -104,7 +108,10 @@ fn check_span_log(run: &Path, metrics: &[serde_json::Value], policy: &str) {
             let correct: usize = spans.iter().map(|r| r.span.correct).sum();
             let accuracy = correct as f64 / (3 * spans.len()) as f64;
             let logged = line["predictor_accuracy"].as_f64().unwrap();
-            assert!((accuracy - logged).abs() < 1e-9, "{policy} step {step}: {accuracy} vs {logged}");
+            assert!(
+                (accuracy - logged).abs() < 1e-9,
+                "{policy} step {step}: {accuracy} vs {logged}"
+            );
         }
     }
 }

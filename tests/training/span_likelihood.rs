@@ -118,7 +118,16 @@ fn logged_spans_are_scored_from_a_span_log() {
     let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/pretrainzero-wiki-tiny");
     let eval = |steps: &str, out: &std::path::Path| {
         std::process::Command::new(env!("CARGO_BIN_EXE_pretrainzero"))
-            .args(["eval", "--task", "masked-span", "--span", "logged", "--steps", steps, "--model"])
+            .args([
+                "eval",
+                "--task",
+                "masked-span",
+                "--span",
+                "logged",
+                "--steps",
+                steps,
+                "--model",
+            ])
             .arg(&model)
             .arg("--data")
             .arg(&log)
@@ -129,7 +138,11 @@ fn logged_spans_are_scored_from_a_span_log() {
     };
     let out = scratch.0.join("scored.jsonl");
     let run = eval("2", &out);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let scored: Vec<serde_json::Value> = std::fs::read_to_string(&out)
         .unwrap()
         .lines()
@@ -138,11 +151,17 @@ fn logged_spans_are_scored_from_a_span_log() {
     let ids: Vec<&str> = scored.iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["step-2:line-2", "step-2:line-3"]);
     assert_eq!(scored[1]["gold"], "1850");
-    assert!(scored[1]["prompt"].as_str().unwrap().contains("It was built in [mask]."));
+    assert!(scored[1]["prompt"]
+        .as_str()
+        .unwrap()
+        .contains("It was built in [mask]."));
     assert!(scored[0]["gold_loglik"].as_f64().unwrap() < 0.0);
 
     let run = eval("5-9", &scratch.0.join("none.jsonl"));
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success());
-    assert!(stderr.contains("spans.jsonl: no masked-span task logged in steps 5-9"), "{stderr}");
+    assert!(
+        stderr.contains("spans.jsonl: no masked-span task logged in steps 5-9"),
+        "{stderr}"
+    );
 }
