@@ -6,7 +6,8 @@ the same config.json), the same three measurements, the same thread count.
 
 `perf/compare.py` calls it with the config and settings that `bench train --json`
 printed, so both sides measure the same shapes in one run. It needs only `torch`
-(CPU is enough); see perf/README.md.
+(CPU is enough); see perf/README.md. `--device cuda` measures on the GPU instead (the
+device check, perf/gpu-check.sh, does that), synchronising before every clock read.
 
 The model is plain eager PyTorch (no torch.compile), written for speed the way a
 careful user would write it: `F.scaled_dot_product_attention`, fused AdamW where
@@ -101,7 +102,7 @@ class Qwen3(torch.nn.Module):
 
     def hidden(self, ids, caches=None, start=0):
         s = ids.shape[1]
-        pos = torch.arange(start, start + s, dtype=torch.float32)
+        pos = torch.arange(start, start + s, dtype=torch.float32, device=ids.device)
         freqs = pos[:, None] * self.inv_freq[None, :]
         emb = torch.cat((freqs, freqs), dim=-1)
         cos, sin = emb.cos()[None, None], emb.sin()[None, None]
@@ -114,12 +115,22 @@ class Qwen3(torch.nn.Module):
         return h @ self.embed_tokens.weight.t()
 
 
+DEVICE = torch.device("cpu")
+
+
+def synchronize():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def median_seconds(repeats, fn):
     fn()
     times = []
     for _ in range(max(1, repeats)):
+        synchronize()
         start = time.perf_counter()
         fn()
+        synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -138,7 +149,8 @@ def adamw(model):
 
 def bench_pretrain(model, opt, s, vocab):
     chunks = torch.tensor(
-        [synthetic_ids(b, s["seq_len"] + 1, vocab) for b in range(s["batch_size"])]
+        [synthetic_ids(b, s["seq_len"] + 1, vocab) for b in range(s["batch_size"])],
+        device=DEVICE,
     )
     inputs, targets = chunks[:, :-1], chunks[:, 1:]
 
@@ -167,9 +179,10 @@ def response_scores(model, ids, prompt_len):
 def bench_grpo(model, opt, s, vocab):
     n, p, r = s["rl_sequences"], s["prompt_len"], s["response_len"]
     ids = torch.tensor(
-        [synthetic_ids(i, p, vocab) + synthetic_ids(i + 100003, r, vocab) for i in range(n)]
+        [synthetic_ids(i, p, vocab) + synthetic_ids(i + 100003, r, vocab) for i in range(n)],
+        device=DEVICE,
     )
-    adv = torch.tensor([1.0 if i % 2 == 0 else -1.0 for i in range(n)])
+    adv = torch.tensor([1.0 if i % 2 == 0 else -1.0 for i in range(n)], device=DEVICE)
     minis, micro = s["ppo_mini_batches"], s["micro_batch"]
     per_mini = math.ceil(n / minis)
     eps_low, eps_high = 0.2, 0.28
@@ -198,12 +211,15 @@ def bench_grpo(model, opt, s, vocab):
 def bench_generation(model, s, vocab):
     c = model.c
     b, p, r = s["generation_batch"], s["prompt_len"], s["response_len"]
-    prompts = torch.tensor([synthetic_ids(i, p, vocab) for i in range(b)])
+    prompts = torch.tensor([synthetic_ids(i, p, vocab) for i in range(b)], device=DEVICE)
 
     @torch.no_grad()
     def generate(new_tokens):
         shape = (b, c["num_key_value_heads"], p + new_tokens, c["head_dim"])
-        caches = [(torch.empty(shape), torch.empty(shape)) for _ in model.layers]
+        caches = [
+            (torch.empty(shape, device=DEVICE), torch.empty(shape, device=DEVICE))
+            for _ in model.layers
+        ]
         ids, start = prompts, 0
         for _ in range(new_tokens):
             h = model.hidden(ids, caches, start)
@@ -226,7 +242,10 @@ def main():
     ap.add_argument("--config", required=True, help="HF config.json of the shape")
     ap.add_argument("--settings", required=True, help="JSON of the benchmark settings")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     with open(args.config) as f:
         config = json.load(f)
     with open(args.settings) as f:
@@ -235,7 +254,7 @@ def main():
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     vocab = config["vocab_size"]
-    model = Qwen3(config)
+    model = Qwen3(config).to(DEVICE)
     opt = adamw(model)
     model.train()
     out = [bench_pretrain(model, opt, settings, vocab), bench_grpo(model, opt, settings, vocab)]
@@ -244,6 +263,7 @@ def main():
     print(json.dumps({
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "device": str(DEVICE),
         "parameters": sum(p.numel() for p in model.parameters()),
         "measurements": out,
     }))

@@ -5,6 +5,7 @@
 //! `--device`.
 
 use crate::kernels::RewardStepBackend;
+use crate::parallel::DeviceList;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceKind {
@@ -47,6 +48,12 @@ pub trait BackendTask {
     fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output;
 }
 
+/// A computation over several devices of one backend (data parallel).
+pub trait MultiDeviceTask {
+    type Output;
+    fn run<B: RewardStepBackend>(self, devices: &[B::Device]) -> Self::Output;
+}
+
 #[cfg(feature = "ndarray")]
 pub type CpuBackend = burn::backend::NdArray<f32>;
 #[cfg(feature = "flex")]
@@ -75,6 +82,52 @@ pub fn run_on<T: BackendTask>(kind: DeviceKind, task: T) -> anyhow::Result<T::Ou
         DeviceKind::Wgpu => Ok(task.run::<WgpuBackend>(&Default::default())),
         #[cfg(feature = "cuda")]
         DeviceKind::Cuda => Ok(task.run::<CudaBackend>(&Default::default())),
+        #[allow(unreachable_patterns)]
+        other => anyhow::bail!(
+            "this binary was built without the `{0}` backend; rebuild with `cargo build --release --features {0}`",
+            other.name()
+        ),
+    }
+}
+
+/// Runs `task` on the devices of `kind` with these indices (`None`: the backend's
+/// default device). The CPU backends have one device: several indices there are
+/// replicas sharing the same cores (the data-parallel path, without a speed-up).
+pub fn run_on_devices<T: MultiDeviceTask>(
+    kind: DeviceKind,
+    indices: Option<&DeviceList>,
+    task: T,
+) -> anyhow::Result<T::Output> {
+    let count = indices.map_or(1, DeviceList::len);
+    match kind {
+        #[cfg(feature = "ndarray")]
+        DeviceKind::Ndarray => Ok(task.run::<CpuBackend>(&vec![Default::default(); count])),
+        #[cfg(feature = "flex")]
+        DeviceKind::Flex => Ok(task.run::<FlexBackend>(&vec![Default::default(); count])),
+        #[cfg(feature = "wgpu")]
+        DeviceKind::Wgpu => {
+            let devices: Vec<burn::backend::wgpu::WgpuDevice> = match indices {
+                None => vec![Default::default()],
+                Some(list) => list
+                    .indices()
+                    .iter()
+                    .map(|&i| burn::backend::wgpu::WgpuDevice::DiscreteGpu(i))
+                    .collect(),
+            };
+            Ok(task.run::<WgpuBackend>(&devices))
+        }
+        #[cfg(feature = "cuda")]
+        DeviceKind::Cuda => {
+            let devices: Vec<burn::backend::cuda::CudaDevice> = match indices {
+                None => vec![Default::default()],
+                Some(list) => list
+                    .indices()
+                    .iter()
+                    .map(|&i| burn::backend::cuda::CudaDevice::new(i))
+                    .collect(),
+            };
+            Ok(task.run::<CudaBackend>(&devices))
+        }
         #[allow(unreachable_patterns)]
         other => anyhow::bail!(
             "this binary was built without the `{0}` backend; rebuild with `cargo build --release --features {0}`",

@@ -11,6 +11,7 @@ pub mod data;
 pub mod determinism;
 pub mod eval;
 pub mod optim;
+pub mod parallel;
 pub mod policy;
 pub mod pretrain;
 pub mod progress;

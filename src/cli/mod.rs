@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bench_kernels;
 pub mod bench_train;
+pub mod check;
 pub mod data;
 pub mod eval;
 pub mod generate;
@@ -47,6 +48,8 @@ pub enum Command {
     Pretrain(pretrain::PretrainArgs),
     /// Charts and an HTML page of a run folder, or of several runs compared.
     Report(report::ReportArgs),
+    /// Correctness checks against PyTorch references (e.g. on a GPU machine).
+    Check(check::CheckArgs),
 }
 
 impl Command {
@@ -61,6 +64,7 @@ impl Command {
             Command::Pretrain(args) => pretrain::run(args),
             Command::Eval(args) => eval::run(args),
             Command::Report(args) => report::run(args),
+            Command::Check(args) => check::run(args),
         }
     }
 }

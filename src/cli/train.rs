@@ -4,12 +4,14 @@ use crate::kernels::RewardStepBackend;
 use std::path::{Path, PathBuf};
 
 use super::DeviceArg;
-use crate::backend::{run_on, BackendTask};
+use crate::backend::{run_on_devices, MultiDeviceTask};
 use crate::determinism::enter_deterministic_mode;
+use crate::parallel::DeviceList;
 use crate::train::config::DEFAULT_CONFIG_NAME;
+use crate::train::trainer::run_training_on_devices;
 use crate::train::trainer::TrainSummary;
 use crate::train::trainer::RUN_CONFIG_FILE;
-use crate::train::{run_training, TrainConfig};
+use crate::train::TrainConfig;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainArgs {
@@ -33,6 +35,11 @@ pub struct TrainArgs {
     pub deterministic: bool,
     #[command(flatten)]
     pub device: DeviceArg,
+    /// Data parallel: device indices of the `--device` backend, e.g. `--devices 0,1`
+    /// (one replica per device, each rolling out and learning from its share of every
+    /// step; gradients summed by burn-collective). Default: the backend's one device.
+    #[arg(long, value_name = "I,J,...")]
+    pub devices: Option<DeviceList>,
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -72,7 +79,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             (Some(config), run_dir)
         }
     };
-    let summary = run_on(args.device.kind(), TrainTask { config, run_dir })??;
+    let summary = run_on_devices(
+        args.device.kind(),
+        args.devices.as_ref(),
+        TrainTask { config, run_dir },
+    )??;
     println!(
         "trained {} steps; metrics: {}, final model: {}",
         summary.steps,
@@ -87,10 +98,10 @@ struct TrainTask {
     run_dir: PathBuf,
 }
 
-impl BackendTask for TrainTask {
+impl MultiDeviceTask for TrainTask {
     type Output = anyhow::Result<TrainSummary>;
 
-    fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output {
-        run_training::<B>(self.config, &self.run_dir, device)
+    fn run<B: RewardStepBackend>(self, devices: &[B::Device]) -> Self::Output {
+        run_training_on_devices::<B>(self.config, &self.run_dir, devices)
     }
 }

@@ -5,6 +5,7 @@
 pub mod benchmarks;
 pub mod bootstrap;
 pub mod choice;
+pub mod fixture_parity;
 pub mod generation;
 pub mod masked_span;
 pub mod math_answer;

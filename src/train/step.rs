@@ -111,6 +111,97 @@ impl StepRollouts {
     }
 }
 
+impl StepRollouts {
+    /// One draw's rollouts from the parts the replicas of a data-parallel run rolled
+    /// out on their shares of the paragraphs, in replica order: every sample, span and
+    /// count; every rate and mean over all parts (weighted by what it is a rate of);
+    /// the span diagnostics of all spans; the first part's examples. The parts ran at
+    /// the same time, so the rollout took the longest part's time. One part is
+    /// returned as it is.
+    pub fn from_replicas(parts: Vec<StepRollouts>) -> Self {
+        if parts.len() == 1 {
+            return parts.into_iter().next().expect("one part");
+        }
+        let answers_per_span = parts
+            .iter()
+            .map(|p| {
+                p.metrics
+                    .spans
+                    .predictor_accuracy_histogram
+                    .len()
+                    .saturating_sub(1)
+            })
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let metrics: Vec<&RolloutMetrics> = parts.iter().map(|p| &p.metrics).collect();
+        // Weighted mean of a rate over the parts.
+        let weighted = |value: fn(&RolloutMetrics) -> f64,
+                        weight: &dyn Fn(&RolloutMetrics) -> f64| {
+            let total: f64 = metrics.iter().map(|m| weight(m)).sum();
+            if total == 0.0 {
+                0.0
+            } else {
+                metrics.iter().map(|m| value(m) * weight(m)).sum::<f64>() / total
+            }
+        };
+        let tasks = |m: &RolloutMetrics| (m.predictor_rollouts / answers_per_span) as f64;
+        let rollouts = |m: &RolloutMetrics| (m.predictor_rollouts + m.generator_rollouts) as f64;
+        let paragraphs = |m: &RolloutMetrics| m.paragraphs as f64;
+        let generator = |m: &RolloutMetrics| m.generator_rollouts as f64;
+        let predictor = |m: &RolloutMetrics| m.predictor_rollouts as f64;
+        // Groups: one per task, and one per paragraph where a generator rolled out.
+        let groups = |m: &RolloutMetrics| {
+            tasks(m)
+                + if m.generator_rollouts > 0 {
+                    m.paragraphs as f64
+                } else {
+                    0.0
+                }
+        };
+        let mut merged = RolloutMetrics {
+            paragraphs: metrics.iter().map(|m| m.paragraphs).sum(),
+            generator_rollouts: metrics.iter().map(|m| m.generator_rollouts).sum(),
+            valid_mask_fraction: weighted(|m| m.valid_mask_fraction, &paragraphs),
+            generator_reward_mean: weighted(|m| m.generator_reward_mean, &generator),
+            predictor_rollouts: metrics.iter().map(|m| m.predictor_rollouts).sum(),
+            predictor_accuracy: weighted(|m| m.predictor_accuracy, &predictor),
+            reward_mean: weighted(|m| m.reward_mean, &rollouts),
+            mask_words_mean: weighted(|m| m.mask_words_mean, &tasks),
+            mask_tokens_mean: weighted(|m| m.mask_tokens_mean, &tasks),
+            zero_variance_fraction: weighted(|m| m.zero_variance_fraction, &groups),
+            signal_groups: metrics.iter().map(|m| m.signal_groups).sum(),
+            predictor_all_zero_fraction: weighted(|m| m.predictor_all_zero_fraction, &tasks),
+            predictor_all_one_fraction: weighted(|m| m.predictor_all_one_fraction, &tasks),
+            response_length_mean: weighted(|m| m.response_length_mean, &rollouts),
+            response_length_max: metrics
+                .iter()
+                .map(|m| m.response_length_max)
+                .max()
+                .unwrap_or(0),
+            response_clipped_fraction: weighted(|m| m.response_clipped_fraction, &rollouts),
+            rollout_tokens: metrics.iter().map(|m| m.rollout_tokens).sum(),
+            rollout_seconds: metrics
+                .iter()
+                .map(|m| m.rollout_seconds)
+                .fold(0.0, f64::max),
+            extra_draws: 0,
+            spans: SpanDiagnostics::default(),
+        };
+        let mut parts = parts.into_iter();
+        let mut step = parts.next().expect("at least one part");
+        for part in parts {
+            step.samples.extend(part.samples);
+            step.spans.extend(part.spans);
+        }
+        let golds: Vec<&str> = step.spans.iter().map(|s| s.gold.as_str()).collect();
+        let correct: Vec<usize> = step.spans.iter().map(|s| s.correct).collect();
+        merged.spans = span_diagnostics(&golds, &correct, answers_per_span);
+        step.metrics = merged;
+        step
+    }
+}
+
 fn direct_prefix(style: PromptStyle, command: &str, response: &str) -> String {
     match style {
         // The prompt ends with the forced prefix; it belongs to the answer.

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use burn::backend::Autodiff;
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::AdamWConfig;
 use serde::{Deserialize, Serialize};
 
@@ -23,12 +23,13 @@ use crate::checkpoint::{
 use crate::data::split::shuffled;
 use crate::data::{CorpusSpec, ParagraphRules, Split, SplitRule};
 use crate::models::{save_pretrained, Decoder, PretrainedModel, WeightDtype};
-use crate::optim::{BackwardShards, CosineSchedule, NonfiniteGuard};
+use crate::optim::{run_concurrently, BackwardShards, CosineSchedule, NonfiniteGuard};
+use crate::parallel::{PeerGroup, PeerSync};
 use crate::policy::prompts::PromptTemplates;
 use crate::progress::trace_phase;
 use crate::run_lock::RunLock;
 use crate::step_log::open_step_log;
-use crate::update::policy_update::update_policy;
+use crate::update::policy_update::update_policy_on_peer;
 use crate::update::UpdateStats;
 
 /// Where the loop is; everything else is derived from the config and this.
@@ -67,12 +68,34 @@ pub struct TrainSummary {
     pub export_dir: PathBuf,
 }
 
-/// Starts (config given) or resumes (`None`) the run in `run_dir`.
+/// Starts (config given) or resumes (`None`) the run in `run_dir` on one device.
 pub fn run_training<B: RewardStepBackend>(
     config: Option<TrainConfig>,
     run_dir: &Path,
     device: &B::Device,
 ) -> anyhow::Result<TrainSummary> {
+    run_training_on_devices::<B>(config, run_dir, std::slice::from_ref(device))
+}
+
+/// One replica of the policy, with its optimizer, on its device.
+struct Replica<B: RewardStepBackend, O> {
+    model: Decoder<Autodiff<B>>,
+    optimizer: O,
+    reference: Option<Decoder<B>>,
+    device: B::Device,
+    sync: PeerSync,
+}
+
+/// The run data-parallel over `devices` (one replica each, gradients summed by
+/// burn-collective; see `parallel`). The first device's replica is checkpointed and
+/// exported; the others are identical to it.
+pub fn run_training_on_devices<B: RewardStepBackend>(
+    config: Option<TrainConfig>,
+    run_dir: &Path,
+    devices: &[B::Device],
+) -> anyhow::Result<TrainSummary> {
+    anyhow::ensure!(!devices.is_empty(), "training needs at least one device");
+    let device = &devices[0];
     let _lock = RunLock::acquire(run_dir)?;
     let resume = config.is_none();
     let config = match config {
@@ -103,17 +126,49 @@ pub fn run_training<B: RewardStepBackend>(
     } else {
         None
     };
-    let optimizer = AdamWConfig::new()
-        .with_beta_1(config.optim.beta1)
-        .with_beta_2(config.optim.beta2)
-        .with_epsilon(1e-8)
-        .with_weight_decay(config.optim.weight_decay)
-        .init::<Ad<B>, Decoder<Ad<B>>>();
-    let (mut model, mut optimizer, mut state) = if resume && resumes_from_checkpoint(run_dir)? {
-        load_latest::<Ad<B>, _, _, LoopState>(run_dir, pretrained.model, optimizer, device)?
-    } else {
-        (pretrained.model, optimizer, LoopState::default())
+    let new_optimizer = || {
+        AdamWConfig::new()
+            .with_beta_1(config.optim.beta1)
+            .with_beta_2(config.optim.beta2)
+            .with_epsilon(1e-8)
+            .with_weight_decay(config.optim.weight_decay)
+            .init::<Ad<B>, Decoder<Ad<B>>>()
     };
+    // Replicas are forks of one loaded model: the same parameter ids on every device,
+    // which is what the gradient all-reduce matches parameters by.
+    let peers = PeerGroup::<B>::register(devices)?;
+    let from_checkpoint = resume && resumes_from_checkpoint(run_dir)?;
+    let mut replicas = Vec::with_capacity(devices.len());
+    let mut state = LoopState::default();
+    for (replica_device, &sync) in devices.iter().zip(&peers.syncs) {
+        let model = pretrained.model.clone().fork(replica_device);
+        let (model, optimizer) = if from_checkpoint {
+            let (model, optimizer, loaded) = load_latest::<Ad<B>, _, _, LoopState>(
+                run_dir,
+                model,
+                new_optimizer(),
+                replica_device,
+            )?;
+            state = loaded;
+            (model, optimizer)
+        } else {
+            (model, new_optimizer())
+        };
+        replicas.push(Replica {
+            model,
+            optimizer,
+            reference: reference.clone().map(|r| r.fork(replica_device)),
+            device: replica_device.clone(),
+            sync,
+        });
+    }
+    drop(reference);
+    if replicas.len() > 1 {
+        println!(
+            "data parallel over {} devices (gradients summed by burn-collective)",
+            replicas.len()
+        );
+    }
 
     let pool = paragraph_pool(&config, &tokenizer)?;
     let mut order = EpochOrder::new(pool.len(), config.seed, state.epoch);
@@ -140,7 +195,10 @@ pub fn run_training<B: RewardStepBackend>(
             .wrapping_add(state.step as u64);
         trace_phase("rollout", state.step + 1);
         let kind = config.policy.kind_at(state.step);
-        let policy_model = model.valid();
+        let policies: Vec<(Decoder<B>, &B::Device, PeerSync)> = replicas
+            .iter()
+            .map(|r| (r.model.valid(), &r.device, r.sync))
+            .collect();
         let draws = draw_until_signal(
             config.rollout.min_signal_groups,
             config.rollout.max_extra_draws,
@@ -151,35 +209,51 @@ pub fn run_training<B: RewardStepBackend>(
                     config.rollout.paragraphs_per_step,
                     config.seed,
                 );
-                collect_rollouts(
-                    &policy_model,
-                    &tokenizer,
-                    &eos_token_ids,
-                    &paragraphs,
-                    &config,
-                    kind,
-                    seed ^ (draw as u64).wrapping_mul(0xd1b5_4a32_d192_ed03),
-                    device,
-                )
+                let draw_seed = seed ^ (draw as u64).wrapping_mul(0xd1b5_4a32_d192_ed03);
+                // Each replica rolls out its share of the paragraphs, with a seed of
+                // its own (the first replica's is the one-device seed).
+                let parts = run_concurrently(policies.clone(), |(policy, device, sync)| {
+                    collect_rollouts(
+                        &policy,
+                        &tokenizer,
+                        &eos_token_ids,
+                        sync.share(&paragraphs),
+                        &config,
+                        kind,
+                        draw_seed ^ (sync.index() as u64).wrapping_mul(0xa076_1d64_78bd_642f),
+                        device,
+                    )
+                });
+                anyhow::Ok(StepRollouts::from_replicas(
+                    parts.into_iter().collect::<anyhow::Result<_>>()?,
+                ))
             },
             |rollouts| rollouts.metrics.signal_groups,
         )?;
+        drop(policies);
         let rollouts = StepRollouts::from_draws(draws);
         let lr = schedule.lr(state.step);
         trace_phase("update", state.step + 1);
         let update_started = Instant::now();
         let update_skipped = rollouts.samples.is_empty();
-        let update;
-        (model, update) = update_policy(
-            model,
-            &mut optimizer,
-            reference.as_ref(),
-            &rollouts.samples,
-            &update_config,
-            shards,
-            lr,
-            device,
-        );
+        let updated = run_concurrently(std::mem::take(&mut replicas), |mut replica| {
+            let (model, stats) = update_policy_on_peer(
+                replica.model,
+                &mut replica.optimizer,
+                replica.reference.as_ref(),
+                &rollouts.samples,
+                &update_config,
+                shards,
+                lr,
+                &replica.device,
+                replica.sync,
+            );
+            replica.model = model;
+            (replica, stats)
+        });
+        // Every replica reports the group's statistics.
+        let update = updated[0].1.clone();
+        replicas = updated.into_iter().map(|(replica, _)| replica).collect();
         let update_seconds = update_started.elapsed().as_secs_f64();
         state.step += 1;
 
@@ -238,19 +312,20 @@ pub fn run_training<B: RewardStepBackend>(
             save_checkpoint(
                 run_dir,
                 state.step,
-                &model,
-                &optimizer,
+                &replicas[0].model,
+                &replicas[0].optimizer,
                 &state,
                 config.checkpoint.keep_last,
             )?;
         }
     }
     progress.finish();
+    peers.finish()?;
 
     trace_phase("export", state.step);
     let export_dir = run_dir.join("final");
     save_pretrained(
-        &model.valid(),
+        &replicas[0].model.valid(),
         &model_config,
         Some(&config.model.join("tokenizer.json")),
         &export_dir,

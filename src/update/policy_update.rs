@@ -2,7 +2,9 @@
 //! the training engine (`logp_old`, so rollout and training never disagree), then
 //! `ppo_mini_batches` optimizer steps, each accumulating gradients over micro-batches
 //! so that any number of sequences fits in memory (each micro-batch run as concurrent
-//! shards on the CPU, see `optim::sharded_backward`).
+//! shards on the CPU, see `optim::sharded_backward`). On several devices each replica
+//! learns from its share of every mini-batch, and the gradients and statistics are
+//! summed over the replicas before each step (see `parallel`).
 
 use crate::kernels::RewardStepBackend;
 use crate::kernels::RowChunking;
@@ -19,6 +21,7 @@ use crate::optim::{
     accumulate_sharded_gradients, clip_global_norm, is_finite_step, run_concurrently,
     BackwardShards,
 };
+use crate::parallel::PeerSync;
 
 /// One sequence to learn from: its prompt, the sampled response, its advantage.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,10 +61,43 @@ pub struct UpdateStats {
 
 type Ad<B> = Autodiff<B>;
 
-/// Runs the update and returns the new model. Samples with an empty prompt or
-/// response are ignored. Each micro-batch runs as `shards` concurrent pieces.
+/// Runs the update on one device and returns the new model. Samples with an empty
+/// prompt or response are ignored. Each micro-batch runs as `shards` concurrent pieces.
 #[allow(clippy::too_many_arguments)]
 pub fn update_policy<B, O>(
+    model: Decoder<Ad<B>>,
+    optimizer: &mut O,
+    reference: Option<&Decoder<B>>,
+    samples: &[PolicySample],
+    config: &UpdateConfig,
+    shards: BackwardShards,
+    lr: f64,
+    device: &B::Device,
+) -> (Decoder<Ad<B>>, UpdateStats)
+where
+    B: RewardStepBackend,
+    O: Optimizer<Decoder<Ad<B>>, Ad<B>>,
+{
+    update_policy_on_peer(
+        model,
+        optimizer,
+        reference,
+        samples,
+        config,
+        shards,
+        lr,
+        device,
+        PeerSync::single(),
+    )
+}
+
+/// The update as one replica of a data-parallel group runs it. Every replica is given
+/// all of the step's `samples` and cuts the same mini-batches from them; it computes
+/// the gradients of its share of each mini-batch (whose loss weights are those of the
+/// whole mini-batch), and the summed gradients make every replica take the step that
+/// one device would take on the whole batch. The returned statistics are the group's.
+#[allow(clippy::too_many_arguments)]
+pub fn update_policy_on_peer<B, O>(
     mut model: Decoder<Ad<B>>,
     optimizer: &mut O,
     reference: Option<&Decoder<B>>,
@@ -70,6 +106,7 @@ pub fn update_policy<B, O>(
     shards: BackwardShards,
     lr: f64,
     device: &B::Device,
+    peer: PeerSync,
 ) -> (Decoder<Ad<B>>, UpdateStats)
 where
     B: RewardStepBackend,
@@ -101,7 +138,7 @@ where
     for mini in samples.chunks(per_mini) {
         let tokens: usize = mini.iter().map(|s| s.response_ids.len()).sum();
         let mut micro_plans = Vec::new();
-        for chunk in mini.chunks(micro) {
+        for chunk in peer.share(mini).chunks(micro) {
             let piece_samples = shards.split(chunk);
             // The rollout policy's scores of the pieces, computed concurrently like
             // their backward passes below.
@@ -151,6 +188,7 @@ where
         stats.response_tokens += tokens;
         plans.push(micro_plans);
     }
+    let entropy_sum = peer.sum_values::<B>(&[entropy_sum], device)[0];
     stats.entropy = entropy_sum / stats.response_tokens.max(1) as f64;
 
     let piece_loss = |model: &Decoder<Ad<B>>, piece: Piece<B>| {
@@ -189,11 +227,20 @@ where
             ));
         }
         // Clip fractions are per piece over its own tokens' weights: weigh them back
-        // into fractions of the mini-batch.
-        let total_weight = outcomes.iter().map(|o| o.weight).sum::<f64>().max(1e-12);
-        let mut grads = accumulator.grads();
+        // into fractions of the mini-batch (of all replicas' shares).
+        let sums = peer.sum_values::<B>(
+            &[
+                outcomes.iter().map(|o| o.loss).sum(),
+                outcomes.iter().map(|o| o.clip_low * o.weight).sum(),
+                outcomes.iter().map(|o| o.clip_high * o.weight).sum(),
+                outcomes.iter().map(|o| o.weight).sum(),
+            ],
+            device,
+        );
+        let (loss, clip_low_weight, clip_high_weight) = (sums[0], sums[1], sums[2]);
+        let total_weight = sums[3].max(1e-12);
+        let mut grads = peer.sum_gradients(&model, accumulator.grads());
         let grad_norm = clip_global_norm(&model, &mut grads, config.max_grad_norm);
-        let loss = outcomes.iter().map(|o| o.loss).sum::<f64>();
         if !is_finite_step(loss, grad_norm) {
             stats.nonfinite_steps += 1;
             continue;
@@ -201,10 +248,8 @@ where
         model = optimizer.step(lr, model, grads);
         stats.optimizer_steps += 1;
         stats.loss += loss;
-        stats.clip_low_fraction +=
-            outcomes.iter().map(|o| o.clip_low * o.weight).sum::<f64>() / total_weight;
-        stats.clip_high_fraction +=
-            outcomes.iter().map(|o| o.clip_high * o.weight).sum::<f64>() / total_weight;
+        stats.clip_low_fraction += clip_low_weight / total_weight;
+        stats.clip_high_fraction += clip_high_weight / total_weight;
         stats.grad_norm += grad_norm;
     }
     let steps = stats.optimizer_steps.max(1) as f64;

@@ -19,7 +19,7 @@ fn ids_arg(ids: &[u32]) -> String {
 #[test]
 fn generate_and_score_json() {
     let dir = require_shared!("models/stories260K-hf");
-    let reference = Reference::load(&dir);
+    let reference = Reference::load(&dir).unwrap();
     let model = dir.to_str().unwrap();
     let prompt = ids_arg(&reference.input_ids);
     let out = pretrainzero(&[
@@ -129,4 +129,43 @@ fn errors_are_one_line_and_non_zero() {
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("`x`"));
+}
+
+#[test]
+fn check_parity_reports_every_fixture_and_refuses_a_folder_without_any() {
+    let models = require_shared!("models");
+    let out = pretrainzero(&[
+        "check",
+        "parity",
+        "--fixtures",
+        models.to_str().unwrap(),
+        "--device",
+        "ndarray",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(report["passed"], true);
+    let names: Vec<&str> = report["fixtures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fixture"].as_str().unwrap())
+        .collect();
+    for fixture in crate::FIXTURE_MODELS {
+        assert!(names.contains(&fixture), "{fixture} missing from {names:?}");
+    }
+
+    let empty = std::env::temp_dir().join(format!("no-fixtures-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = pretrainzero(&["check", "parity", "--fixtures", empty.to_str().unwrap()]);
+    std::fs::remove_dir(&empty).unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no fixture folder"), "{stderr}");
 }

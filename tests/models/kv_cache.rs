@@ -21,6 +21,7 @@ fn cached_decoding_matches_full_recompute() {
     let device = Default::default();
     let model = PretrainedModel::<Cpu>::load(&dir, &device).unwrap().model;
     let ids: Vec<i64> = Reference::load(&dir)
+        .unwrap()
         .input_ids
         .iter()
         .map(|&i| i as i64)
@@ -63,7 +64,7 @@ fn batched_prompts_of_different_lengths_match_single_runs() {
     let dir = require_shared!("models/stories260K-hf");
     let device = Default::default();
     let model = PretrainedModel::<Cpu>::load(&dir, &device).unwrap().model;
-    let ids = Reference::load(&dir).input_ids;
+    let ids = Reference::load(&dir).unwrap().input_ids;
     let prompts: Vec<Vec<u32>> = [3usize, 11, 7, 16]
         .iter()
         .map(|&n| ids[..n].to_vec())
@@ -132,7 +133,7 @@ fn repeated_prompts_share_their_prefill_and_stay_exact() {
     let dir = require_shared!("models/stories260K-hf");
     let device = Default::default();
     let model = PretrainedModel::<Cpu>::load(&dir, &device).unwrap().model;
-    let ids = Reference::load(&dir).input_ids;
+    let ids = Reference::load(&dir).unwrap().input_ids;
     let short = ids[..4].to_vec();
     let long = ids[..13].to_vec();
     let prompts = vec![

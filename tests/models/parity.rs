@@ -3,54 +3,22 @@
 //! untied head, and the pretrained stories260K Llama.
 
 use burn::prelude::Backend;
-use pretrainzero::models::{
-    generate, score_sequence, GenerationConfig, PretrainedModel, SamplingConfig,
-};
+use pretrainzero::eval::fixture_parity;
 
-use crate::reference::{max_abs_diff, Reference};
 use crate::{require_shared, Cpu, FIXTURE_MODELS};
 
-/// Checks one fixture on backend `B`; returns the worst log-prob difference.
+/// Checks one fixture on backend `B` against its transformers reference; returns the
+/// worst log-prob difference (`None`: the shared fixtures are absent).
 pub fn check_fixture<B: Backend>(name: &str, device: &B::Device) -> Option<f32> {
     let dir = crate::common::shared_data(&format!("models/{name}"))?;
-    let reference = Reference::load(&dir);
-    let pretrained = PretrainedModel::<B>::load(&dir, device).unwrap();
-
-    let scores = score_sequence(&pretrained.model, &reference.input_ids, device).unwrap();
-    let logprob_diff = max_abs_diff(&scores.target_logprobs, &reference.target_logprobs);
-    let lse_diff = max_abs_diff(&scores.logsumexp, &reference.logsumexp);
+    let parity = fixture_parity::check_fixture::<B>(&dir, device).unwrap();
     assert!(
-        logprob_diff <= 1e-4,
-        "{name}: target log-prob differs by {logprob_diff}"
+        parity.passes(),
+        "{name}: outside the tolerances (log-prob/log-sum-exp {:e}, mean NLL relative {:e}): {parity:?}",
+        fixture_parity::LOGPROB_TOLERANCE,
+        fixture_parity::MEAN_NLL_TOLERANCE
     );
-    assert!(
-        lse_diff <= 1e-4,
-        "{name}: log-sum-exp differs by {lse_diff}"
-    );
-    let nll_rel = (scores.mean_nll() - reference.mean_nll).abs() / reference.mean_nll.abs();
-    assert!(
-        nll_rel <= 1e-5,
-        "{name}: mean NLL {} vs {} (relative {nll_rel})",
-        scores.mean_nll(),
-        reference.mean_nll
-    );
-
-    // transformers' reference continues greedily without stopping at EOS.
-    let config =
-        GenerationConfig::fixed_length(reference.greedy_new_ids.len(), SamplingConfig::greedy(), 0);
-    let generated = generate(
-        &pretrained.model,
-        &[reference.input_ids.clone()],
-        &config,
-        None,
-        device,
-    )
-    .unwrap();
-    assert_eq!(
-        generated[0].tokens, reference.greedy_new_ids,
-        "{name}: greedy continuation"
-    );
-    Some(logprob_diff.max(lse_diff))
+    Some(parity.max_logprob_diff())
 }
 
 #[test]

@@ -6,6 +6,7 @@
 mod common;
 
 mod copy_constraint;
+mod data_parallel;
 mod eval_responses;
 mod fuzz_parsers;
 mod grpo;

@@ -14,7 +14,7 @@ fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-fn small_config(policy: &str, steps: usize) -> TrainConfig {
+pub(crate) fn small_config(policy: &str, steps: usize) -> TrainConfig {
     let overrides: Vec<String> = [
         format!(
             "model=\"{}\"",
@@ -118,7 +118,7 @@ fn check_span_log(run: &Path, metrics: &[serde_json::Value], policy: &str) {
 
 /// `interrupted` as the run in `full` leaves it when killed right after step 1: its
 /// configuration, the step-1 checkpoint and the first metrics row.
-fn killed_after_step_1(full: &Path, interrupted: &Path, first_row: &serde_json::Value) {
+pub(crate) fn killed_after_step_1(full: &Path, interrupted: &Path, first_row: &serde_json::Value) {
     std::fs::create_dir_all(interrupted.join("checkpoints")).unwrap();
     std::fs::copy(
         full.join("train_config.toml"),

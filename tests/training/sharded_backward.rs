@@ -16,7 +16,7 @@ use pretrainzero::update::{LossAggregation, PolicyLossConfig, PolicySample, Upda
 
 use crate::Cpu;
 
-fn small_model() -> Decoder<Autodiff<Cpu>> {
+pub(crate) fn small_model() -> Decoder<Autodiff<Cpu>> {
     let config = ModelConfig::from_json(
         serde_json::json!({"model_type": "qwen3", "vocab_size": 64, "hidden_size": 32, "intermediate_size": 64,
             "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
@@ -28,21 +28,21 @@ fn small_model() -> Decoder<Autodiff<Cpu>> {
 }
 
 /// Deterministic token ids in `1..64`.
-fn ids(seed: usize, len: usize) -> Vec<u32> {
+pub(crate) fn ids(seed: usize, len: usize) -> Vec<u32> {
     (0..len)
         .map(|t| ((seed * 31 + t * 17 + 5) % 63 + 1) as u32)
         .collect()
 }
 
 /// Logits of a fixed probe batch, flattened.
-fn probe_logits(model: &Decoder<Autodiff<Cpu>>) -> Vec<f32> {
+pub(crate) fn probe_logits(model: &Decoder<Autodiff<Cpu>>) -> Vec<f32> {
     let probe: Vec<i64> = ids(99, 12).into_iter().map(i64::from).collect();
     let tokens =
         Tensor::<Cpu, 2, Int>::from_data(TensorData::new(probe, [1, 12]), &Default::default());
     model.valid().forward(tokens).into_data().to_vec().unwrap()
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)
