@@ -51,7 +51,9 @@ impl RowChunking {
 
 /// `logits [N, V]`, `targets [N]`, `mask [N]` (1 = the row is a response token) →
 /// `(logprob [N], entropy [N])`, both 0 where `mask = 0`. Differentiable on
-/// `Autodiff<B>` with respect to `logits`.
+/// `Autodiff<B>` with respect to `logits`. The logits may be f32 or, where the backend
+/// has it, bf16 (half the bytes to read); the sums are f32 either way, the outputs are
+/// f32, and the gradient has the logits' type.
 pub fn masked_token_logprob_entropy<B: RewardStepBackend>(
     logits: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
@@ -59,6 +61,7 @@ pub fn masked_token_logprob_entropy<B: RewardStepBackend>(
     chunking: RowChunking,
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
     let [rows, vocab] = logits.dims();
+    let mask = mask.cast(burn::tensor::FloatDType::F32);
     let per_chunk = chunking.rows_per_chunk(vocab);
     let mut outputs = Vec::new();
     for start in (0..rows).step_by(per_chunk) {

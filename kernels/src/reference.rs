@@ -1,6 +1,9 @@
 //! The reward step in plain Burn tensor ops: the fallback on backends without CubeCL
 //! (ndarray) and the oracle the kernels are tested against.
 //!
+//! Logits may be of any float type (bf16 on a GPU); the computation and its outputs
+//! are f32, as in the kernels, and the gradient comes back in the logits' type.
+//!
 //! Row statistics are kept in the shifted form the kernels use, `max` and
 //! `log_sum = ln Σ exp(x − max)`, so `log p = (x − max) − log_sum` never subtracts
 //! two large numbers (logits of ±1e4 stay exact to f32 rounding).
@@ -11,6 +14,7 @@
 //! `bench kernels`, whose values nobody reads.
 
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 
 /// Forward: `(out [N, 2] = (logprob, entropy), stats [N, 2] = (max, log_sum))`,
 /// `out` zero on rows with `mask = 0`.
@@ -20,6 +24,8 @@ pub fn logprob_entropy_forward<B: Backend>(
     mask: Tensor<B, 1>,
 ) -> (Tensor<B, 2>, Tensor<B, 2>) {
     let [rows, _] = logits.dims();
+    let logits = logits.cast(FloatDType::F32);
+    let mask = mask.cast(FloatDType::F32);
     let max = logits.clone().max_dim(1);
     let shifted = logits - max.clone();
     let log_sum = shifted.clone().exp().sum_dim(1).log();
@@ -46,6 +52,9 @@ pub fn logprob_entropy_backward<B: Backend>(
     grad_out: Tensor<B, 2>,
 ) -> Tensor<B, 2> {
     let [rows, vocab] = logits.dims();
+    let logits_dtype = logits.dtype();
+    let logits = logits.cast(FloatDType::F32);
+    let mask = mask.cast(FloatDType::F32);
     let max = stats.clone().slice([0..rows, 0..1]);
     let log_sum = stats.slice([0..rows, 1..2]);
     let entropy = out.slice([0..rows, 1..2]);
@@ -61,7 +70,7 @@ pub fn logprob_entropy_backward<B: Backend>(
         burn::tensor::IndexingUpdateOp::Add,
     );
     let entropy_term = (p.clone() * (logp + entropy)).mask_fill(p.clone().equal_elem(0.0), 0.0);
-    g_lp * (one_hot - p) - g_ent * entropy_term
+    (g_lp * (one_hot - p) - g_ent * entropy_term).cast(logits_dtype)
 }
 
 /// `(r − mean) / (std + 1e-6)` per consecutive group of `group_size` (population std),

@@ -12,7 +12,7 @@
 
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::*;
-use burn::tensor::Distribution;
+use burn::tensor::{DType, Distribution, FloatDType};
 use pretrainzero_kernels::{
     generator_rewards, group_advantages, masked_token_logprob_entropy, reference,
     RewardStepBackend, RowChunking,
@@ -198,13 +198,14 @@ fn kernel_gradient<B: RewardStepBackend>(
     case: &Case,
     w_lp: &[f32],
     w_ent: &[f32],
+    logits_dtype: FloatDType,
     device: &B::Device,
 ) -> Vec<f32>
 where
     Autodiff<B>: RewardStepBackend,
 {
     let (logits, targets, mask) = case.tensors::<B>(device);
-    let logits = Tensor::<Autodiff<B>, 2>::from_inner(logits).require_grad();
+    let logits = Tensor::<Autodiff<B>, 2>::from_inner(logits.cast(logits_dtype)).require_grad();
     let targets = Tensor::<Autodiff<B>, 1, Int>::from_inner(targets);
     let mask = Tensor::<Autodiff<B>, 1>::from_inner(mask);
     let (lp, ent) =
@@ -217,7 +218,9 @@ where
     };
     let loss = (lp * weight(w_lp)).sum() + (ent * weight(w_ent)).sum();
     let grads = loss.backward();
-    to_vec(logits.grad(&grads).unwrap())
+    let grad = logits.grad(&grads).unwrap();
+    assert_eq!(grad.dtype(), DType::from(logits_dtype), "gradient type");
+    to_vec(grad)
 }
 
 /// The oracle: burn's own autodiff through the plain-tensor reference on the CPU.
@@ -283,7 +286,7 @@ where
     // (where 0 · −∞ makes autodiff of the reference NaN) against the f64 formula.
     let case = Case::random(9, 1000, &mut rng);
     let (w_lp, w_ent) = weights(case.rows, &mut rng);
-    let found = kernel_gradient::<B>(&case, &w_lp, &w_ent, device);
+    let found = kernel_gradient::<B>(&case, &w_lp, &w_ent, FloatDType::F32, device);
     let oracle = autodiff_reference_gradient(&case, &w_lp, &w_ent);
     assert_all_close(
         &found,
@@ -292,7 +295,7 @@ where
         &format!("{name} gradient"),
     );
     let (w_lp, w_ent) = weights(extreme.rows, &mut rng);
-    let found = kernel_gradient::<B>(&extreme, &w_lp, &w_ent, device);
+    let found = kernel_gradient::<B>(&extreme, &w_lp, &w_ent, FloatDType::F32, device);
     assert_all_close(
         &found,
         extreme.host_backward(&w_lp, &w_ent).into_iter(),
@@ -390,6 +393,60 @@ fn check_advantages<B: RewardStepBackend>(device: &B::Device, name: &str, rng: &
     assert_eq!(to_vec(keep), expected_keep);
 }
 
+/// bf16 logits: the sums must be f32. The outputs (f32) match an f64 computation on
+/// the same bf16-rounded logits to f32 accuracy, which bf16 sums over 32k–152k logits
+/// could not reach, and the gradient comes back in bf16, within bf16 rounding of the
+/// f32 oracle's.
+fn check_bf16_logits<B: RewardStepBackend>(device: &B::Device, name: &str)
+where
+    Autodiff<B>: RewardStepBackend,
+{
+    let mut rng = StdRng::seed_from_u64(fresh_seed());
+    let to_bf16 = |case: &mut Case| {
+        for x in &mut case.logits {
+            *x = half::bf16::from_f32(*x).to_f32();
+        }
+    };
+    for (rows, vocab) in [(5, 32_000), (2, 151_936)] {
+        let mut case = Case::random(rows, vocab, &mut rng);
+        to_bf16(&mut case);
+        let (logits, targets, mask) = case.tensors::<B>(device);
+        let logits = logits.cast(FloatDType::BF16);
+        assert_eq!(logits.dtype(), DType::BF16, "{name}: the backend kept bf16");
+        let (lp, ent) = masked_token_logprob_entropy(logits, targets, mask, RowChunking::default());
+        assert_eq!((lp.dtype(), ent.dtype()), (DType::F32, DType::F32));
+        let (lp, ent) = (to_vec(lp), to_vec(ent));
+        for (r, (host_lp, host_ent)) in case.host_forward().into_iter().enumerate() {
+            let tol = |v: f64| 1e-5 * v.abs().max(1.0);
+            assert!(
+                (lp[r] as f64 - host_lp).abs() <= tol(host_lp)
+                    && (ent[r] as f64 - host_ent).abs() <= tol(host_ent),
+                "{name} bf16 {rows}x{vocab}: row {r}: ({}, {}) vs ({host_lp}, {host_ent})",
+                lp[r],
+                ent[r]
+            );
+        }
+    }
+    let mut case = Case::random(9, 1000, &mut rng);
+    to_bf16(&mut case);
+    let (w_lp, w_ent) = weights(case.rows, &mut rng);
+    let found = kernel_gradient::<B>(&case, &w_lp, &w_ent, FloatDType::BF16, device);
+    let oracle = autodiff_reference_gradient(&case, &w_lp, &w_ent);
+    for (i, (f, e)) in found.iter().zip(&oracle).enumerate() {
+        // bf16 keeps 8 significant bits: a relative rounding error of at most 2^-9.
+        assert!(
+            (f - e).abs() <= e.abs() / 256.0 + 1e-6,
+            "{name} bf16 gradient element {i}: {f} vs {e}"
+        );
+    }
+}
+
+#[test]
+fn bf16_logits_on_the_cpu() {
+    // ndarray has no bf16; burn-flex has.
+    check_bf16_logits::<burn::backend::Flex>(&Default::default(), "flex");
+}
+
 #[test]
 fn reference_path_on_the_cpu() {
     check_backend::<Cpu>(&Default::default(), "ndarray");
@@ -429,4 +486,5 @@ fn cubecl_kernels_on_cuda() {
         return;
     }
     check_backend::<Cuda>(&device, "cuda");
+    check_bf16_logits::<Cuda>(&device, "cuda");
 }

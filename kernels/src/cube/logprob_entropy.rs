@@ -9,7 +9,9 @@
 //! `g_lp · (1[v = t] − p_v) − g_ent · p_v · (log p_v + H)`, with `p_v` recomputed from
 //! the statistics instead of stored.
 //!
-//! Accumulation is in f32 whatever the logits' type. Masked-out rows return at once in
+//! Accumulation is in f32 whatever the logits' type `F` (f32, or bf16 on CUDA); the
+//! mask, the outputs, the statistics and the incoming gradient are f32 (`A`), and the
+//! gradient of the logits is written in `F`. Masked-out rows return at once in
 //! the forward (one read of the mask) and write zeros in the backward. There is no
 //! plane (subgroup) path: the shared-memory merge works on every device, including
 //! Mesa's software Vulkan driver, which has no plane operations; the merge is a
@@ -27,14 +29,14 @@ fn cube_row() -> usize {
 }
 
 #[cube(launch)]
-pub fn logprob_entropy_forward_kernel<F: Float, I: Numeric>(
+pub fn logprob_entropy_forward_kernel<F: Float, A: Float, I: Numeric>(
     logits: &Tensor<F>,    // [N, V], contiguous
     targets: &Tensor<I>,   // [N]
-    mask: &Tensor<F>,      // [N]
-    out: &mut Tensor<F>,   // [N, 2]: (log p(target), entropy)
-    stats: &mut Tensor<F>, // [N, 2]: (max, ln s)
+    mask: &Tensor<A>,      // [N]
+    out: &mut Tensor<A>,   // [N, 2]: (log p(target), entropy)
+    stats: &mut Tensor<A>, // [N, 2]: (max, ln s)
     #[comptime] block: u32,
-    #[define(F, I)] _dtypes: [StorageType; 2],
+    #[define(F, A, I)] _dtypes: [StorageType; 3],
 ) {
     let row = cube_row();
     if row >= logits.shape(0) {
@@ -43,10 +45,10 @@ pub fn logprob_entropy_forward_kernel<F: Float, I: Numeric>(
     let unit = UNIT_POS_X as usize;
     if f32::cast_from(mask[row]) == 0.0 {
         if unit == 0 {
-            out[row * 2] = F::new(0.0);
-            out[row * 2 + 1] = F::new(0.0);
-            stats[row * 2] = F::new(0.0);
-            stats[row * 2 + 1] = F::new(0.0);
+            out[row * 2] = A::new(0.0);
+            out[row * 2 + 1] = A::new(0.0);
+            stats[row * 2] = A::new(0.0);
+            stats[row * 2 + 1] = A::new(0.0);
         }
         terminate!();
     }
@@ -124,24 +126,24 @@ pub fn logprob_entropy_forward_kernel<F: Float, I: Numeric>(
         let log_sum = (sum).ln();
         let target = u32::cast_from(targets[row]) as usize;
         let x_t = f32::cast_from(logits[base + target]);
-        out[row * 2] = F::cast_from((x_t - max) - log_sum);
-        out[row * 2 + 1] = F::cast_from(log_sum - shared_u[0] / sum);
-        stats[row * 2] = F::cast_from(max);
-        stats[row * 2 + 1] = F::cast_from(log_sum);
+        out[row * 2] = A::cast_from((x_t - max) - log_sum);
+        out[row * 2 + 1] = A::cast_from(log_sum - shared_u[0] / sum);
+        stats[row * 2] = A::cast_from(max);
+        stats[row * 2 + 1] = A::cast_from(log_sum);
     }
 }
 
 #[cube(launch)]
-pub fn logprob_entropy_backward_kernel<F: Float, I: Numeric>(
+pub fn logprob_entropy_backward_kernel<F: Float, A: Float, I: Numeric>(
     logits: &Tensor<F>,          // [N, V], contiguous
     targets: &Tensor<I>,         // [N]
-    mask: &Tensor<F>,            // [N]
-    stats: &Tensor<F>,           // [N, 2]
-    out: &Tensor<F>,             // [N, 2]
-    grad_out: &Tensor<F>,        // [N, 2], contiguous
+    mask: &Tensor<A>,            // [N]
+    stats: &Tensor<A>,           // [N, 2]
+    out: &Tensor<A>,             // [N, 2]
+    grad_out: &Tensor<A>,        // [N, 2], contiguous
     grad_logits: &mut Tensor<F>, // [N, V]
     #[comptime] block: u32,
-    #[define(F, I)] _dtypes: [StorageType; 2],
+    #[define(F, A, I)] _dtypes: [StorageType; 3],
 ) {
     let row = cube_row();
     if row >= logits.shape(0) {

@@ -44,6 +44,15 @@ fn empty<R: CubeRuntime>(like: &CubeTensor<R>, shape: Shape, dtype: DType) -> Cu
     empty_device_dtype::<R>(like.client.clone(), like.device.clone(), shape, dtype)
 }
 
+/// `tensor` as f32 (a no-op when it already is).
+fn f32_tensor<R: CubeRuntime>(tensor: CubeTensor<R>) -> CubeTensor<R> {
+    if tensor.dtype == DType::F32 {
+        tensor
+    } else {
+        into_contiguous(burn_cubecl::kernel::cast(tensor, DType::F32))
+    }
+}
+
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RewardStepBackend
     for CubeBackend<R, F, I, BT>
 {
@@ -63,10 +72,12 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RewardStep
         let targets = into_contiguous(targets);
         let mask = into_contiguous(mask);
         let [rows, _] = logits.shape().dims::<2>();
-        let out = empty(&logits, Shape::new([rows, 2]), logits.dtype);
-        let stats = empty(&logits, Shape::new([rows, 2]), logits.dtype);
+        // Outputs and statistics are f32 whatever the logits' type (see the kernel).
+        let mask = f32_tensor(mask);
+        let out = empty(&logits, Shape::new([rows, 2]), DType::F32);
+        let stats = empty(&logits, Shape::new([rows, 2]), DType::F32);
         let block = block_for(&logits);
-        let dtypes = [logits.dtype.into(), targets.dtype.into()];
+        let dtypes = [logits.dtype.into(), DType::F32.into(), targets.dtype.into()];
         logprob_entropy::logprob_entropy_forward_kernel::launch::<R>(
             &logits.client.clone(),
             row_grid(rows),
@@ -96,11 +107,17 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RewardStep
         let stats = into_contiguous(stats);
         let out = into_contiguous(out);
         let grad_out = into_contiguous(grad_out);
+        let (mask, stats, out, grad_out) = (
+            f32_tensor(mask),
+            f32_tensor(stats),
+            f32_tensor(out),
+            f32_tensor(grad_out),
+        );
         let shape = logits.shape();
         let [rows, _] = shape.dims::<2>();
         let grad_logits = empty(&logits, shape, logits.dtype);
         let block = block_for(&logits);
-        let dtypes = [logits.dtype.into(), targets.dtype.into()];
+        let dtypes = [logits.dtype.into(), DType::F32.into(), targets.dtype.into()];
         logprob_entropy::logprob_entropy_backward_kernel::launch::<R>(
             &logits.client.clone(),
             row_grid(rows),
