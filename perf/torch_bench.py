@@ -243,6 +243,8 @@ def main():
     ap.add_argument("--settings", required=True, help="JSON of the benchmark settings")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--generation-batches", default=None,
+                    help="only prefill and decode, at each of these batch sizes (comma-separated)")
     args = ap.parse_args()
     global DEVICE
     DEVICE = torch.device(args.device)
@@ -255,6 +257,15 @@ def main():
     torch.manual_seed(0)
     vocab = config["vocab_size"]
     model = Qwen3(config).to(DEVICE)
+    if args.generation_batches:
+        model.eval()
+        rows = []
+        for batch in map(int, args.generation_batches.split(",")):
+            prefill, decode = bench_generation(model, dict(settings, generation_batch=batch), vocab)
+            rows.append({"batch": batch, "prefill_ms": prefill["ms"], "decode_ms_per_step": decode["ms"],
+                         "decode_tokens_per_s": decode["tokens_per_s"]})
+        print(json.dumps({"torch": torch.__version__, "device": str(DEVICE), "rows": rows}))
+        return
     opt = adamw(model)
     model.train()
     out = [bench_pretrain(model, opt, settings, vocab), bench_grpo(model, opt, settings, vocab)]

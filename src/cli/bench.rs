@@ -23,6 +23,8 @@ pub enum BenchWhat {
     Kernels(super::bench_kernels::KernelBenchArgs),
     /// Pretraining step, GRPO update, prefill and decode on one model shape.
     Train(super::bench_train::TrainBenchArgs),
+    /// The device check's parts (perf/gpu-check.sh) as one JSON file and one table.
+    DeviceReport(super::device_report::DeviceReportArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -37,6 +39,10 @@ pub struct GenerateBenchArgs {
     pub prompt_len: usize,
     #[arg(long, default_value_t = 32)]
     pub new_tokens: usize,
+    /// Print one JSON object (with the model's config.json, for a PyTorch peer) instead
+    /// of the table.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub device: DeviceArg,
 }
@@ -45,12 +51,33 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Kernels(args) => super::bench_kernels::run(args),
         BenchWhat::Train(args) => super::bench_train::run(args),
+        BenchWhat::DeviceReport(args) => super::device_report::run(args),
         BenchWhat::Generate(args) => {
             if args.new_tokens < 2 || args.prompt_len == 0 {
                 anyhow::bail!("--new-tokens must be at least 2 and --prompt-len at least 1");
             }
             let config = ModelConfig::preset(&args.preset)?;
             let device = args.device.kind();
+            if args.json {
+                let (preset, prompt_len, new_tokens) =
+                    (args.preset.clone(), args.prompt_len, args.new_tokens);
+                let config_json = config.to_json(crate::models::WeightDtype::F32);
+                let parameters = config.num_parameters();
+                let rows = run_on(device, GenerateBench { args, config })?;
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "preset": preset,
+                        "device": device.name(),
+                        "parameters": parameters,
+                        "prompt_len": prompt_len,
+                        "new_tokens": new_tokens,
+                        "config": config_json,
+                        "rows": rows,
+                    })
+                );
+                return Ok(());
+            }
             println!(
                 "bench generate: preset {} ({:.1} M parameters), device {}, prompt {} tokens, {} new tokens, temperature 1",
                 args.preset,
@@ -78,6 +105,7 @@ struct GenerateBench {
     config: ModelConfig,
 }
 
+#[derive(serde::Serialize)]
 struct GenerateBenchRow {
     batch: usize,
     prefill_ms: f64,

@@ -7,15 +7,19 @@
 //! of the device memory pool's reservation during the measurement, above what the
 //! logits already hold (CubeCL backends only; the pool only grows, so this is the
 //! peak). On ndarray the "kernel" column is the reference too.
+//!
+//! Next to the timings: the device's copy bandwidth on the same logits (read + write
+//! of `N × V`), the yardstick a one-pass kernel is measured against, and the largest
+//! difference between kernel and reference outputs and gradients at each shape.
 
 use std::time::Instant;
 
 use burn::backend::Autodiff;
 use burn::prelude::*;
-use burn::tensor::Distribution;
+use burn::tensor::{Distribution, FloatDType};
 
 use super::DeviceArg;
-use crate::backend::{run_on, BackendTask};
+use crate::backend::{run_on, BackendTask, DeviceKind};
 use crate::kernels::{masked_token_logprob_entropy, reference, RewardStepBackend, RowChunking};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -32,10 +36,40 @@ pub struct KernelBenchArgs {
     /// Skip the reference (it materialises several N × V tensors).
     #[arg(long)]
     pub skip_reference: bool,
+    /// Type of the logits: f32, or bf16 where the backend has it (CUDA, burn-flex).
+    #[arg(long, value_enum, default_value_t = LogitsDtype::F32)]
+    pub dtype: LogitsDtype,
+    /// Print one JSON object instead of the tables.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub device: DeviceArg,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogitsDtype {
+    F32,
+    Bf16,
+}
+
+impl LogitsDtype {
+    fn float_dtype(self) -> FloatDType {
+        match self {
+            Self::F32 => FloatDType::F32,
+            Self::Bf16 => FloatDType::BF16,
+        }
+    }
+
+    fn bytes(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::Bf16 => 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct KernelBenchRow {
     pub rows: usize,
     pub vocab: usize,
@@ -47,17 +81,68 @@ pub struct KernelBenchRow {
     pub peak_extra_mb: Option<f64>,
 }
 
+/// The device's copy bandwidth on one shape's logits.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CopyRow {
+    pub rows: usize,
+    pub vocab: usize,
+    pub ms: Option<f64>,
+    /// Bytes read plus bytes written per second.
+    pub gb_per_s: Option<f64>,
+}
+
+/// Kernel against reference at one shape: largest |Δ| of the outputs (log-prob and
+/// entropy) and of the gradient of `Σ logprob + Σ entropy`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AgreementRow {
+    pub rows: usize,
+    pub vocab: usize,
+    pub forward_max_abs_diff: Option<f64>,
+    pub gradient_max_abs_diff: Option<f64>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KernelBenchReport {
+    pub device: &'static str,
+    pub dtype: LogitsDtype,
+    pub iters: usize,
+    pub timings: Vec<KernelBenchRow>,
+    pub copy: Vec<CopyRow>,
+    pub agreement: Vec<AgreementRow>,
+}
+
 pub fn run(args: KernelBenchArgs) -> anyhow::Result<()> {
     if args.iters == 0 || args.rows.contains(&0) || args.vocab.contains(&0) {
         anyhow::bail!("--iters, --rows and --vocab must be positive");
     }
     let device = args.device.kind();
+    if args.dtype == LogitsDtype::Bf16 && matches!(device, DeviceKind::Ndarray | DeviceKind::Wgpu) {
+        anyhow::bail!(
+            "--dtype bf16: the {} backend has no bf16 tensors (use --device cuda or flex)",
+            device.name()
+        );
+    }
+    let (json, dtype, iters) = (args.json, args.dtype, args.iters);
+    let (timings, copy, agreement) = run_on(device, KernelBench { args })?;
+    let report = KernelBenchReport {
+        device: device.name(),
+        dtype,
+        iters,
+        timings,
+        copy,
+        agreement,
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
     println!(
-        "bench kernels: device {}, f32 logits, {} timed iterations after one warm-up",
+        "bench kernels: device {}, {:?} logits, {} timed iterations after one warm-up",
         device.name(),
-        args.iters
+        dtype,
+        iters
     );
-    let rows = run_on(device, KernelBench { args })?;
+    let rows = report.timings;
     println!("| N | V | path | pass | ms | GB/s | peak extra MB | logits MB |");
     println!("|--:|--:|------|------|---:|-----:|--------------:|----------:|");
     let show =
@@ -72,7 +157,22 @@ pub fn run(args: KernelBenchArgs) -> anyhow::Result<()> {
             show(row.ms, 2),
             show(row.gb_per_s, 1),
             show(row.peak_extra_mb, 1),
-            (row.rows * row.vocab * 4) as f64 / 1e6,
+            (row.rows * row.vocab * dtype.bytes()) as f64 / 1e6,
+        );
+    }
+    println!();
+    println!("| N | V | copy ms | copy GB/s | kernel vs reference: max |Δ| out | max |Δ| grad |");
+    println!("|--:|--:|--------:|----------:|------:|------:|");
+    let show_e = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.1e}"));
+    for (copy, agreement) in report.copy.iter().zip(&report.agreement) {
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            copy.rows,
+            copy.vocab,
+            show(copy.ms, 2),
+            show(copy.gb_per_s, 1),
+            show_e(agreement.forward_max_abs_diff),
+            show_e(agreement.gradient_max_abs_diff),
         );
     }
     Ok(())
@@ -83,30 +183,77 @@ struct KernelBench {
 }
 
 impl BackendTask for KernelBench {
-    type Output = Vec<KernelBenchRow>;
+    type Output = (Vec<KernelBenchRow>, Vec<CopyRow>, Vec<AgreementRow>);
 
     fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output {
+        let dtype = self.args.dtype;
         let mut table = Vec::new();
+        let mut copies = Vec::new();
+        let mut agreements = Vec::new();
+        // A failed measurement (usually out of memory) is reported, not fatal.
+        let attempt = |what: String, f: &mut dyn FnMut()| {
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok();
+            if !done {
+                eprintln!(
+                    "{what}: failed (device allocation or out of memory; see the message above)"
+                );
+            }
+            B::memory_cleanup(device);
+            done
+        };
         for &vocab in &self.args.vocab {
             for &rows in &self.args.rows {
+                let logits_bytes = (rows * vocab * dtype.bytes()) as f64;
+                let mut copy_ms = None;
+                attempt(format!("copy N={rows} V={vocab}"), &mut || {
+                    copy_ms = Some(measure_copy::<B>(
+                        rows,
+                        vocab,
+                        dtype,
+                        self.args.iters,
+                        device,
+                    ));
+                });
+                copies.push(CopyRow {
+                    rows,
+                    vocab,
+                    ms: copy_ms,
+                    gb_per_s: copy_ms.map(|ms| 2.0 * logits_bytes / (ms * 1e-3) / 1e9),
+                });
+                let mut agreement = (None, None);
+                if !self.args.skip_reference {
+                    attempt(format!("agreement N={rows} V={vocab}"), &mut || {
+                        let (out, grad) =
+                            kernel_reference_agreement::<B>(rows, vocab, dtype, device);
+                        agreement = (Some(out), Some(grad));
+                    });
+                }
+                agreements.push(AgreementRow {
+                    rows,
+                    vocab,
+                    forward_max_abs_diff: agreement.0,
+                    gradient_max_abs_diff: agreement.1,
+                });
                 let mut paths = vec!["kernel"];
                 if !self.args.skip_reference {
                     paths.push("reference");
                 }
                 for path in paths {
                     for pass in ["forward", "forward+backward"] {
-                        let measured =
-                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                measure::<B>(rows, vocab, path, pass, self.args.iters, device)
-                            }));
-                        let (ms, peak) = match measured {
-                            Ok((ms, peak)) => (Some(ms), peak),
-                            Err(_) => {
-                                eprintln!("{path} {pass} N={rows} V={vocab}: failed (device allocation or out of memory; see the message above)");
-                                (None, None)
-                            }
-                        };
-                        let logits_bytes = (rows * vocab * 4) as f64;
+                        let (mut ms, mut peak) = (None, None);
+                        attempt(format!("{path} {pass} N={rows} V={vocab}"), &mut || {
+                            let measured = measure::<B>(
+                                rows,
+                                vocab,
+                                dtype,
+                                path,
+                                pass,
+                                self.args.iters,
+                                device,
+                            );
+                            ms = Some(measured.0);
+                            peak = measured.1;
+                        });
                         let bytes = match pass {
                             "forward" => logits_bytes + (rows * 4 * 4) as f64,
                             _ => 3.0 * logits_bytes + (rows * 4 * 4) as f64,
@@ -120,25 +267,23 @@ impl BackendTask for KernelBench {
                             gb_per_s: ms.map(|ms| bytes / (ms * 1e-3) / 1e9),
                             peak_extra_mb: peak.map(|b| b as f64 / 1e6),
                         });
-                        B::memory_cleanup(device);
                     }
                 }
             }
         }
-        table
+        (table, copies, agreements)
     }
 }
 
-/// Mean milliseconds per call and the pool's growth in bytes.
-fn measure<B: RewardStepBackend>(
+/// Logits uniform in [−8, 8] of `dtype`, targets spread over the vocabulary, all rows kept.
+fn inputs<B: Backend>(
     rows: usize,
     vocab: usize,
-    path: &str,
-    pass: &str,
-    iters: usize,
+    dtype: LogitsDtype,
     device: &B::Device,
-) -> (f64, Option<u64>) {
-    let logits = Tensor::<B, 2>::random([rows, vocab], Distribution::Uniform(-8.0, 8.0), device);
+) -> (Tensor<B, 2>, Tensor<B, 1, Int>, Tensor<B, 1>) {
+    let logits = Tensor::<B, 2>::random([rows, vocab], Distribution::Uniform(-8.0, 8.0), device)
+        .cast(dtype.float_dtype());
     let targets = Tensor::<B, 1, Int>::from_data(
         TensorData::new(
             (0..rows)
@@ -148,7 +293,90 @@ fn measure<B: RewardStepBackend>(
         ),
         device,
     );
-    let mask = Tensor::<B, 1>::ones([rows], device);
+    (logits, targets, Tensor::<B, 1>::ones([rows], device))
+}
+
+/// Mean milliseconds of one elementwise pass that reads and writes the logits.
+fn measure_copy<B: RewardStepBackend>(
+    rows: usize,
+    vocab: usize,
+    dtype: LogitsDtype,
+    iters: usize,
+    device: &B::Device,
+) -> f64 {
+    let (logits, _, _) = inputs::<B>(rows, vocab, dtype, device);
+    let call = || {
+        drop(logits.clone().add_scalar(0.0));
+        B::sync(device).expect("device sync");
+    };
+    call();
+    let start = Instant::now();
+    for _ in 0..iters {
+        call();
+    }
+    start.elapsed().as_secs_f64() * 1e3 / iters as f64
+}
+
+/// Largest |Δ| between kernel and reference: of the outputs, and of the gradient of
+/// `Σ logprob + Σ entropy` with respect to the logits.
+fn kernel_reference_agreement<B: RewardStepBackend>(
+    rows: usize,
+    vocab: usize,
+    dtype: LogitsDtype,
+    device: &B::Device,
+) -> (f64, f64) {
+    let (logits, targets, mask) = inputs::<B>(rows, vocab, dtype, device);
+    let max_diff = |a: Tensor<Autodiff<B>, 2>, b: Tensor<Autodiff<B>, 2>| -> f64 {
+        (a.inner().cast(FloatDType::F32) - b.inner().cast(FloatDType::F32))
+            .abs()
+            .max()
+            .into_scalar()
+            .elem::<f64>()
+    };
+    let leaf = || Tensor::<Autodiff<B>, 2>::from_inner(logits.clone()).require_grad();
+    let targets = Tensor::<Autodiff<B>, 1, Int>::from_inner(targets);
+    let mask = Tensor::<Autodiff<B>, 1>::from_inner(mask);
+
+    let kernel_logits = leaf();
+    let (lp, ent) = masked_token_logprob_entropy(
+        kernel_logits.clone(),
+        targets.clone(),
+        mask.clone(),
+        RowChunking {
+            budget_bytes: usize::MAX,
+        },
+    );
+    let kernel_out = Tensor::stack::<2>(vec![lp.clone(), ent.clone()], 1);
+    let kernel_grad = kernel_logits
+        .grad(&(lp.sum() + ent.sum()).backward())
+        .unwrap();
+
+    let reference_logits = leaf();
+    let (reference_out, _) =
+        reference::logprob_entropy_forward(reference_logits.clone(), targets, mask);
+    let reference_grad = reference_logits
+        .grad(&reference_out.clone().sum().backward())
+        .unwrap();
+    (
+        max_diff(kernel_out, reference_out),
+        max_diff(
+            Tensor::from_inner(kernel_grad),
+            Tensor::from_inner(reference_grad),
+        ),
+    )
+}
+
+/// Mean milliseconds per call and the pool's growth in bytes.
+fn measure<B: RewardStepBackend>(
+    rows: usize,
+    vocab: usize,
+    dtype: LogitsDtype,
+    path: &str,
+    pass: &str,
+    iters: usize,
+    device: &B::Device,
+) -> (f64, Option<u64>) {
+    let (logits, targets, mask) = inputs::<B>(rows, vocab, dtype, device);
     let call = || {
         match (path, pass) {
             ("kernel", "forward") => {

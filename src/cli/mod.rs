@@ -6,6 +6,7 @@ pub mod bench_kernels;
 pub mod bench_train;
 pub mod check;
 pub mod data;
+pub mod device_report;
 pub mod eval;
 pub mod generate;
 pub mod pretrain;

@@ -169,3 +169,71 @@ fn check_parity_reports_every_fixture_and_refuses_a_folder_without_any() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no fixture folder"), "{stderr}");
 }
+
+#[test]
+fn the_device_check_dry_run_lists_every_part_and_its_report_reads_real_bench_output() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::env::temp_dir().join(format!("device-check-{}", std::process::id()));
+    let dry = Command::new("bash")
+        .arg(repo.join("perf/gpu-check.sh"))
+        .arg("--dry-run")
+        .env("OUT", &out)
+        .output()
+        .unwrap();
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let plan = String::from_utf8_lossy(&dry.stdout);
+    for part in [
+        "parity",
+        "kernels-shapes",
+        "kernels-f32",
+        "kernels-bf16",
+        "generate",
+        "train",
+        "rl",
+        "torch-kernels",
+        "torch-train",
+        "torch-generate",
+        "device-report",
+    ] {
+        assert!(plan.contains(part), "the plan lacks {part}:\n{plan}");
+    }
+    assert!(!out.exists(), "a dry run writes nothing");
+
+    // The report reads what the bench commands really print (tiny shapes, on the CPU).
+    let parts = out.join("parts");
+    std::fs::create_dir_all(&parts).unwrap();
+    let kernels = pretrainzero(&[
+        "bench", "kernels", "--device", "ndarray", "--rows", "8", "--vocab", "100", "--iters", "1",
+        "--json",
+    ]);
+    assert!(
+        kernels.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kernels.stderr)
+    );
+    std::fs::write(parts.join("kernels-f32.json"), &kernels.stdout).unwrap();
+    let report = pretrainzero(&["bench", "device-report", out.to_str().unwrap()]);
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("device-check.json")).unwrap())
+            .unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+    let line = &json["kernels"][0];
+    assert_eq!(
+        (line["rows"].as_u64(), line["vocab"].as_u64()),
+        (Some(8), Some(100))
+    );
+    assert!(line["forward_ms"].as_f64().unwrap() > 0.0);
+    assert!(line["forward_percent_of_copy_bandwidth"].as_f64().unwrap() > 0.0);
+    // On the CPU the "kernel" is the reference: they agree exactly.
+    assert_eq!(json["kernel_agreement"][0]["forward_max_abs_diff"], 0.0);
+    assert_eq!(json["parity_passed"], serde_json::Value::Null);
+}

@@ -1,0 +1,507 @@
+//! `pretrainzero bench device-report DIR`: the parts of a device check
+//! (perf/gpu-check.sh writes them under `DIR/parts`) as one JSON file,
+//! `DIR/device-check.json`, and one table on stdout, with every figure next to its
+//! PyTorch peer from the same run. A missing or unreadable part is reported as such.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeviceReportArgs {
+    /// The device check's output folder (the one holding `parts/`).
+    pub dir: PathBuf,
+}
+
+/// The raw parts, each `None` when its file is absent or not JSON.
+#[derive(Debug, Default)]
+pub struct Parts {
+    pub gpu: Option<String>,
+    /// One object per line of `status.jsonl`: `{part, rc, seconds}`.
+    pub status: Vec<Value>,
+    pub parity: Option<Value>,
+    pub kernels_shapes: Option<Value>,
+    pub kernels_f32: Option<Value>,
+    pub kernels_bf16: Option<Value>,
+    pub generate: Option<Value>,
+    pub train: Option<Value>,
+    pub torch_kernels: Option<Value>,
+    pub torch_generate: Option<Value>,
+    pub torch_train: Option<Value>,
+    /// The `metrics.jsonl` rows of the RL steps.
+    pub rl_metrics: Vec<Value>,
+}
+
+impl Parts {
+    pub fn read(parts: &Path) -> Self {
+        let json = |name: &str| -> Option<Value> {
+            let text = std::fs::read_to_string(parts.join(format!("{name}.json"))).ok()?;
+            // The last line: a command may print notes before its JSON.
+            serde_json::from_str(text.trim().lines().last()?).ok()
+        };
+        let lines = |name: &str| -> Vec<Value> {
+            std::fs::read_to_string(parts.join(name))
+                .map(|text| {
+                    text.lines()
+                        .filter_map(|l| serde_json::from_str(l).ok())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Self {
+            gpu: std::fs::read_to_string(parts.join("gpu.txt"))
+                .ok()
+                .map(|s| s.trim().to_string()),
+            status: lines("status.jsonl"),
+            parity: json("parity"),
+            kernels_shapes: json("kernels-shapes"),
+            kernels_f32: json("kernels-f32"),
+            kernels_bf16: json("kernels-bf16"),
+            generate: json("generate"),
+            train: json("train"),
+            torch_kernels: json("torch-kernels"),
+            torch_generate: json("torch-generate"),
+            torch_train: json("torch-train"),
+            rl_metrics: lines("rl-metrics.jsonl"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct KernelLine {
+    pub dtype: String,
+    pub rows: u64,
+    pub vocab: u64,
+    pub forward_ms: Option<f64>,
+    pub forward_backward_ms: Option<f64>,
+    /// Forward bytes moved per second over the copy's (read + write) bytes per second.
+    pub forward_percent_of_copy_bandwidth: Option<f64>,
+    /// PyTorch eager `log_softmax + gather + entropy` time over ours (f32 only).
+    pub forward_speedup_vs_torch: Option<f64>,
+    pub forward_backward_speedup_vs_torch: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AgreementLine {
+    pub dtype: String,
+    pub rows: u64,
+    pub vocab: u64,
+    pub forward_max_abs_diff: Option<f64>,
+    pub gradient_max_abs_diff: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RatioLine {
+    pub name: String,
+    pub ours: f64,
+    pub torch: Option<f64>,
+    /// ours / PyTorch for rates (tokens/s).
+    pub ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RlSummary {
+    pub steps: usize,
+    pub median_step_seconds: f64,
+    pub median_rollout_tokens_per_s: f64,
+    pub median_update_tokens_per_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DeviceReport {
+    pub gpu: Option<String>,
+    /// `(part, rc, seconds)` as the script recorded them.
+    pub parts: Vec<Value>,
+    pub parity_passed: Option<bool>,
+    pub parity_worst_logprob_diff: Option<f64>,
+    pub kernel_agreement: Vec<AgreementLine>,
+    pub kernels: Vec<KernelLine>,
+    /// Decode tokens/s per batch size.
+    pub generate: Vec<RatioLine>,
+    /// Tokens/s of `bench train`'s measurements.
+    pub train: Vec<RatioLine>,
+    pub rl: Option<RlSummary>,
+}
+
+fn f(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+fn ratio(ours: f64, theirs: Option<f64>) -> Option<f64> {
+    theirs.filter(|t| *t > 0.0).map(|t| ours / t)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+impl DeviceReport {
+    pub fn from_parts(parts: &Parts) -> Self {
+        let parity_fixtures = parts
+            .parity
+            .as_ref()
+            .and_then(|p| p["fixtures"].as_array().cloned())
+            .unwrap_or_default();
+        let parity_worst_logprob_diff = parity_fixtures
+            .iter()
+            .filter_map(|x| {
+                Some(f(&x["target_logprob_max_diff"])?.max(f(&x["logsumexp_max_diff"])?))
+            })
+            .reduce(f64::max);
+
+        let mut kernel_agreement = Vec::new();
+        let mut kernels = Vec::new();
+        for bench in [
+            &parts.kernels_shapes,
+            &parts.kernels_f32,
+            &parts.kernels_bf16,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let dtype = bench["dtype"].as_str().unwrap_or("?").to_string();
+            for a in bench["agreement"].as_array().into_iter().flatten() {
+                kernel_agreement.push(AgreementLine {
+                    dtype: dtype.clone(),
+                    rows: a["rows"].as_u64().unwrap_or(0),
+                    vocab: a["vocab"].as_u64().unwrap_or(0),
+                    forward_max_abs_diff: f(&a["forward_max_abs_diff"]),
+                    gradient_max_abs_diff: f(&a["gradient_max_abs_diff"]),
+                });
+            }
+        }
+        for bench in [&parts.kernels_f32, &parts.kernels_bf16]
+            .into_iter()
+            .flatten()
+        {
+            let dtype = bench["dtype"].as_str().unwrap_or("?").to_string();
+            let timings = bench["timings"].as_array().cloned().unwrap_or_default();
+            let timing = |rows: u64, vocab: u64, pass: &str, what: &str| {
+                timings
+                    .iter()
+                    .find(|t| {
+                        t["rows"] == rows
+                            && t["vocab"] == vocab
+                            && t["path"] == "kernel"
+                            && t["pass"] == pass
+                    })
+                    .and_then(|t| f(&t[what]))
+            };
+            for copy in bench["copy"].as_array().into_iter().flatten() {
+                let (rows, vocab) = (
+                    copy["rows"].as_u64().unwrap_or(0),
+                    copy["vocab"].as_u64().unwrap_or(0),
+                );
+                let torch = parts.torch_kernels.as_ref().and_then(|t| {
+                    t["measurements"]
+                        .as_array()?
+                        .iter()
+                        .find(|m| m["rows"] == rows && m["vocab"] == vocab)
+                        .cloned()
+                });
+                // The peer's logits are f32: only the f32 rows have a like-for-like ratio.
+                let torch = torch.filter(|_| dtype == "f32");
+                let forward_ms = timing(rows, vocab, "forward", "ms");
+                let forward_backward_ms = timing(rows, vocab, "forward+backward", "ms");
+                let speedup = |ours: Option<f64>, key: &str| {
+                    Some(f(&torch.as_ref()?[key])? / ours.filter(|m| *m > 0.0)?)
+                };
+                kernels.push(KernelLine {
+                    forward_percent_of_copy_bandwidth: timing(rows, vocab, "forward", "gb_per_s")
+                        .zip(f(&copy["gb_per_s"]).filter(|g| *g > 0.0))
+                        .map(|(ours, copy)| 100.0 * ours / copy),
+                    forward_speedup_vs_torch: speedup(forward_ms, "forward_ms"),
+                    forward_backward_speedup_vs_torch: speedup(
+                        forward_backward_ms,
+                        "forward_backward_ms",
+                    ),
+                    dtype: dtype.clone(),
+                    rows,
+                    vocab,
+                    forward_ms,
+                    forward_backward_ms,
+                });
+            }
+        }
+
+        let generate = parts
+            .generate
+            .as_ref()
+            .and_then(|g| g["rows"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|row| {
+                let batch = row["batch"].as_u64()?;
+                let ours = f(&row["decode_tokens_per_s"])?;
+                let torch = parts.torch_generate.as_ref().and_then(|t| {
+                    t["rows"]
+                        .as_array()?
+                        .iter()
+                        .find(|r| r["batch"] == batch)
+                        .and_then(|r| f(&r["decode_tokens_per_s"]))
+                });
+                Some(RatioLine {
+                    name: format!("decode, batch {batch}"),
+                    ours,
+                    torch,
+                    ratio: ratio(ours, torch),
+                })
+            })
+            .collect();
+        let train = parts
+            .train
+            .as_ref()
+            .and_then(|t| t["measurements"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| {
+                let name = m["name"].as_str()?;
+                let ours = f(&m["tokens_per_s"])?;
+                let torch = parts.torch_train.as_ref().and_then(|t| {
+                    t["measurements"]
+                        .as_array()?
+                        .iter()
+                        .find(|x| x["name"] == name)
+                        .and_then(|x| f(&x["tokens_per_s"]))
+                });
+                Some(RatioLine {
+                    name: name.to_string(),
+                    ours,
+                    torch,
+                    ratio: ratio(ours, torch),
+                })
+            })
+            .collect();
+        let column = |key: &str| -> Vec<f64> {
+            parts.rl_metrics.iter().filter_map(|m| f(&m[key])).collect()
+        };
+        let rl = (!parts.rl_metrics.is_empty()).then(|| RlSummary {
+            steps: parts.rl_metrics.len(),
+            median_step_seconds: median(column("step_seconds")),
+            median_rollout_tokens_per_s: median(column("rollout_tokens_per_s")),
+            median_update_tokens_per_s: median(column("update_tokens_per_s")),
+        });
+        Self {
+            gpu: parts.gpu.clone(),
+            parts: parts.status.clone(),
+            parity_passed: parts.parity.as_ref().and_then(|p| p["passed"].as_bool()),
+            parity_worst_logprob_diff,
+            kernel_agreement,
+            kernels,
+            generate,
+            train,
+            rl,
+        }
+    }
+
+    pub fn markdown(&self) -> String {
+        let opt = |v: Option<f64>, digits: usize| {
+            v.map_or("–".to_string(), |v| format!("{v:.digits$}"))
+        };
+        let sci = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.1e}"));
+        let mut out = String::new();
+        let mut line = |s: String| {
+            out.push_str(&s);
+            out.push('\n');
+        };
+        line(format!(
+            "# Device check: {}",
+            self.gpu.as_deref().unwrap_or("unknown GPU")
+        ));
+        line(String::new());
+        line("| part | exit | seconds |".into());
+        line("|---|---:|---:|".into());
+        for p in &self.parts {
+            line(format!(
+                "| {} | {} | {} |",
+                p["part"].as_str().unwrap_or("?"),
+                p["rc"],
+                p["seconds"]
+            ));
+        }
+        line(String::new());
+        line(format!(
+            "Parity with transformers: {} (worst log-prob |Δ| {})",
+            match self.parity_passed {
+                Some(true) => "passed",
+                Some(false) => "FAILED",
+                None => "not run",
+            },
+            sci(self.parity_worst_logprob_diff)
+        ));
+        line(String::new());
+        line("| logits | N | V | kernel − reference: out | grad |".into());
+        line("|---|--:|--:|--:|--:|".into());
+        for a in &self.kernel_agreement {
+            line(format!(
+                "| {} | {} | {} | {} | {} |",
+                a.dtype,
+                a.rows,
+                a.vocab,
+                sci(a.forward_max_abs_diff),
+                sci(a.gradient_max_abs_diff)
+            ));
+        }
+        line(String::new());
+        line("| logits | N | V | forward ms | % of copy bandwidth | × PyTorch | fwd+bwd ms | × PyTorch |".into());
+        line("|---|--:|--:|--:|--:|--:|--:|--:|".into());
+        for k in &self.kernels {
+            line(format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                k.dtype,
+                k.rows,
+                k.vocab,
+                opt(k.forward_ms, 2),
+                opt(k.forward_percent_of_copy_bandwidth, 0),
+                opt(k.forward_speedup_vs_torch, 1),
+                opt(k.forward_backward_ms, 2),
+                opt(k.forward_backward_speedup_vs_torch, 1)
+            ));
+        }
+        line(String::new());
+        line("| measurement | tokens/s | PyTorch tokens/s | ours / PyTorch |".into());
+        line("|---|--:|--:|--:|".into());
+        for r in self.train.iter().chain(&self.generate) {
+            line(format!(
+                "| {} | {:.0} | {} | {} |",
+                r.name,
+                r.ours,
+                opt(r.torch, 0),
+                opt(r.ratio, 2)
+            ));
+        }
+        line(String::new());
+        match &self.rl {
+            Some(rl) => line(format!(
+                "RL steps (default config): {}, median {:.2} s per step, rollout {:.0} tokens/s, update {:.0} tokens/s",
+                rl.steps,
+                rl.median_step_seconds,
+                rl.median_rollout_tokens_per_s,
+                rl.median_update_tokens_per_s
+            )),
+            None => line("RL steps: not run".into()),
+        }
+        out
+    }
+}
+
+pub fn run(args: DeviceReportArgs) -> anyhow::Result<()> {
+    let parts_dir = args.dir.join("parts");
+    anyhow::ensure!(
+        parts_dir.is_dir(),
+        "{}: no parts/ folder (run perf/gpu-check.sh first)",
+        args.dir.display()
+    );
+    let report = DeviceReport::from_parts(&Parts::read(&parts_dir));
+    let json_path = args.dir.join("device-check.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
+        .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", json_path.display()))?;
+    print!("{}", report.markdown());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Parts shaped like the commands' real output (`bench kernels --json` and the
+    /// others), with round numbers whose ratios are worked out by hand below.
+    fn parts() -> Parts {
+        Parts {
+            gpu: Some("NVIDIA H200, 143771 MiB, 580.0".into()),
+            status: vec![json!({"part": "parity", "rc": 0, "seconds": 3})],
+            parity: Some(json!({"device": "cuda", "passed": true, "fixtures": [
+                {"fixture": "a", "target_logprob_max_diff": 2e-6, "logsumexp_max_diff": 5e-6,
+                 "mean_nll_relative_diff": 1e-8, "greedy_continuation_matches": true},
+                {"fixture": "b", "target_logprob_max_diff": 7e-6, "logsumexp_max_diff": 1e-6,
+                 "mean_nll_relative_diff": 1e-8, "greedy_continuation_matches": true}]})),
+            kernels_f32: Some(json!({"device": "cuda", "dtype": "f32", "iters": 5,
+                "timings": [
+                    {"rows": 16384, "vocab": 151936, "path": "kernel", "pass": "forward",
+                     "ms": 2.5, "gb_per_s": 4000.0, "peak_extra_mb": 0.5},
+                    {"rows": 16384, "vocab": 151936, "path": "kernel", "pass": "forward+backward",
+                     "ms": 8.0, "gb_per_s": 3700.0, "peak_extra_mb": 9958.0},
+                    {"rows": 16384, "vocab": 151936, "path": "reference", "pass": "forward",
+                     "ms": 40.0, "gb_per_s": 250.0, "peak_extra_mb": 30000.0}],
+                "copy": [{"rows": 16384, "vocab": 151936, "ms": 4.0, "gb_per_s": 5000.0}],
+                "agreement": [{"rows": 16384, "vocab": 151936,
+                               "forward_max_abs_diff": 3e-6, "gradient_max_abs_diff": 1e-7}]})),
+            kernels_bf16: Some(json!({"device": "cuda", "dtype": "bf16", "iters": 5,
+                "timings": [{"rows": 16384, "vocab": 151936, "path": "kernel", "pass": "forward",
+                             "ms": 1.5, "gb_per_s": 3300.0, "peak_extra_mb": null}],
+                "copy": [{"rows": 16384, "vocab": 151936, "ms": null, "gb_per_s": null}],
+                "agreement": []})),
+            torch_kernels: Some(json!({"torch": "2.9", "device": "cuda", "measurements": [
+                {"rows": 16384, "vocab": 151936, "forward_ms": 50.0, "forward_backward_ms": 120.0,
+                 "forward_gb_per_s": 200.0}]})),
+            train: Some(json!({"measurements": [
+                {"name": "pretrain step", "shape": "8 x 512", "ms": 100.0, "tokens_per_s": 40000.0,
+                 "tokens_counted": "input"}]})),
+            torch_train: Some(json!({"measurements": [
+                {"name": "pretrain step", "ms": 80.0, "tokens_per_s": 50000.0}]})),
+            generate: Some(json!({"rows": [
+                {"batch": 8, "prefill_ms": 5.0, "decode_ms_per_step": 4.0, "decode_tokens_per_s": 2000.0},
+                {"batch": 256, "prefill_ms": 50.0, "decode_ms_per_step": 10.0, "decode_tokens_per_s": 25600.0}]})),
+            torch_generate: Some(json!({"rows": [
+                {"batch": 8, "prefill_ms": 4.0, "decode_ms_per_step": 8.0, "decode_tokens_per_s": 1000.0}]})),
+            rl_metrics: vec![
+                json!({"step": 1, "step_seconds": 3.0, "rollout_tokens_per_s": 100.0, "update_tokens_per_s": 10.0}),
+                json!({"step": 2, "step_seconds": 1.0, "rollout_tokens_per_s": 300.0, "update_tokens_per_s": 30.0}),
+                json!({"step": 3, "step_seconds": 2.0, "rollout_tokens_per_s": 200.0, "update_tokens_per_s": 20.0}),
+            ],
+            ..Parts::default()
+        }
+    }
+
+    #[test]
+    fn ratios_and_bandwidth_shares_are_worked_out_from_the_parts() {
+        let report = DeviceReport::from_parts(&parts());
+        assert_eq!(report.parity_passed, Some(true));
+        assert_eq!(report.parity_worst_logprob_diff, Some(7e-6));
+        assert_eq!(report.kernel_agreement.len(), 1);
+        assert_eq!(report.kernel_agreement[0].forward_max_abs_diff, Some(3e-6));
+        let f32_line = &report.kernels[0];
+        // 4000 / 5000 GB/s; PyTorch 50 ms / 2.5 ms and 120 ms / 8 ms.
+        assert_eq!(f32_line.forward_percent_of_copy_bandwidth, Some(80.0));
+        assert_eq!(f32_line.forward_speedup_vs_torch, Some(20.0));
+        assert_eq!(f32_line.forward_backward_speedup_vs_torch, Some(15.0));
+        // bf16: no copy figure, and no PyTorch peer of the same type.
+        let bf16_line = &report.kernels[1];
+        assert_eq!(bf16_line.dtype, "bf16");
+        assert_eq!(bf16_line.forward_ms, Some(1.5));
+        assert_eq!(bf16_line.forward_percent_of_copy_bandwidth, None);
+        assert_eq!(bf16_line.forward_speedup_vs_torch, None);
+        // 40000 / 50000 tokens/s; decode 2000 / 1000, and no peer at batch 256.
+        assert_eq!(report.train[0].ratio, Some(0.8));
+        assert_eq!(report.generate[0].ratio, Some(2.0));
+        assert_eq!(report.generate[1].torch, None);
+        let rl = report.rl.as_ref().unwrap();
+        assert_eq!((rl.steps, rl.median_step_seconds), (3, 2.0));
+        assert_eq!(rl.median_update_tokens_per_s, 20.0);
+        let table = report.markdown();
+        assert!(
+            table.contains("| f32 | 16384 | 151936 | 2.50 | 80 | 20.0 | 8.00 | 15.0 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| decode, batch 8 | 2000 | 1000 | 2.00 |"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn missing_parts_are_reported_as_not_run() {
+        let report = DeviceReport::from_parts(&Parts::default());
+        assert_eq!(report.parity_passed, None);
+        assert!(report.kernels.is_empty() && report.rl.is_none());
+        let table = report.markdown();
+        assert!(table.contains("Parity with transformers: not run"));
+        assert!(table.contains("RL steps: not run"));
+    }
+}
