@@ -78,11 +78,16 @@ def main():
     peer = {m["name"]: m for m in torch["measurements"]}
     for i, m in enumerate(first["measurements"]):
         rates = [ours[d]["measurements"][i]["tokens_per_s"] for d in devices]
-        theirs = peer[m["name"]]["tokens_per_s"]
-        print(f"| {m['name']} | {m['shape']} | {m['tokens_counted']} | "
-              + " | ".join(f"{r:,.0f}" for r in rates)
-              + f" | {theirs:,.0f} | "
-              + " | ".join(f"{r / theirs:.2f}x" for r in rates) + " |")
+        # The GRPO update's peer runs full sequences, as TRL and verl do, and, where
+        # the batch has groups, with each group's prompt run once, as the project does.
+        peer_names = [m["name"]] + [p for p in peer if p == m["name"] + ", shared prompt"]
+        for peer_name in peer_names:
+            theirs = peer[peer_name]["tokens_per_s"]
+            name = m["name"] if peer_name == m["name"] else f"{m['name']} vs PyTorch shared prompt"
+            print(f"| {name} | {m['shape']} | {m['tokens_counted']} | "
+                  + " | ".join(f"{r:,.0f}" for r in rates)
+                  + f" | {theirs:,.0f} | "
+                  + " | ".join(f"{r / theirs:.2f}x" for r in rates) + " |")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ device check, perf/gpu-check.sh, does that), synchronising before every clock re
 The model is plain eager PyTorch (no torch.compile), written for speed the way a
 careful user would write it: `F.scaled_dot_product_attention`, fused AdamW where
 torch offers it, and the LM head applied only at response positions in the GRPO
-update (as TRL's `logits_to_keep` does).
+update (as TRL's `logits_to_keep` does). The GRPO update is measured twice: on full
+sequences, as TRL and verl run it, and with each group's shared prompt run once, as
+the project's update does (the same numbers, checked at the start).
 """
 
 import argparse
@@ -60,27 +62,36 @@ class Layer(torch.nn.Module):
         self.up_proj = torch.nn.Linear(d, i, bias=False)
         self.down_proj = torch.nn.Linear(i, d, bias=False)
 
-    def forward(self, x, cos, sin, cache=None, start=0):
+    def project(self, x, cos, sin):
+        """Queries, keys and values `[b, heads, s, head_dim]` of a block, after RoPE."""
         b, s, _ = x.shape
         h = self.input_layernorm(x)
         q = self.q_norm(self.q_proj(h).view(b, s, self.h, self.hd)).transpose(1, 2)
         k = self.k_norm(self.k_proj(h).view(b, s, self.kv, self.hd)).transpose(1, 2)
         v = self.v_proj(h).view(b, s, self.kv, self.hd).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin, v
+
+    def finish(self, x, q, k, v, mask=None, causal=False):
+        """Attention of `q` over `k`/`v`, then the residual and the MLP."""
+        b, s, _ = x.shape
+        groups = self.h // self.kv
+        k = k.repeat_interleave(groups, dim=1)
+        v = v.repeat_interleave(groups, dim=1)
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+        x = x + self.o_proj(attn.transpose(1, 2).reshape(b, s, self.h * self.hd))
+        h = self.post_attention_layernorm(x)
+        return x + self.down_proj(F.silu(self.gate_proj(h)) * self.up_proj(h))
+
+    def forward(self, x, cos, sin, cache=None, start=0):
+        s = x.shape[1]
+        q, k, v = self.project(x, cos, sin)
         if cache is not None:
             keys, values = cache
             keys[:, :, start : start + s] = k
             values[:, :, start : start + s] = v
             k, v = keys[:, :, : start + s], values[:, :, : start + s]
-        groups = self.h // self.kv
-        k = k.repeat_interleave(groups, dim=1)
-        v = v.repeat_interleave(groups, dim=1)
         # Causal over the whole block during prefill/training; a decode step sees all keys.
-        attn = F.scaled_dot_product_attention(q, k, v, is_causal=s > 1)
-        x = x + self.o_proj(attn.transpose(1, 2).reshape(b, s, self.h * self.hd))
-        h = self.post_attention_layernorm(x)
-        return x + self.down_proj(F.silu(self.gate_proj(h)) * self.up_proj(h))
+        return self.finish(x, q, k, v, causal=s > 1)
 
 
 class Qwen3(torch.nn.Module):
@@ -100,12 +111,14 @@ class Qwen3(torch.nn.Module):
             if p.dim() == 2:
                 torch.nn.init.normal_(p, std=0.02)
 
-    def hidden(self, ids, caches=None, start=0):
-        s = ids.shape[1]
-        pos = torch.arange(start, start + s, dtype=torch.float32, device=ids.device)
+    def rope(self, start, s):
+        pos = torch.arange(start, start + s, dtype=torch.float32, device=self.inv_freq.device)
         freqs = pos[:, None] * self.inv_freq[None, :]
         emb = torch.cat((freqs, freqs), dim=-1)
-        cos, sin = emb.cos()[None, None], emb.sin()[None, None]
+        return emb.cos()[None, None], emb.sin()[None, None]
+
+    def hidden(self, ids, caches=None, start=0):
+        cos, sin = self.rope(start, ids.shape[1])
         x = self.embed_tokens(ids)
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, None if caches is None else caches[i], start)
@@ -176,10 +189,39 @@ def response_scores(model, ids, prompt_len):
     return picked, entropy
 
 
-def bench_grpo(model, opt, s, vocab):
+def response_scores_shared(model, ids, prompt_len, group):
+    """`response_scores` with each group's prompt run once, as the project's update
+    does: the prompt but its last token on one row per group of `group` consecutive
+    sequences, then every sequence's last prompt token and response attending to its
+    group's keys and values."""
+    past = prompt_len - 1
+    prefix, chunk = ids[::group, :past], ids[:, past:-1]
+    s = chunk.shape[1]
+    cos_p, sin_p = model.rope(0, past)
+    cos_c, sin_c = model.rope(past, s)
+    xp, xc = model.embed_tokens(prefix), model.embed_tokens(chunk)
+    # Chunk token i sees the whole prefix and chunk tokens up to itself.
+    mask = torch.ones(s, past + s, dtype=torch.bool, device=ids.device).tril(diagonal=past)
+    for layer in model.layers:
+        qp, kp, vp = layer.project(xp, cos_p, sin_p)
+        qc, kc, vc = layer.project(xc, cos_c, sin_c)
+        k = torch.cat((kp.repeat_interleave(group, dim=0), kc), dim=2)
+        v = torch.cat((vp.repeat_interleave(group, dim=0), vc), dim=2)
+        xc = layer.finish(xc, qc, k, v, mask=mask)
+        xp = layer.finish(xp, qp, kp, vp, causal=True)
+    logp = torch.log_softmax(model.head(model.norm(xc)).float(), dim=-1)
+    picked = logp.gather(-1, ids[:, prompt_len:, None]).squeeze(-1)
+    entropy = -(logp.exp() * logp).sum(-1)
+    return picked, entropy
+
+
+def bench_grpo(model, opt, s, vocab, shared_prompt=False):
     n, p, r = s["rl_sequences"], s["prompt_len"], s["response_len"]
+    # Consecutive sequences share a prompt, as a GRPO group's answers do (older
+    # settings files without the key had one prompt per sequence).
+    g = s.get("group_size", 1)
     ids = torch.tensor(
-        [synthetic_ids(i, p, vocab) + synthetic_ids(i + 100003, r, vocab) for i in range(n)],
+        [synthetic_ids(i // g, p, vocab) + synthetic_ids(i + 100003, r, vocab) for i in range(n)],
         device=DEVICE,
     )
     adv = torch.tensor([1.0 if i % 2 == 0 else -1.0 for i in range(n)], device=DEVICE)
@@ -187,16 +229,26 @@ def bench_grpo(model, opt, s, vocab):
     per_mini = math.ceil(n / minis)
     eps_low, eps_high = 0.2, 0.28
 
+    if shared_prompt:
+        if g < 2 or micro % g or per_mini % g or n % g:
+            return None
+        scores = lambda batch, p: response_scores_shared(model, batch, p, g)
+        with torch.no_grad():  # the peer's own check: the same numbers as the plain pass
+            for a, b in zip(scores(ids[:micro], p), response_scores(model, ids[:micro], p)):
+                assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+    else:
+        scores = lambda batch, p: response_scores(model, batch, p)
+
     def update():
         with torch.no_grad():
-            old = [response_scores(model, ids[i : i + micro], p)[0] for i in range(0, n, micro)]
+            old = [scores(ids[i : i + micro], p)[0] for i in range(0, n, micro)]
         old = torch.cat(old)
         for m in range(0, n, per_mini):
             opt.zero_grad(set_to_none=True)
             tokens = min(per_mini, n - m) * r
             for i in range(m, min(m + per_mini, n), micro):
                 j = min(i + micro, m + per_mini, n)
-                new, _ = response_scores(model, ids[i:j], p)
+                new, _ = scores(ids[i:j], p)
                 ratio = (new - old[i:j]).exp()
                 a = adv[i:j, None]
                 surrogate = torch.minimum(ratio * a, ratio.clamp(1 - eps_low, 1 + eps_high) * a)
@@ -205,7 +257,8 @@ def bench_grpo(model, opt, s, vocab):
             opt.step()
 
     sec = median_seconds(s["repeats"], update)
-    return {"name": "GRPO update", "ms": sec * 1e3, "tokens_per_s": n * r / sec}
+    name = "GRPO update, shared prompt" if shared_prompt else "GRPO update"
+    return {"name": name, "ms": sec * 1e3, "tokens_per_s": n * r / sec}
 
 
 def bench_generation(model, s, vocab):
@@ -269,6 +322,10 @@ def main():
     opt = adamw(model)
     model.train()
     out = [bench_pretrain(model, opt, settings, vocab), bench_grpo(model, opt, settings, vocab)]
+    # The same update with each group's prompt run once (what the project's update
+    # does); absent when the settings have no groups to share.
+    shared = bench_grpo(model, opt, settings, vocab, shared_prompt=True)
+    out += [shared] if shared else []
     model.eval()
     out += bench_generation(model, settings, vocab)
     print(json.dumps({

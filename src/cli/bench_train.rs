@@ -39,6 +39,10 @@ pub struct TrainBenchArgs {
     /// GRPO update: response tokens per sequence; generation: new tokens.
     #[arg(long, default_value_t = 16)]
     pub response_len: usize,
+    /// GRPO update: consecutive sequences that share one prompt, as a GRPO group's
+    /// answers do (the default is the predictor group size G_p = 8).
+    #[arg(long, default_value_t = 8)]
+    pub group_size: usize,
     /// Generation batch (the rollout's `generation_batch_size`).
     #[arg(long, default_value_t = 32)]
     pub generation_batch: usize,
@@ -79,8 +83,10 @@ struct Report {
 }
 
 pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
-    if args.batch_size == 0 || args.seq_len < 2 || args.rl_sequences == 0 {
-        anyhow::bail!("--batch-size and --rl-sequences must be at least 1, --seq-len at least 2");
+    if args.batch_size == 0 || args.seq_len < 2 || args.rl_sequences == 0 || args.group_size == 0 {
+        anyhow::bail!(
+            "--batch-size, --rl-sequences and --group-size must be at least 1, --seq-len at least 2"
+        );
     }
     if args.prompt_len == 0 || args.response_len < 2 || args.generation_batch == 0 {
         anyhow::bail!(
@@ -99,7 +105,8 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
         settings: serde_json::json!({
             "batch_size": args.batch_size, "seq_len": args.seq_len,
             "rl_sequences": args.rl_sequences, "prompt_len": args.prompt_len,
-            "response_len": args.response_len, "generation_batch": args.generation_batch,
+            "response_len": args.response_len, "group_size": args.group_size,
+            "generation_batch": args.generation_batch,
             "ppo_mini_batches": update.ppo_mini_batches, "micro_batch": update.micro_batch_size,
             "repeats": args.repeats, "backward_shards": args.backward_shards,
         }),
@@ -196,7 +203,7 @@ impl BackendTask for TrainBench {
         // 2. GRPO update: the logp_old pass, then one optimizer step per mini-batch.
         let samples: Vec<PolicySample> = (0..args.rl_sequences)
             .map(|i| PolicySample {
-                prompt_ids: synthetic_ids(i, args.prompt_len, vocab),
+                prompt_ids: synthetic_ids(i / args.group_size, args.prompt_len, vocab),
                 response_ids: synthetic_ids(i + 100_003, args.response_len, vocab),
                 advantage: if i % 2 == 0 { 1.0 } else { -1.0 },
             })
@@ -219,8 +226,8 @@ impl BackendTask for TrainBench {
         out.push(Measurement {
             name: "GRPO update",
             shape: format!(
-                "{} x ({} prompt + {} response)",
-                args.rl_sequences, args.prompt_len, args.response_len
+                "{} x ({} prompt + {} response), groups of {}",
+                args.rl_sequences, args.prompt_len, args.response_len, args.group_size
             ),
             ms: seconds * 1e3,
             tokens_per_s: response_tokens as f64 / seconds,

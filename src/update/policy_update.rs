@@ -173,9 +173,7 @@ where
                 }
                 let rows = advantages.len();
                 pieces.push(Piece {
-                    tokens: batch.tokens,
-                    response_rows: batch.response_rows,
-                    response_tokens: batch.response_tokens,
+                    batch,
                     logp_old,
                     logp_ref,
                     advantages: Tensor::from_data(TensorData::new(advantages, [rows]), device),
@@ -192,11 +190,7 @@ where
     stats.entropy = entropy_sum / stats.response_tokens.max(1) as f64;
 
     let piece_loss = |model: &Decoder<Ad<B>>, piece: Piece<B>| {
-        let batch = ResponseBatch::<Ad<B>> {
-            tokens: Tensor::from_inner(piece.tokens),
-            response_rows: Tensor::from_inner(piece.response_rows),
-            response_tokens: Tensor::from_inner(piece.response_tokens),
-        };
+        let batch = piece.batch.into_autodiff();
         let (logp_new, _) = response_token_scores(model, &batch, chunking);
         let out = grpo_token_loss(
             logp_new,
@@ -260,11 +254,9 @@ where
     (model, stats)
 }
 
-/// One piece of a micro-batch: its inputs, per response token (`[R]`) except `tokens`.
+/// One piece of a micro-batch: its sequences, and per response token (`[R]`) the rest.
 struct Piece<B: Backend> {
-    tokens: Tensor<B, 2, Int>,
-    response_rows: Tensor<B, 1, Int>,
-    response_tokens: Tensor<B, 1, Int>,
+    batch: ResponseBatch<B>,
     logp_old: Tensor<B, 1>,
     logp_ref: Option<Tensor<B, 1>>,
     advantages: Tensor<B, 1>,

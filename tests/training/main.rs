@@ -16,6 +16,7 @@ mod readers;
 mod rl_loop;
 mod run_faults;
 mod sharded_backward;
+mod shared_prefix;
 mod span_likelihood;
 mod split;
 mod tokenizer;
