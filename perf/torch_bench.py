@@ -180,13 +180,18 @@ def bench_pretrain(model, opt, s, vocab):
     return {"name": "pretrain step", "ms": sec * 1e3, "tokens_per_s": tokens / sec}
 
 
-def response_scores(model, ids, prompt_len):
-    """Log-prob of each response token and the entropy at its position."""
-    hidden = model.hidden(ids[:, :-1])[:, prompt_len - 1 :]
+def scores_at(model, hidden, ids, prompt_len):
+    """Log-prob of each response token and the entropy at its position, from the final
+    hidden states `hidden` of the positions that predict the response."""
     logp = torch.log_softmax(model.head(hidden).float(), dim=-1)
     picked = logp.gather(-1, ids[:, prompt_len:, None]).squeeze(-1)
     entropy = -(logp.exp() * logp).sum(-1)
     return picked, entropy
+
+
+def response_scores(model, ids, prompt_len):
+    """Log-prob of each response token and the entropy at its position."""
+    return scores_at(model, model.hidden(ids[:, :-1])[:, prompt_len - 1 :], ids, prompt_len)
 
 
 def response_scores_shared(model, ids, prompt_len, group):
@@ -209,10 +214,7 @@ def response_scores_shared(model, ids, prompt_len, group):
         v = torch.cat((vp.repeat_interleave(group, dim=0), vc), dim=2)
         xc = layer.finish(xc, qc, k, v, mask=mask)
         xp = layer.finish(xp, qp, kp, vp, causal=True)
-    logp = torch.log_softmax(model.head(model.norm(xc)).float(), dim=-1)
-    picked = logp.gather(-1, ids[:, prompt_len:, None]).squeeze(-1)
-    entropy = -(logp.exp() * logp).sum(-1)
-    return picked, entropy
+    return scores_at(model, model.norm(xc), ids, prompt_len)
 
 
 def bench_grpo(model, opt, s, vocab, shared_prompt=False):

@@ -144,19 +144,38 @@ pub fn synthetic_ids(row: usize, len: usize, vocab: usize) -> Vec<u32> {
         .collect()
 }
 
+/// A table cell: `v` with `digits` decimals, or "–" where there is no figure.
+pub fn fixed_cell(v: Option<f64>, digits: usize) -> String {
+    v.map_or("–".to_string(), |v| format!("{v:.digits$}"))
+}
+
+/// A table cell in scientific notation (differences, tolerances), or "–".
+pub fn scientific_cell(v: Option<f64>) -> String {
+    v.map_or("–".to_string(), |v| format!("{v:.1e}"))
+}
+
+/// Median of `values` (the upper one of an even count); 0 when empty.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// Median wall-clock seconds of `repeats` runs after one untimed warm-up run (kernel
 /// compilation, autotuning, allocator growth).
 pub fn median_seconds(repeats: usize, mut run: impl FnMut()) -> f64 {
     run();
-    let mut times: Vec<f64> = (0..repeats.max(1))
-        .map(|_| {
-            let start = Instant::now();
-            run();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    median(
+        (0..repeats.max(1))
+            .map(|_| {
+                let start = Instant::now();
+                run();
+                start.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
 }
 
 /// Prefill time and per-step decode time of generating `new_tokens` (≥ 2) for

@@ -18,6 +18,7 @@ use burn::backend::Autodiff;
 use burn::prelude::*;
 use burn::tensor::{Distribution, FloatDType};
 
+use super::bench::{fixed_cell, scientific_cell};
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask, DeviceKind};
 use crate::kernels::{masked_token_logprob_entropy, reference, RewardStepBackend, RowChunking};
@@ -145,8 +146,6 @@ pub fn run(args: KernelBenchArgs) -> anyhow::Result<()> {
     let rows = report.timings;
     println!("| N | V | path | pass | ms | GB/s | peak extra MB | logits MB |");
     println!("|--:|--:|------|------|---:|-----:|--------------:|----------:|");
-    let show =
-        |v: Option<f64>, digits: usize| v.map_or("–".to_string(), |v| format!("{v:.digits$}"));
     for row in rows {
         println!(
             "| {} | {} | {} | {} | {} | {} | {} | {:.0} |",
@@ -154,25 +153,24 @@ pub fn run(args: KernelBenchArgs) -> anyhow::Result<()> {
             row.vocab,
             row.path,
             row.pass,
-            show(row.ms, 2),
-            show(row.gb_per_s, 1),
-            show(row.peak_extra_mb, 1),
+            fixed_cell(row.ms, 2),
+            fixed_cell(row.gb_per_s, 1),
+            fixed_cell(row.peak_extra_mb, 1),
             (row.rows * row.vocab * dtype.bytes()) as f64 / 1e6,
         );
     }
     println!();
     println!("| N | V | copy ms | copy GB/s | kernel vs reference: max |Δ| out | max |Δ| grad |");
     println!("|--:|--:|--------:|----------:|------:|------:|");
-    let show_e = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.1e}"));
     for (copy, agreement) in report.copy.iter().zip(&report.agreement) {
         println!(
             "| {} | {} | {} | {} | {} | {} |",
             copy.rows,
             copy.vocab,
-            show(copy.ms, 2),
-            show(copy.gb_per_s, 1),
-            show_e(agreement.forward_max_abs_diff),
-            show_e(agreement.gradient_max_abs_diff),
+            fixed_cell(copy.ms, 2),
+            fixed_cell(copy.gb_per_s, 1),
+            scientific_cell(agreement.forward_max_abs_diff),
+            scientific_cell(agreement.gradient_max_abs_diff),
         );
     }
     Ok(())

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+
+use super::bench::{fixed_cell, median, scientific_cell};
 use serde_json::Value;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -124,20 +126,8 @@ pub struct DeviceReport {
     pub rl: Option<RlSummary>,
 }
 
-fn f(v: &Value) -> Option<f64> {
-    v.as_f64()
-}
-
 fn ratio(ours: f64, theirs: Option<f64>) -> Option<f64> {
     theirs.filter(|t| *t > 0.0).map(|t| ours / t)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 impl DeviceReport {
@@ -150,7 +140,11 @@ impl DeviceReport {
         let parity_worst_logprob_diff = parity_fixtures
             .iter()
             .filter_map(|x| {
-                Some(f(&x["target_logprob_max_diff"])?.max(f(&x["logsumexp_max_diff"])?))
+                Some(
+                    x["target_logprob_max_diff"]
+                        .as_f64()?
+                        .max(x["logsumexp_max_diff"].as_f64()?),
+                )
             })
             .reduce(f64::max);
 
@@ -170,8 +164,8 @@ impl DeviceReport {
                     dtype: dtype.clone(),
                     rows: a["rows"].as_u64().unwrap_or(0),
                     vocab: a["vocab"].as_u64().unwrap_or(0),
-                    forward_max_abs_diff: f(&a["forward_max_abs_diff"]),
-                    gradient_max_abs_diff: f(&a["gradient_max_abs_diff"]),
+                    forward_max_abs_diff: a["forward_max_abs_diff"].as_f64(),
+                    gradient_max_abs_diff: a["gradient_max_abs_diff"].as_f64(),
                 });
             }
         }
@@ -190,7 +184,7 @@ impl DeviceReport {
                             && t["path"] == "kernel"
                             && t["pass"] == pass
                     })
-                    .and_then(|t| f(&t[what]))
+                    .and_then(|t| t[what].as_f64())
             };
             for copy in bench["copy"].as_array().into_iter().flatten() {
                 let (rows, vocab) = (
@@ -209,11 +203,11 @@ impl DeviceReport {
                 let forward_ms = timing(rows, vocab, "forward", "ms");
                 let forward_backward_ms = timing(rows, vocab, "forward+backward", "ms");
                 let speedup = |ours: Option<f64>, key: &str| {
-                    Some(f(&torch.as_ref()?[key])? / ours.filter(|m| *m > 0.0)?)
+                    Some(torch.as_ref()?[key].as_f64()? / ours.filter(|m| *m > 0.0)?)
                 };
                 kernels.push(KernelLine {
                     forward_percent_of_copy_bandwidth: timing(rows, vocab, "forward", "gb_per_s")
-                        .zip(f(&copy["gb_per_s"]).filter(|g| *g > 0.0))
+                        .zip(copy["gb_per_s"].as_f64().filter(|g| *g > 0.0))
                         .map(|(ours, copy)| 100.0 * ours / copy),
                     forward_speedup_vs_torch: speedup(forward_ms, "forward_ms"),
                     forward_backward_speedup_vs_torch: speedup(
@@ -237,13 +231,13 @@ impl DeviceReport {
             .iter()
             .filter_map(|row| {
                 let batch = row["batch"].as_u64()?;
-                let ours = f(&row["decode_tokens_per_s"])?;
+                let ours = row["decode_tokens_per_s"].as_f64()?;
                 let torch = parts.torch_generate.as_ref().and_then(|t| {
                     t["rows"]
                         .as_array()?
                         .iter()
                         .find(|r| r["batch"] == batch)
-                        .and_then(|r| f(&r["decode_tokens_per_s"]))
+                        .and_then(|r| r["decode_tokens_per_s"].as_f64())
                 });
                 Some(RatioLine {
                     name: format!("decode, batch {batch}"),
@@ -259,18 +253,26 @@ impl DeviceReport {
             .and_then(|t| t["measurements"].as_array().cloned())
             .unwrap_or_default()
             .iter()
-            .filter_map(|m| {
-                let name = m["name"].as_str()?;
-                let ours = f(&m["tokens_per_s"])?;
-                let torch = parts.torch_train.as_ref().and_then(|t| {
-                    t["measurements"]
-                        .as_array()?
-                        .iter()
-                        .find(|x| x["name"] == name)
-                        .and_then(|x| f(&x["tokens_per_s"]))
-                });
-                Some(RatioLine {
-                    name: name.to_string(),
+            .filter_map(|m| Some((m["name"].as_str()?, m["tokens_per_s"].as_f64()?)))
+            .flat_map(|(name, ours)| {
+                let peer = |peer_name: &str| {
+                    parts.torch_train.as_ref().and_then(|t| {
+                        t["measurements"]
+                            .as_array()?
+                            .iter()
+                            .find(|x| x["name"] == peer_name)
+                            .and_then(|x| x["tokens_per_s"].as_f64())
+                    })
+                };
+                // The GRPO update's peer runs full sequences (as TRL and verl do) and,
+                // where it reports it, also each group's shared prompt once, as ours does.
+                let shared = format!("{name}, shared prompt");
+                let mut lines = vec![(name.to_string(), peer(name))];
+                if let Some(torch) = peer(&shared) {
+                    lines.push((format!("{name} vs PyTorch shared prompt"), Some(torch)));
+                }
+                lines.into_iter().map(move |(name, torch)| RatioLine {
+                    name,
                     ours,
                     torch,
                     ratio: ratio(ours, torch),
@@ -278,7 +280,11 @@ impl DeviceReport {
             })
             .collect();
         let column = |key: &str| -> Vec<f64> {
-            parts.rl_metrics.iter().filter_map(|m| f(&m[key])).collect()
+            parts
+                .rl_metrics
+                .iter()
+                .filter_map(|m| m[key].as_f64())
+                .collect()
         };
         let rl = (!parts.rl_metrics.is_empty()).then(|| RlSummary {
             steps: parts.rl_metrics.len(),
@@ -300,10 +306,6 @@ impl DeviceReport {
     }
 
     pub fn markdown(&self) -> String {
-        let opt = |v: Option<f64>, digits: usize| {
-            v.map_or("–".to_string(), |v| format!("{v:.digits$}"))
-        };
-        let sci = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.1e}"));
         let mut out = String::new();
         let mut line = |s: String| {
             out.push_str(&s);
@@ -332,7 +334,7 @@ impl DeviceReport {
                 Some(false) => "FAILED",
                 None => "not run",
             },
-            sci(self.parity_worst_logprob_diff)
+            scientific_cell(self.parity_worst_logprob_diff)
         ));
         line(String::new());
         line("| logits | N | V | kernel − reference: out | grad |".into());
@@ -343,8 +345,8 @@ impl DeviceReport {
                 a.dtype,
                 a.rows,
                 a.vocab,
-                sci(a.forward_max_abs_diff),
-                sci(a.gradient_max_abs_diff)
+                scientific_cell(a.forward_max_abs_diff),
+                scientific_cell(a.gradient_max_abs_diff)
             ));
         }
         line(String::new());
@@ -356,11 +358,11 @@ impl DeviceReport {
                 k.dtype,
                 k.rows,
                 k.vocab,
-                opt(k.forward_ms, 2),
-                opt(k.forward_percent_of_copy_bandwidth, 0),
-                opt(k.forward_speedup_vs_torch, 1),
-                opt(k.forward_backward_ms, 2),
-                opt(k.forward_backward_speedup_vs_torch, 1)
+                fixed_cell(k.forward_ms, 2),
+                fixed_cell(k.forward_percent_of_copy_bandwidth, 0),
+                fixed_cell(k.forward_speedup_vs_torch, 1),
+                fixed_cell(k.forward_backward_ms, 2),
+                fixed_cell(k.forward_backward_speedup_vs_torch, 1)
             ));
         }
         line(String::new());
@@ -371,8 +373,8 @@ impl DeviceReport {
                 "| {} | {:.0} | {} | {} |",
                 r.name,
                 r.ours,
-                opt(r.torch, 0),
-                opt(r.ratio, 2)
+                fixed_cell(r.torch, 0),
+                fixed_cell(r.ratio, 2)
             ));
         }
         line(String::new());
@@ -442,9 +444,13 @@ mod tests {
                  "forward_gb_per_s": 200.0}]})),
             train: Some(json!({"measurements": [
                 {"name": "pretrain step", "shape": "8 x 512", "ms": 100.0, "tokens_per_s": 40000.0,
-                 "tokens_counted": "input"}]})),
+                 "tokens_counted": "input"},
+                {"name": "GRPO update", "shape": "64 x 144", "ms": 100.0, "tokens_per_s": 3000.0,
+                 "tokens_counted": "response"}]})),
             torch_train: Some(json!({"measurements": [
-                {"name": "pretrain step", "ms": 80.0, "tokens_per_s": 50000.0}]})),
+                {"name": "pretrain step", "ms": 80.0, "tokens_per_s": 50000.0},
+                {"name": "GRPO update", "ms": 100.0, "tokens_per_s": 2000.0},
+                {"name": "GRPO update, shared prompt", "ms": 50.0, "tokens_per_s": 6000.0}]})),
             generate: Some(json!({"rows": [
                 {"batch": 8, "prefill_ms": 5.0, "decode_ms_per_step": 4.0, "decode_tokens_per_s": 2000.0},
                 {"batch": 256, "prefill_ms": 50.0, "decode_ms_per_step": 10.0, "decode_tokens_per_s": 25600.0}]})),
@@ -479,6 +485,10 @@ mod tests {
         assert_eq!(bf16_line.forward_speedup_vs_torch, None);
         // 40000 / 50000 tokens/s; decode 2000 / 1000, and no peer at batch 256.
         assert_eq!(report.train[0].ratio, Some(0.8));
+        // The update against both peers: 3000 / 2000 and 3000 / 6000.
+        assert_eq!(report.train[1].ratio, Some(1.5));
+        assert_eq!(report.train[2].name, "GRPO update vs PyTorch shared prompt");
+        assert_eq!(report.train[2].ratio, Some(0.5));
         assert_eq!(report.generate[0].ratio, Some(2.0));
         assert_eq!(report.generate[1].torch, None);
         let rl = report.rl.as_ref().unwrap();

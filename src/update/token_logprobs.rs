@@ -176,7 +176,8 @@ pub fn response_token_scores<B: RewardStepBackend>(
             let [distinct, prefix_len] = prefixes.tokens.dims();
             let mut cache = model.new_cache(distinct, prefix_len + chunk_len, &device);
             // Only the prefixes' keys and values are read (through the cache); their
-            // hidden states are not.
+            // hidden states are not. (Skipping the last layer's attention output and MLP
+            // for the prefix made no measurable difference on the CPU.)
             let _ = model.hidden_states(
                 prefixes.tokens.clone(),
                 None,

@@ -97,7 +97,7 @@ fn shared_prompts_run_once_and_score_like_each_sequence_alone() {
     let model = model::<Cpu>(&device);
     let seqs = sequences();
     let batch = ResponseBatch::<Cpu>::new(&views(&seqs), &device);
-    // Four distinct prefixes: a (shared by four sequences, one with another last
+    // Three distinct prefixes: a (shared by four sequences, one with another last
     // token), b (two), and the empty prefix of the one-token prompt.
     let prefixes = batch
         .prefixes
