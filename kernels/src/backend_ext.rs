@@ -1,7 +1,7 @@
-//! The backend extension trait. Its default methods are the plain-tensor reference
-//! (so `impl RewardStepBackend for NdArray {}` is the CPU path); `CubeBackend`
-//! (WGPU, CUDA) overrides them with the CubeCL kernels and `Autodiff<B>` adds the
-//! custom backward on top of whichever `B` it wraps.
+//! The backend extension trait. Its default methods are the plain-tensor reference;
+//! the CPU backends (ndarray, burn-flex) override the log-prob/entropy step with the
+//! host loops of `host.rs`, `CubeBackend` (WGPU, CUDA) with the CubeCL kernels, and
+//! `Autodiff<B>` adds the custom backward on top of whichever `B` it wraps.
 
 use burn::prelude::*;
 use burn::tensor::ops::{FloatTensor, IntTensor};
@@ -91,14 +91,40 @@ pub trait RewardStepBackend: Backend {
     }
 }
 
-/// The CPU backend uses the reference.
-#[cfg(feature = "ndarray")]
-impl RewardStepBackend for burn::backend::ndarray::NdArray<f32> {
-    const CPU_THREAD_POOL: bool = true;
+/// The CPU backends run the reward step over host slices (`host.rs`).
+macro_rules! host_reward_step {
+    () => {
+        const CPU_THREAD_POOL: bool = true;
+
+        fn logprob_entropy_forward(
+            logits: FloatTensor<Self>,
+            targets: IntTensor<Self>,
+            mask: FloatTensor<Self>,
+        ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+            crate::host::logprob_entropy_forward::<Self>(logits, targets, mask)
+        }
+
+        fn logprob_entropy_backward(
+            logits: FloatTensor<Self>,
+            targets: IntTensor<Self>,
+            mask: FloatTensor<Self>,
+            stats: FloatTensor<Self>,
+            out: FloatTensor<Self>,
+            grad_out: FloatTensor<Self>,
+        ) -> FloatTensor<Self> {
+            crate::host::logprob_entropy_backward::<Self>(
+                logits, targets, mask, stats, out, grad_out,
+            )
+        }
+    };
 }
 
-/// burn's SIMD CPU backend uses the reference too.
+#[cfg(feature = "ndarray")]
+impl RewardStepBackend for burn::backend::ndarray::NdArray<f32> {
+    host_reward_step!();
+}
+
 #[cfg(feature = "flex")]
 impl RewardStepBackend for burn::backend::Flex {
-    const CPU_THREAD_POOL: bool = true;
+    host_reward_step!();
 }

@@ -6,14 +6,15 @@
 //! - [`group_advantages`] and [`generator_rewards`]: GRPO's group normalisation and
 //!   PretrainZero's min-max generator reward, on the device.
 //!
-//! Dispatch is by backend type through [`RewardStepBackend`]: ndarray → reference,
-//! `CubeBackend` (WGPU, CUDA) → kernels, `Autodiff<B>` → `B`'s forward plus a
+//! Dispatch is by backend type through [`RewardStepBackend`]: ndarray and burn-flex →
+//! host loops over the rows on rayon's pool, `CubeBackend` (WGPU, CUDA) → kernels, `Autodiff<B>` → `B`'s forward plus a
 //! custom backward.
 
 mod autodiff;
 mod backend_ext;
 #[cfg(feature = "cube")]
 mod cube;
+mod host;
 pub mod reference;
 
 use burn::prelude::*;

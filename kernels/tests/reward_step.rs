@@ -448,8 +448,9 @@ fn bf16_logits_on_the_cpu() {
 }
 
 #[test]
-fn reference_path_on_the_cpu() {
+fn host_path_on_the_cpu() {
     check_backend::<Cpu>(&Default::default(), "ndarray");
+    check_backend::<burn::backend::Flex>(&Default::default(), "flex");
 }
 
 /// Whether `B` can allocate on `device` (a missing adapter panics inside burn).

@@ -45,11 +45,22 @@ pub struct Mlp<B: Backend> {
     pub down_proj: Linear<B>,
 }
 
+/// `linear` applied to `[batch, seq, in]` as one `[batch · seq, in]` matrix. burn's
+/// linear backward takes the weight gradient of a 3-D input as one product per
+/// sequence plus a sum over the batch (a `[batch, in, out]` temporary); on the
+/// flattened input it is a single product.
+fn linear_2d<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [batch, seq, width] = x.dims();
+    let out = linear.forward(x.reshape([batch * seq, width]));
+    let out_width = out.dims()[1];
+    out.reshape([batch, seq, out_width])
+}
+
 impl<B: Backend> Mlp<B> {
     /// SwiGLU: `down(silu(gate(x)) * up(x))`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let gate = silu(linear_2d(&self.gate_proj, x.clone()));
+        linear_2d(&self.down_proj, gate * linear_2d(&self.up_proj, x))
     }
 }
 
@@ -81,9 +92,7 @@ impl<B: Backend> Attention<B> {
         // Norm and RoPE in the projections' `[batch, seq, heads, head_dim]` layout,
         // where the tensors are contiguous; heads move forward only afterwards.
         let project = |linear: &Linear<B>, heads: usize, norm: &Option<RmsNorm<B>>| {
-            let t = linear
-                .forward(x.clone())
-                .reshape([batch, seq, heads, self.head_dim]);
+            let t = linear_2d(linear, x.clone()).reshape([batch, seq, heads, self.head_dim]);
             match norm {
                 Some(norm) => norm.forward(t),
                 None => t,
@@ -123,7 +132,7 @@ impl<B: Backend> Attention<B> {
             .reshape([batch, self.num_kv_heads, groups, seq, self.head_dim])
             .permute([0, 3, 1, 2, 4])
             .reshape([batch, seq, self.num_heads * self.head_dim]);
-        self.o_proj.forward(context)
+        linear_2d(&self.o_proj, context)
     }
 }
 
@@ -360,25 +369,25 @@ impl<B: Backend> Decoder<B> {
         self.norm.forward(x)
     }
 
-    /// LM head: `[.., hidden]` → `[.., vocab]`.
+    /// LM head: `[.., hidden]` → `[.., vocab]`, as one `[rows, hidden]` product (see
+    /// [`linear_2d`]).
     pub fn logits<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
-        match &self.lm_head {
-            Some(head) => head.forward(hidden),
+        let dims = hidden.dims();
+        let width = dims[D - 1];
+        let rows = hidden.shape().num_elements() / width;
+        let flat = hidden.reshape([rows, width]);
+        let logits = match &self.lm_head {
+            Some(head) => head.forward(flat),
+            // Tied head: `h · Eᵀ` with Eᵀ as a strided view. (The cheaper-on-ndarray
+            // `(E · hᵀ)ᵀ` gave wrong decode logits on WGPU — single-row `hᵀ` — so the
+            // plain form is used everywhere; ndarray copies the table per call.)
             None => {
-                // Tied head: `h · Eᵀ` with Eᵀ as a strided view. (The cheaper-on-ndarray
-                // `(E · hᵀ)ᵀ` gave wrong decode logits on WGPU — single-row `hᵀ` — so
-                // the plain form is used everywhere; ndarray copies the table per call.)
-                let dims = hidden.dims();
-                let width = dims[D - 1];
-                let rows = hidden.shape().num_elements() / width;
-                let table = self.embed_tokens.weight.val();
-                let vocab = table.dims()[0];
-                let flat = hidden.reshape([rows, width]);
-                let mut out_dims = dims;
-                out_dims[D - 1] = vocab;
-                burn::tensor::module::linear(flat, table.transpose(), None).reshape(out_dims)
+                burn::tensor::module::linear(flat, self.embed_tokens.weight.val().transpose(), None)
             }
-        }
+        };
+        let mut out_dims = dims;
+        out_dims[D - 1] = logits.dims()[1];
+        logits.reshape(out_dims)
     }
 
     /// An empty cache for `batch` sequences of up to `capacity` tokens.

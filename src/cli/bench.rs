@@ -29,7 +29,8 @@ pub enum BenchWhat {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct GenerateBenchArgs {
-    /// Architecture preset (`tiny`, `qwen3-0.6b`); no weights are read.
+    /// Architecture preset (`tiny`, `small`, `qwen3-0.6b`) or a model folder (or its
+    /// config.json) whose shape is measured; no weights are read.
     #[arg(long, default_value = "tiny")]
     pub preset: String,
     /// Comma-separated batch sizes.
@@ -47,6 +48,19 @@ pub struct GenerateBenchArgs {
     pub device: DeviceArg,
 }
 
+/// The model shape a benchmark measures: a preset name, or a model folder or
+/// config.json (only the shape is read; the weights are random).
+pub fn model_shape(preset_or_path: &str) -> anyhow::Result<ModelConfig> {
+    let path = std::path::Path::new(preset_or_path);
+    if path.is_dir() {
+        Ok(ModelConfig::from_file(&path.join("config.json"))?)
+    } else if path.is_file() {
+        Ok(ModelConfig::from_file(path)?)
+    } else {
+        Ok(ModelConfig::preset(preset_or_path)?)
+    }
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Kernels(args) => super::bench_kernels::run(args),
@@ -56,7 +70,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             if args.new_tokens < 2 || args.prompt_len == 0 {
                 anyhow::bail!("--new-tokens must be at least 2 and --prompt-len at least 1");
             }
-            let config = ModelConfig::preset(&args.preset)?;
+            let config = model_shape(&args.preset)?;
             let device = args.device.kind();
             if args.json {
                 let (preset, prompt_len, new_tokens) =

@@ -5,7 +5,6 @@
 //! the ratios from one run.
 
 use burn::backend::Autodiff;
-use burn::optim::AdamWConfig;
 use serde::Serialize;
 
 use super::bench::{median_seconds, synthetic_ids, time_generation};
@@ -13,7 +12,7 @@ use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
 use crate::kernels::RewardStepBackend;
 use crate::models::{random_decoder, Decoder, ModelConfig, WeightDtype};
-use crate::optim::BackwardShards;
+use crate::optim::{BackwardShards, FusedAdamW};
 use crate::pretrain::trainer::train_step;
 use crate::train::config::OptimSection;
 use crate::update::policy_update::update_policy;
@@ -21,7 +20,8 @@ use crate::update::{PolicySample, UpdateConfig};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainBenchArgs {
-    /// Architecture preset (see `ModelConfig::preset`); weights are random.
+    /// Architecture preset (see `ModelConfig::preset`) or a model folder (or its
+    /// config.json) whose shape is measured; weights are random.
     #[arg(long, default_value = "tiny")]
     pub preset: String,
     /// Pretraining: sequences per step.
@@ -93,7 +93,7 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
             "--prompt-len and --generation-batch must be at least 1, --response-len at least 2"
         );
     }
-    let config = ModelConfig::preset(&args.preset)?;
+    let config = super::bench::model_shape(&args.preset)?;
     let device = args.device.kind();
     let update = bench_update_config();
     let report = Report {
@@ -172,7 +172,7 @@ impl BackendTask for TrainBench {
 
         // 1. Pretraining step.
         let mut model = Some(random_decoder::<Autodiff<B>>(&self.config, 0, device));
-        let mut optimizer = AdamWConfig::new()
+        let mut optimizer = FusedAdamW::new()
             .with_weight_decay(0.01)
             .init::<Autodiff<B>, Decoder<Autodiff<B>>>();
         let chunks: Vec<Vec<u32>> = (0..args.batch_size)

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsAccumulator, Optimizer};
+use burn::optim::{GradientsAccumulator, Optimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +26,7 @@ use crate::models::{
 };
 use crate::optim::{
     accumulate_sharded_gradients, clip_global_norm, is_finite_step, BackwardShards, CosineSchedule,
-    NonfiniteGuard,
+    FusedAdamW, NonfiniteGuard,
 };
 use crate::run_lock::RunLock;
 use crate::step_log::open_step_log;
@@ -163,7 +163,7 @@ pub fn run_pretraining<B: RewardStepBackend>(
         .or_else(|| model_config.eos_token_ids.first().copied())
         .context("the tokenizer has no <|endoftext|> and the config no eos_token_id")?;
 
-    let mut optimizer = AdamWConfig::new()
+    let mut optimizer = FusedAdamW::new()
         .with_beta_2(config.beta2)
         .with_epsilon(1e-8)
         .with_weight_decay(config.weight_decay)
@@ -339,7 +339,7 @@ pub fn train_step<B, O>(
     device: &B::Device,
 ) -> (Decoder<Autodiff<B>>, StepOutcome)
 where
-    B: Backend,
+    B: RewardStepBackend,
     O: Optimizer<Decoder<Autodiff<B>>, Autodiff<B>>,
 {
     let mut accumulator = GradientsAccumulator::<Decoder<Autodiff<B>>>::new();
@@ -437,7 +437,7 @@ fn chunk_tensor<B: Backend>(chunks: &[Vec<u32>], device: &B::Device) -> Tensor<B
 }
 
 /// Mean next-token cross-entropy of `chunks` (each `seq_len + 1` tokens).
-pub fn next_token_loss<B: Backend>(
+pub fn next_token_loss<B: RewardStepBackend>(
     model: &Decoder<B>,
     chunks: &[Vec<u32>],
     device: &B::Device,
@@ -445,15 +445,24 @@ pub fn next_token_loss<B: Backend>(
     let tokens = chunk_tensor::<B>(chunks, device);
     let [batch, width] = tokens.dims();
     let seq = width - 1;
+    let rows = batch * seq;
     let inputs = tokens.clone().slice([0..batch, 0..seq]);
-    let targets = tokens.slice([0..batch, 1..width]).reshape([batch * seq, 1]);
+    let targets = tokens.slice([0..batch, 1..width]).reshape([rows]);
     let logits = model.forward(inputs);
     let vocab = logits.dims()[2];
-    let logprobs = crate::models::row_ops::log_softmax_rows(logits.reshape([batch * seq, vocab]));
-    logprobs.gather(1, targets).mean().neg()
+    // The reward step's log-probability of each target (its entropy output gets no
+    // gradient): one pass over the logits each way, where log-softmax and gather
+    // would write several `[rows, V]` temporaries.
+    let (logprobs, _entropy) = crate::kernels::masked_token_logprob_entropy(
+        logits.reshape([rows, vocab]),
+        targets,
+        Tensor::ones([rows], device),
+        crate::kernels::RowChunking::default(),
+    );
+    logprobs.mean().neg()
 }
 
-fn validation_loss<B: Backend>(
+fn validation_loss<B: RewardStepBackend>(
     model: &Decoder<B>,
     chunks: &[Vec<u32>],
     batch_size: usize,
@@ -471,7 +480,7 @@ fn validation_loss<B: Backend>(
 
 /// Exports the newest checkpoint of a pretraining run as an HF folder (for looking at
 /// a run before it ends).
-pub fn export_checkpoint<B: Backend>(
+pub fn export_checkpoint<B: RewardStepBackend>(
     run_dir: &Path,
     out: &Path,
     device: &B::Device,
@@ -485,7 +494,7 @@ pub fn export_checkpoint<B: Backend>(
     type Ad<B> = Autodiff<B>;
     let (model_config, model, _, tokenizer_path) =
         init_model::<Ad<B>>(&config.init, config.seed, device)?;
-    let optimizer = AdamWConfig::new().init::<Ad<B>, Decoder<Ad<B>>>();
+    let optimizer = FusedAdamW::new().init::<Ad<B>, Decoder<Ad<B>>>();
     let (model, _, state): (_, _, PretrainState) = load_latest(run_dir, model, optimizer, device)?;
     save_pretrained(
         &model.valid(),

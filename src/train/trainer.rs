@@ -10,7 +10,6 @@ use std::time::Instant;
 use anyhow::Context;
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module};
-use burn::optim::AdamWConfig;
 use serde::{Deserialize, Serialize};
 
 use super::config::{SpanPolicyKind, TrainConfig};
@@ -23,7 +22,7 @@ use crate::checkpoint::{
 use crate::data::split::shuffled;
 use crate::data::{CorpusSpec, ParagraphRules, Split, SplitRule};
 use crate::models::{save_pretrained, Decoder, PretrainedModel, WeightDtype};
-use crate::optim::{run_concurrently, BackwardShards, CosineSchedule, NonfiniteGuard};
+use crate::optim::{run_concurrently, BackwardShards, CosineSchedule, FusedAdamW, NonfiniteGuard};
 use crate::parallel::{PeerGroup, PeerSync};
 use crate::policy::prompts::PromptTemplates;
 use crate::progress::trace_phase;
@@ -127,7 +126,7 @@ pub fn run_training_on_devices<B: RewardStepBackend>(
         None
     };
     let new_optimizer = || {
-        AdamWConfig::new()
+        FusedAdamW::new()
             .with_beta_1(config.optim.beta1)
             .with_beta_2(config.optim.beta2)
             .with_epsilon(1e-8)

@@ -233,7 +233,11 @@ fn the_device_check_dry_run_lists_every_part_and_its_report_reads_real_bench_out
     );
     assert!(line["forward_ms"].as_f64().unwrap() > 0.0);
     assert!(line["forward_percent_of_copy_bandwidth"].as_f64().unwrap() > 0.0);
-    // On the CPU the "kernel" is the reference: they agree exactly.
-    assert_eq!(json["kernel_agreement"][0]["forward_max_abs_diff"], 0.0);
+    // On the CPU the "kernel" is the host loop: it agrees with the reference to f32
+    // rounding.
+    let diff = json["kernel_agreement"][0]["forward_max_abs_diff"]
+        .as_f64()
+        .unwrap();
+    assert!(diff < 1e-5, "host path vs reference: {diff}");
     assert_eq!(json["parity_passed"], serde_json::Value::Null);
 }

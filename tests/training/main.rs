@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod adamw;
 mod copy_constraint;
 mod data_parallel;
 mod eval_responses;

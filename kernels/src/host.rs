@@ -1,0 +1,183 @@
+//! The reward step on the CPU backends (ndarray, burn-flex): the kernels' algorithm
+//! written over host slices, rows in parallel on rayon's pool.
+//!
+//! The plain-tensor reference materialises several `[N, V]` temporaries (shifted
+//! logits, exp, log p, p · log p, a one-hot) one elementwise operation at a time; here
+//! the forward reads each row twice (its max, then Σ e and Σ e·s in one sweep, with
+//! `s = x − max` and `e = exp(s)`) and the backward writes the gradient in one sweep,
+//! into the logits' own buffer when the backend hands it over unshared. Sums are f64,
+//! so a 152k-entry row keeps f32 accuracy.
+//!
+//! Logits of another type than f32 (bf16 on burn-flex) take the reference.
+
+use burn::prelude::*;
+use burn::tensor::ops::{FloatTensor, IntTensor};
+use burn::tensor::{DType, TensorData, TensorPrimitive};
+use rayon::prelude::*;
+
+use crate::reference;
+
+/// Rows per rayon task: enough work per task to amortise the scheduling.
+const ROWS_PER_TASK: usize = 8;
+
+fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
+    t.into_primitive().tensor()
+}
+
+fn host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> TensorData {
+    t.into_data().convert::<f32>()
+}
+
+fn host_targets<B: Backend>(targets: IntTensor<B>) -> Vec<i64> {
+    Tensor::<B, 1, Int>::from_primitive(targets)
+        .into_data()
+        .convert::<i64>()
+        .into_vec()
+        .expect("targets converted to i64")
+}
+
+/// Row statistics of the forward: `(max, ln Σ exp(x − max), entropy)`.
+fn row_statistics(row: &[f32]) -> (f32, f64, f64) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let (mut sum_e, mut sum_es) = (0.0f64, 0.0f64);
+    for &x in row {
+        let s = x - max;
+        let e = s.exp();
+        // e = 0 for a −∞ logit, whose s · e would be −∞ · 0.
+        if e > 0.0 {
+            sum_e += e as f64;
+            sum_es += (e * s) as f64;
+        }
+    }
+    let log_sum = sum_e.ln();
+    // H = −Σ p (s − log_sum) = log_sum − Σ e·s / Σ e.
+    (max, log_sum, log_sum - sum_es / sum_e)
+}
+
+/// See [`crate::RewardStepBackend::logprob_entropy_forward`].
+pub fn logprob_entropy_forward<B: Backend>(
+    logits: FloatTensor<B>,
+    targets: IntTensor<B>,
+    mask: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let logits = float::<B, 2>(logits);
+    if logits.dtype() != DType::F32 {
+        let (out, stats) = reference::logprob_entropy_forward::<B>(
+            logits,
+            Tensor::from_primitive(targets),
+            float(mask),
+        );
+        return (primitive(out), primitive(stats));
+    }
+    let device = logits.device();
+    let [rows, vocab] = logits.dims();
+    let logits = host_f32(logits);
+    let logits = logits.as_slice::<f32>().expect("f32 logits");
+    let targets = host_targets::<B>(targets);
+    let mask = host_f32(float::<B, 1>(mask))
+        .into_vec::<f32>()
+        .expect("f32 mask");
+
+    let mut out = vec![0.0f32; rows * 2];
+    let mut stats = vec![0.0f32; rows * 2];
+    out.par_chunks_mut(2 * ROWS_PER_TASK)
+        .zip(stats.par_chunks_mut(2 * ROWS_PER_TASK))
+        .enumerate()
+        .for_each(|(task, (out, stats))| {
+            for (i, (out, stats)) in out.chunks_mut(2).zip(stats.chunks_mut(2)).enumerate() {
+                let r = task * ROWS_PER_TASK + i;
+                let row = &logits[r * vocab..(r + 1) * vocab];
+                let (max, log_sum, entropy) = row_statistics(row);
+                stats[0] = max;
+                stats[1] = log_sum as f32;
+                if mask[r] != 0.0 {
+                    let target = targets[r] as usize;
+                    out[0] = ((row[target] - max) as f64 - log_sum) as f32;
+                    out[1] = entropy as f32;
+                }
+            }
+        });
+    (
+        primitive(Tensor::<B, 2>::from_data(
+            TensorData::new(out, [rows, 2]),
+            &device,
+        )),
+        primitive(Tensor::<B, 2>::from_data(
+            TensorData::new(stats, [rows, 2]),
+            &device,
+        )),
+    )
+}
+
+/// See [`crate::RewardStepBackend::logprob_entropy_backward`]:
+/// `g_lp · (1[v = t] − p_v) − g_ent · p_v · (log p_v + H)` on rows with `mask = 1`.
+pub fn logprob_entropy_backward<B: Backend>(
+    logits: FloatTensor<B>,
+    targets: IntTensor<B>,
+    mask: FloatTensor<B>,
+    stats: FloatTensor<B>,
+    out: FloatTensor<B>,
+    grad_out: FloatTensor<B>,
+) -> FloatTensor<B> {
+    let logits = float::<B, 2>(logits);
+    if logits.dtype() != DType::F32 {
+        return primitive(reference::logprob_entropy_backward::<B>(
+            logits,
+            Tensor::from_primitive(targets),
+            float(mask),
+            float(stats),
+            float(out),
+            float(grad_out),
+        ));
+    }
+    let device = logits.device();
+    let [_, vocab] = logits.dims();
+    let host = |t: FloatTensor<B>| {
+        host_f32(float::<B, 2>(t))
+            .into_vec::<f32>()
+            .expect("f32 values")
+    };
+    let (mask, stats, out, grad_out) = (host(mask), host(stats), host(out), host(grad_out));
+    let targets = host_targets::<B>(targets);
+    // The gradient overwrites the logits' buffer, row by row.
+    let mut grad = host_f32(logits);
+    grad.as_mut_slice::<f32>()
+        .expect("f32 logits")
+        .par_chunks_mut(vocab * ROWS_PER_TASK)
+        .enumerate()
+        .for_each(|(task, block)| {
+            for (i, row) in block.chunks_mut(vocab).enumerate() {
+                let r = task * ROWS_PER_TASK + i;
+                let g_lp = grad_out[2 * r] * mask[r];
+                let g_ent = grad_out[2 * r + 1] * mask[r];
+                if mask[r] == 0.0 || (g_lp == 0.0 && g_ent == 0.0) {
+                    row.fill(0.0);
+                    continue;
+                }
+                let (max, log_sum, entropy) = (stats[2 * r], stats[2 * r + 1], out[2 * r + 1]);
+                // (x − max) − log_sum, as in the forward: logits of ±1e4 keep their
+                // f32 accuracy, which x − (max + log_sum) would round away.
+                if g_ent == 0.0 {
+                    for x in row.iter_mut() {
+                        *x = -g_lp * ((*x - max) - log_sum).exp();
+                    }
+                } else {
+                    for x in row.iter_mut() {
+                        let logp = (*x - max) - log_sum;
+                        let p = logp.exp();
+                        *x = if p > 0.0 {
+                            -g_lp * p - g_ent * p * (logp + entropy)
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+                row[targets[r] as usize] += g_lp;
+            }
+        });
+    primitive(Tensor::<B, 2>::from_data(grad, &device))
+}
