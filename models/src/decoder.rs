@@ -353,12 +353,13 @@ impl<B: Backend> Decoder<B> {
                 .reshape([1, seq])
                 .expand([batch, seq])
         });
-        let angles = self.rotary.angles(positions);
         let keys = seq + cache.as_deref().map_or(0, KvCache::len);
         let mut x = self.embed_tokens.forward(tokens);
         let Some(first) = self.layers.first() else {
             return self.norm.forward(x);
         };
+        let heads = [first.self_attn.num_heads, first.self_attn.num_kv_heads];
+        let angles = self.rotary.angles(positions, &heads);
         let mask = first
             .self_attn
             .stacked_mask(mask, batch, seq, keys, &device);

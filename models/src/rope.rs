@@ -14,14 +14,20 @@ pub struct RotaryEmbedding<B: Backend> {
     inv_freq: Tensor<B, 1>,
 }
 
-/// cos and sin for a batch of positions, `[batch, seq, 1, head_dim]` each: they apply
-/// to q/k in the `[batch, seq, heads, head_dim]` layout of the projections, where the
-/// tensors are still contiguous (rotating after the head transpose would make every
-/// elementwise op walk a strided view).
+/// cos and sin for a batch of positions, laid out for q/k in the `[batch, seq, heads,
+/// head_dim]` layout of the projections, where those tensors are still contiguous.
+/// The tables are expanded to each head count once per forward pass: multiplying by a
+/// `[batch, seq, 1, head_dim]` table broadcast over the heads sends the CPU backends
+/// through their strided element-by-element path in every layer.
 #[derive(Debug, Clone)]
 pub struct RotaryAngles<B: Backend> {
+    /// `[batch, seq, 1, head_dim]`.
     cos: Tensor<B, 4>,
-    sin: Tensor<B, 4>,
+    /// `[batch, seq, 1, head_dim]`, the first half negated: rotate-half's sign, so the
+    /// rotation is `x · cos + swap_halves(x) · sin`.
+    signed_sin: Tensor<B, 4>,
+    /// `(heads, cos, signed_sin)`, each `[batch, seq, heads, head_dim]` and contiguous.
+    expanded: Vec<(usize, Tensor<B, 4>, Tensor<B, 4>)>,
 }
 
 impl<B: Backend> RotaryEmbedding<B> {
@@ -33,18 +39,36 @@ impl<B: Backend> RotaryEmbedding<B> {
         }
     }
 
-    /// `positions`: `[batch, seq]` absolute positions of the tokens.
-    pub fn angles(&self, positions: Tensor<B, 2, Int>) -> RotaryAngles<B> {
+    /// `positions`: `[batch, seq]` absolute positions of the tokens; `head_counts`: the
+    /// numbers of heads the tables will rotate (query and key/value heads).
+    pub fn angles(&self, positions: Tensor<B, 2, Int>, head_counts: &[usize]) -> RotaryAngles<B> {
         let [batch, seq] = positions.dims();
         let half = self.inv_freq.dims()[0];
         // Same order of operations as transformers: float32 positions times float32
         // inverse frequencies, then cos/sin of the duplicated halves.
         let freqs = positions.float().reshape([batch, seq, 1])
             * self.inv_freq.clone().reshape([1, 1, half]);
-        let emb = Tensor::cat(vec![freqs.clone(), freqs], 2).reshape([batch, seq, 1, 2 * half]);
+        let emb =
+            Tensor::cat(vec![freqs.clone(), freqs.clone()], 2).reshape([batch, seq, 1, 2 * half]);
+        let sin = freqs.sin();
+        let signed_sin =
+            Tensor::cat(vec![sin.clone().neg(), sin], 2).reshape([batch, seq, 1, 2 * half]);
+        let cos = emb.cos();
+        let mut expanded = Vec::new();
+        for &heads in head_counts {
+            if expanded.iter().any(|(h, _, _)| *h == heads) {
+                continue;
+            }
+            expanded.push((
+                heads,
+                cos.clone().repeat_dim(2, heads),
+                signed_sin.clone().repeat_dim(2, heads),
+            ));
+        }
         RotaryAngles {
-            cos: emb.clone().cos(),
-            sin: emb.sin(),
+            cos,
+            signed_sin,
+            expanded,
         }
     }
 }
@@ -56,8 +80,11 @@ impl<B: Backend> RotaryAngles<B> {
         let half = d / 2;
         let first = x.clone().slice([0..b, 0..s, 0..h, 0..half]);
         let second = x.clone().slice([0..b, 0..s, 0..h, half..d]);
-        let rotated = Tensor::cat(vec![second.neg(), first], 3);
-        x * self.cos.clone() + rotated * self.sin.clone()
+        let swapped = Tensor::cat(vec![second, first], 3);
+        match self.expanded.iter().find(|(heads, _, _)| *heads == h) {
+            Some((_, cos, signed_sin)) => x * cos.clone() + swapped * signed_sin.clone(),
+            None => x * self.cos.clone() + swapped * self.signed_sin.clone(),
+        }
     }
 }
 

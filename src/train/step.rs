@@ -46,12 +46,16 @@ pub struct RolloutMetrics {
     pub response_length_mean: f64,
     pub response_length_max: usize,
     pub response_clipped_fraction: f64,
+    /// Generated tokens of all rollouts.
     pub rollout_tokens: usize,
+    /// Prompt tokens the rollout prefilled: each distinct prompt once (generation runs
+    /// a group's shared prompt once for all its answers).
+    pub prefill_tokens: usize,
     pub rollout_seconds: f64,
     /// Extra batches of paragraphs drawn by dynamic sampling. With extra draws,
-    /// `paragraphs`, `signal_groups`, `rollout_tokens` and `rollout_seconds` count all
-    /// draws, and every rate and mean is that of the first draw (comparable with
-    /// steps and runs without dynamic sampling).
+    /// `paragraphs`, `signal_groups`, `rollout_tokens`, `prefill_tokens` and
+    /// `rollout_seconds` count all draws, and every rate and mean is that of the first
+    /// draw (comparable with steps and runs without dynamic sampling).
     pub extra_draws: usize,
     /// Diversity and difficulty of this step's spans (the generator's valid masks
     /// for `pretrainzero`).
@@ -104,6 +108,7 @@ impl StepRollouts {
             step.metrics.paragraphs += draw.metrics.paragraphs;
             step.metrics.signal_groups += draw.metrics.signal_groups;
             step.metrics.rollout_tokens += draw.metrics.rollout_tokens;
+            step.metrics.prefill_tokens += draw.metrics.prefill_tokens;
             step.metrics.rollout_seconds += draw.metrics.rollout_seconds;
             step.samples.extend(draw.samples);
         }
@@ -181,6 +186,7 @@ impl StepRollouts {
                 .unwrap_or(0),
             response_clipped_fraction: weighted(|m| m.response_clipped_fraction, &rollouts),
             rollout_tokens: metrics.iter().map(|m| m.rollout_tokens).sum(),
+            prefill_tokens: metrics.iter().map(|m| m.prefill_tokens).sum(),
             rollout_seconds: metrics
                 .iter()
                 .map(|m| m.rollout_seconds)
@@ -389,6 +395,11 @@ pub fn collect_rollouts<B: RewardStepBackend>(
         .chain(&predictor_rollouts)
         .collect();
     metrics.rollout_tokens = all_rollouts.iter().map(|r| r.response_ids.len()).sum();
+    let distinct_prompts: std::collections::HashSet<&[u32]> = all_rollouts
+        .iter()
+        .map(|r| r.prompt_ids.as_slice())
+        .collect();
+    metrics.prefill_tokens = distinct_prompts.iter().map(|p| p.len()).sum();
     metrics.response_length_mean = metrics.rollout_tokens as f64 / all_rollouts.len().max(1) as f64;
     metrics.response_length_max = all_rollouts
         .iter()
