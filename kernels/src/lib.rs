@@ -1,5 +1,6 @@
 //! The reward step of PretrainZero's GRPO update (DESIGN.md §7) as custom CubeCL
-//! kernels, with a plain-tensor reference for backends without CubeCL:
+//! kernels, as host loops on the CPU backends, and as a plain-tensor reference (the
+//! fallback for other backends and the oracle of the tests):
 //!
 //! - [`masked_token_logprob_entropy`]: log-probability of each sampled token and the
 //!   entropy of its distribution, forward and backward, one pass over the logits each;
@@ -7,8 +8,8 @@
 //!   PretrainZero's min-max generator reward, on the device.
 //!
 //! Dispatch is by backend type through [`RewardStepBackend`]: ndarray and burn-flex →
-//! host loops over the rows on rayon's pool, `CubeBackend` (WGPU, CUDA) → kernels, `Autodiff<B>` → `B`'s forward plus a
-//! custom backward.
+//! host loops over the rows on rayon's pool, `CubeBackend` (WGPU, CUDA) → kernels,
+//! `Autodiff<B>` → `B`'s forward plus a custom backward.
 
 mod autodiff;
 mod backend_ext;
@@ -29,7 +30,7 @@ pub type CudaBackend = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, 
 
 /// Bound on the extra memory of the reward step: rows are processed in chunks whose
 /// logits fit this many bytes (the reference path materialises a few `[rows, V]`
-/// temporaries per chunk; the kernels only `rows × 4` values).
+/// temporaries per chunk; the kernels and the CPU host loops only `rows × 4` values).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RowChunking {
     pub budget_bytes: usize,
