@@ -47,9 +47,11 @@ fn row_statistics(row: &[f32]) -> (f32, f64, f64) {
     for &x in row {
         let s = x - max;
         let e = s.exp();
+        // A NaN logit makes the sums NaN (as it makes the reference's), so a broken
+        // forward pass reaches the trainer's non-finite guard instead of being skipped.
+        sum_e += e as f64;
         // e = 0 for a −∞ logit, whose s · e would be −∞ · 0.
         if e > 0.0 {
-            sum_e += e as f64;
             sum_es += (e * s) as f64;
         }
     }

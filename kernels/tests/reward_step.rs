@@ -447,10 +447,34 @@ fn bf16_logits_on_the_cpu() {
     check_bf16_logits::<burn::backend::Flex>(&Default::default(), "flex");
 }
 
+/// A NaN logit anywhere in a row makes that row's outputs NaN (a broken forward pass
+/// must reach the trainer's non-finite guard), and leaves the other rows alone.
+fn check_nan_propagates<B: RewardStepBackend>(device: &B::Device, name: &str) {
+    let mut rng = StdRng::seed_from_u64(fresh_seed());
+    let mut case = Case::random(3, 50, &mut rng);
+    case.mask = vec![1.0; 3];
+    let target = case.targets[1] as usize;
+    case.logits[50 + (target + 1) % 50] = f32::NAN;
+    let (logits, targets, mask) = case.tensors::<B>(device);
+    let (lp, ent) = masked_token_logprob_entropy(logits, targets, mask, RowChunking::default());
+    let (lp, ent) = (to_vec(lp), to_vec(ent));
+    assert!(
+        lp[1].is_nan() && ent[1].is_nan(),
+        "{name}: row with NaN: {} {}",
+        lp[1],
+        ent[1]
+    );
+    for r in [0, 2] {
+        assert!(lp[r].is_finite() && ent[r].is_finite(), "{name}: row {r}");
+    }
+}
+
 #[test]
 fn host_path_on_the_cpu() {
     check_backend::<Cpu>(&Default::default(), "ndarray");
     check_backend::<burn::backend::Flex>(&Default::default(), "flex");
+    check_nan_propagates::<Cpu>(&Default::default(), "ndarray");
+    check_nan_propagates::<burn::backend::Flex>(&Default::default(), "flex");
 }
 
 /// Whether `B` can allocate on `device` (a missing adapter panics inside burn).
