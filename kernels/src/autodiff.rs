@@ -1,6 +1,7 @@
-//! `Autodiff<B>`: the forward runs `B`'s implementation (kernel or reference) and
-//! registers a backward that calls `B::logprob_entropy_backward`, so the gradient is
-//! one pass over the logits and no softmax is stored between the passes.
+//! `Autodiff<B>`: the forward runs `B`'s implementation (kernel, CPU host loop or
+//! reference) and registers a backward that calls `B::logprob_entropy_backward`, so
+//! the gradient is one pass over the logits and no softmax is stored between the
+//! passes.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;

@@ -5,8 +5,9 @@
 //! logits, exp, log p, p · log p, a one-hot) one elementwise operation at a time; here
 //! the forward reads each row twice (its max, then Σ e and Σ e·s in one sweep, with
 //! `s = x − max` and `e = exp(s)`) and the backward writes the gradient in one sweep,
-//! into the logits' own buffer when the backend hands it over unshared. Sums are f64,
-//! so a 152k-entry row keeps f32 accuracy.
+//! into the logits' own buffer when the backend hands it over unshared. (The forward
+//! reads a host copy: the autodiff graph still holds the logits for the backward.)
+//! Sums are f64, so a 152k-entry row keeps f32 accuracy.
 //!
 //! Logits of another type than f32 (bf16 on burn-flex) take the reference.
 
@@ -143,7 +144,10 @@ pub fn logprob_entropy_backward<B: Backend>(
             .into_vec::<f32>()
             .expect("f32 values")
     };
-    let (mask, stats, out, grad_out) = (host(mask), host(stats), host(out), host(grad_out));
+    let (stats, out, grad_out) = (host(stats), host(out), host(grad_out));
+    let mask = host_f32(float::<B, 1>(mask))
+        .into_vec::<f32>()
+        .expect("f32 mask");
     let targets = host_targets::<B>(targets);
     // The gradient overwrites the logits' buffer, row by row.
     let mut grad = host_f32(logits);
@@ -171,10 +175,11 @@ pub fn logprob_entropy_backward<B: Backend>(
                     for x in row.iter_mut() {
                         let logp = (*x - max) - log_sum;
                         let p = logp.exp();
-                        *x = if p > 0.0 {
-                            -g_lp * p - g_ent * p * (logp + entropy)
-                        } else {
+                        // p = 0 (a −∞ logit) contributes 0, not 0 · −∞; a NaN stays NaN.
+                        *x = if p == 0.0 {
                             0.0
+                        } else {
+                            -g_lp * p - g_ent * p * (logp + entropy)
                         };
                     }
                 }

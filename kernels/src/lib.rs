@@ -30,7 +30,8 @@ pub type CudaBackend = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, 
 
 /// Bound on the extra memory of the reward step: rows are processed in chunks whose
 /// logits fit this many bytes (the reference path materialises a few `[rows, V]`
-/// temporaries per chunk; the kernels and the CPU host loops only `rows × 4` values).
+/// temporaries per chunk, the CPU host loops one host copy of the chunk's logits, the
+/// kernels only `rows × 4` values).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RowChunking {
     pub budget_bytes: usize,
@@ -54,8 +55,8 @@ impl RowChunking {
 /// `logits [N, V]`, `targets [N]`, `mask [N]` (1 = the row is a response token) →
 /// `(logprob [N], entropy [N])`, both 0 where `mask = 0`. Differentiable on
 /// `Autodiff<B>` with respect to `logits`. The logits may be f32 or, where the backend
-/// has it, bf16 (half the bytes to read); the sums are f32 either way, the outputs are
-/// f32, and the gradient has the logits' type.
+/// has it, bf16 (half the bytes to read); the sums are f32 (f64 in the CPU host loops)
+/// either way, the outputs are f32, and the gradient has the logits' type.
 pub fn masked_token_logprob_entropy<B: RewardStepBackend>(
     logits: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
@@ -65,21 +66,30 @@ pub fn masked_token_logprob_entropy<B: RewardStepBackend>(
     let [rows, vocab] = logits.dims();
     let mask = mask.cast(burn::tensor::FloatDType::F32);
     let per_chunk = chunking.rows_per_chunk(vocab);
-    let mut outputs = Vec::new();
-    for start in (0..rows).step_by(per_chunk) {
-        let end = (start + per_chunk).min(rows);
+    let forward = |logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>, mask: Tensor<B, 1>| {
         let (out, _stats) = B::logprob_entropy_forward(
-            logits
-                .clone()
-                .slice([start..end, 0..vocab])
-                .into_primitive()
-                .tensor(),
-            targets.clone().slice([start..end]).into_primitive(),
-            mask.clone().slice([start..end]).into_primitive().tensor(),
+            logits.into_primitive().tensor(),
+            targets.into_primitive(),
+            mask.into_primitive().tensor(),
         );
-        outputs.push(Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(out)));
-    }
-    let out = Tensor::cat(outputs, 0);
+        Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(out))
+    };
+    // One chunk takes the logits whole: a slice would cost its backward a zeroed
+    // full-size gradient and a copy into it.
+    let out = if per_chunk >= rows {
+        forward(logits, targets, mask)
+    } else {
+        let mut outputs = Vec::new();
+        for start in (0..rows).step_by(per_chunk) {
+            let end = (start + per_chunk).min(rows);
+            outputs.push(forward(
+                logits.clone().slice([start..end, 0..vocab]),
+                targets.clone().slice([start..end]),
+                mask.clone().slice([start..end]),
+            ));
+        }
+        Tensor::cat(outputs, 0)
+    };
     let logprob = out.clone().slice([0..rows, 0..1]).reshape([rows]);
     let entropy = out.slice([0..rows, 1..2]).reshape([rows]);
     (logprob, entropy)

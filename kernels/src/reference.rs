@@ -1,5 +1,6 @@
-//! The reward step in plain Burn tensor ops: the fallback on backends without CubeCL
-//! (ndarray) and the oracle the kernels are tested against.
+//! The reward step in plain Burn tensor ops: the fallback on GPU backends built
+//! without CubeCL and for non-f32 logits on the CPU, and the oracle the kernels and
+//! the CPU host loops are tested against.
 //!
 //! Logits may be of any float type (bf16 on a GPU); the computation and its outputs
 //! are f32, as in the kernels, and the gradient comes back in the logits' type.
@@ -8,7 +9,7 @@
 //! `log_sum = ln Σ exp(x − max)`, so `log p = (x − max) − log_sum` never subtracts
 //! two large numbers (logits of ±1e4 stay exact to f32 rounding).
 //!
-//! Its full-row `max_dim` / `sum_dim` are exact on ndarray, where it runs; on WGPU
+//! Its full-row `max_dim` / `sum_dim` are exact on the CPU backends; on WGPU
 //! burn 0.21's reductions are wrong for rows of ≥ 65,536 elements (see the model
 //! crate's `row_ops.rs`), so there it appears only as the baseline column of
 //! `bench kernels`, whose values nobody reads.

@@ -21,12 +21,9 @@ pub struct RotaryEmbedding<B: Backend> {
 /// through their strided element-by-element path in every layer.
 #[derive(Debug, Clone)]
 pub struct RotaryAngles<B: Backend> {
-    /// `[batch, seq, 1, head_dim]`.
-    cos: Tensor<B, 4>,
-    /// `[batch, seq, 1, head_dim]`, the first half negated: rotate-half's sign, so the
-    /// rotation is `x · cos + swap_halves(x) · sin`.
-    signed_sin: Tensor<B, 4>,
-    /// `(heads, cos, signed_sin)`, each `[batch, seq, heads, head_dim]` and contiguous.
+    /// `(heads, cos, signed_sin)`, each `[batch, seq, heads, head_dim]` and contiguous;
+    /// `signed_sin` has its first half negated (rotate-half's sign), so the rotation
+    /// is `x · cos + swap_halves(x) · signed_sin`.
     expanded: Vec<(usize, Tensor<B, 4>, Tensor<B, 4>)>,
 }
 
@@ -65,11 +62,7 @@ impl<B: Backend> RotaryEmbedding<B> {
                 signed_sin.clone().repeat_dim(2, heads),
             ));
         }
-        RotaryAngles {
-            cos,
-            signed_sin,
-            expanded,
-        }
+        RotaryAngles { expanded }
     }
 }
 
@@ -81,10 +74,12 @@ impl<B: Backend> RotaryAngles<B> {
         let first = x.clone().slice([0..b, 0..s, 0..h, 0..half]);
         let second = x.clone().slice([0..b, 0..s, 0..h, half..d]);
         let swapped = Tensor::cat(vec![second, first], 3);
-        match self.expanded.iter().find(|(heads, _, _)| *heads == h) {
-            Some((_, cos, signed_sin)) => x * cos.clone() + swapped * signed_sin.clone(),
-            None => x * self.cos.clone() + swapped * self.signed_sin.clone(),
-        }
+        let (_, cos, signed_sin) = self
+            .expanded
+            .iter()
+            .find(|(heads, _, _)| *heads == h)
+            .expect("RotaryEmbedding::angles was given every head count it rotates");
+        x * cos.clone() + swapped * signed_sin.clone()
     }
 }
 

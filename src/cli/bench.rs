@@ -51,14 +51,23 @@ pub struct GenerateBenchArgs {
 /// The model shape a benchmark measures: a preset name, or a model folder or
 /// config.json (only the shape is read; the weights are random).
 pub fn model_shape(preset_or_path: &str) -> anyhow::Result<ModelConfig> {
-    let path = std::path::Path::new(preset_or_path);
-    if path.is_dir() {
-        Ok(ModelConfig::from_file(&path.join("config.json"))?)
-    } else if path.is_file() {
-        Ok(ModelConfig::from_file(path)?)
-    } else {
-        Ok(ModelConfig::preset(preset_or_path)?)
+    if crate::models::PRESETS.contains(&preset_or_path) {
+        return Ok(ModelConfig::preset(preset_or_path)?);
     }
+    let path = std::path::Path::new(preset_or_path);
+    let config = if path.is_dir() {
+        path.join("config.json")
+    } else {
+        path.to_path_buf()
+    };
+    if !config.is_file() {
+        anyhow::bail!(
+            "{}: neither a preset ({}) nor a model folder or config.json",
+            preset_or_path,
+            crate::models::PRESETS.join(", ")
+        );
+    }
+    Ok(ModelConfig::from_file(&config)?)
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {

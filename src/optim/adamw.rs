@@ -1,11 +1,12 @@
 //! AdamW with each parameter's update as one pass over parameter, gradient and moments.
 //!
 //! burn's `AdamW` writes the update as a dozen tensor operations, each a full-size
-//! temporary; on the CPU backends, which run elementwise operations on one thread,
-//! that cost ~300 ms per step over 30M parameters, against ~30 ms for PyTorch's fused
-//! AdamW. Here the CPU backends update parameter and moments in place on host slices,
-//! chunks in parallel on rayon's pool; other backends (GPUs, where burn's fusion
-//! merges the elementwise chain) run the same formula as tensor operations.
+//! temporary, on one thread on the CPU backends. Here the CPU backends update
+//! parameter and moments in place on host slices, chunks in parallel on rayon's pool
+//! (a 2-token pretraining step of a 29M-parameter model, which is mostly optimizer
+//! work, went from 309 to 178 ms); other backends (GPUs, where burn's fusion merges
+//! the elementwise chain) and non-f32 parameters run the same formula as tensor
+//! operations.
 //!
 //! The state is burn's `AdamWState`, so checkpoints written with either optimizer
 //! load into the other, and the formula is burn's: bias-corrected moments,
@@ -21,7 +22,9 @@ use rayon::prelude::*;
 
 use crate::kernels::RewardStepBackend;
 
-/// Parameters per rayon task of the host update.
+/// Parameters per rayon task of the host update: 4 arrays × 256 KiB per task, large
+/// enough that scheduling is negligible, small enough that a 1M-parameter tensor
+/// still spreads over 16 tasks.
 const VALUES_PER_TASK: usize = 1 << 16;
 
 /// AdamW's hyper-parameters; `new()` has burn's `AdamWConfig` defaults.
@@ -119,6 +122,36 @@ impl FusedAdamW {
     }
 }
 
+impl FusedAdamW {
+    /// The update as tensor operations: `(parameter, moment_1, moment_2)` after step
+    /// `time`, from the moments before it (`None` at the first step).
+    fn tensor_update<B: Backend, const D: usize>(
+        &self,
+        lr: LearningRate,
+        time: usize,
+        tensor: Tensor<B, D>,
+        grad: Tensor<B, D>,
+        moments: Option<(Tensor<B, D>, Tensor<B, D>)>,
+    ) -> (Tensor<B, D>, Tensor<B, D>, Tensor<B, D>) {
+        let (beta_1, beta_2) = (self.beta_1 as f64, self.beta_2 as f64);
+        let (moment_1, moment_2) = match moments {
+            Some((moment_1, moment_2)) => (
+                moment_1 * beta_1 + grad.clone() * (1.0 - beta_1),
+                moment_2 * beta_2 + grad.square() * (1.0 - beta_2),
+            ),
+            None => (
+                grad.clone() * (1.0 - beta_1),
+                grad.square() * (1.0 - beta_2),
+            ),
+        };
+        let (correction_1, correction_2) = self.bias_corrections(time);
+        let delta = (moment_1.clone() / correction_1 as f64)
+            / ((moment_2.clone() / correction_2 as f64).sqrt() + self.epsilon as f64);
+        let decayed = tensor * (1.0 - lr * self.weight_decay as f64);
+        (decayed - delta * lr, moment_1, moment_2)
+    }
+}
+
 /// A tensor's values as an owned f32 buffer (no copy on burn-flex when the tensor is
 /// contiguous and not shared).
 fn owned_values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> TensorData {
@@ -168,30 +201,65 @@ impl<B: RewardStepBackend> SimpleOptimizer<B> for FusedAdamW {
                 Tensor::from_data(moment_2, &device),
             )
         } else {
-            let (beta_1, beta_2) = (self.beta_1 as f64, self.beta_2 as f64);
-            let (moment_1, moment_2) = match moments {
-                Some((moment_1, moment_2)) => (
-                    moment_1 * beta_1 + grad.clone() * (1.0 - beta_1),
-                    moment_2 * beta_2 + grad.square() * (1.0 - beta_2),
-                ),
-                None => (
-                    grad.clone() * (1.0 - beta_1),
-                    grad.square() * (1.0 - beta_2),
-                ),
-            };
-            let (correction_1, correction_2) = self.bias_corrections(time);
-            let delta = (moment_1.clone() / correction_1 as f64)
-                / ((moment_2.clone() / correction_2 as f64).sqrt() + self.epsilon as f64);
-            let decayed = tensor * (1.0 - lr * self.weight_decay as f64);
-            (decayed - delta * lr, moment_1, moment_2)
+            self.tensor_update(lr, time, tensor, grad, moments)
         };
         let state = AdamWState::new(AdaptiveMomentumState::new(time, moment_1, moment_2));
         (tensor, Some(state))
     }
 
     fn to_device<const D: usize>(mut state: Self::State<D>, device: &B::Device) -> Self::State<D> {
-        state.momentum.moment_1 = state.momentum.moment_1.to_device(device);
-        state.momentum.moment_2 = state.momentum.moment_2.to_device(device);
+        state.momentum = state.momentum.to_device(device);
         state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::optim::{AdamWConfig, SimpleOptimizer};
+
+    type Cpu = NdArray<f32>;
+
+    /// The tensor path (what GPUs and non-f32 parameters run) against burn's own AdamW
+    /// over three steps with varying gradients.
+    #[test]
+    fn tensor_path_matches_burns_adamw() {
+        let device = Default::default();
+        let (lr, weight_decay) = (3e-3, 0.1);
+        let burn_adamw = AdamWConfig::new()
+            .with_beta_2(0.95)
+            .with_epsilon(1e-8)
+            .with_weight_decay(weight_decay as f32)
+            .build();
+        let fused = FusedAdamW::new()
+            .with_beta_2(0.95)
+            .with_epsilon(1e-8)
+            .with_weight_decay(weight_decay as f32);
+        let values = |seed: f32| -> Vec<f32> {
+            (0..37)
+                .map(|i| ((i as f32 * 0.37 + seed).sin()) * 2.0)
+                .collect()
+        };
+        let tensor = |v: Vec<f32>| Tensor::<Cpu, 1>::from_data(TensorData::new(v, [37]), &device);
+        let (mut reference, mut state) = (tensor(values(0.0)), None);
+        let (mut param, mut moments) = (tensor(values(0.0)), None);
+        for step in 1..=3 {
+            let grad = tensor(values(step as f32));
+            let (next, next_state) = burn_adamw.step(lr, reference, grad.clone(), state);
+            (reference, state) = (next, next_state);
+            let (next, moment_1, moment_2) = fused.tensor_update(lr, step, param, grad, moments);
+            (param, moments) = (next, Some((moment_1, moment_2)));
+        }
+        let found = param.into_data().into_vec::<f32>().unwrap();
+        let expected = reference.into_data().into_vec::<f32>().unwrap();
+        for (i, (f, e)) in found.iter().zip(&expected).enumerate() {
+            assert!(
+                (f - e).abs() <= 1e-6 * e.abs().max(1.0),
+                "element {i}: {f} vs {e}"
+            );
+        }
+        let moved = expected.iter().zip(values(0.0)).any(|(a, b)| *a != b);
+        assert!(moved, "three steps moved no parameter");
     }
 }

@@ -48,8 +48,9 @@ pub struct RolloutMetrics {
     pub response_clipped_fraction: f64,
     /// Generated tokens of all rollouts.
     pub rollout_tokens: usize,
-    /// Prompt tokens the rollout prefilled: each distinct prompt once (generation runs
-    /// a group's shared prompt once for all its answers).
+    /// Prompt tokens of the step's distinct prompts, each once and unpadded: what the
+    /// rollout prefills when each group's answers sit in one generation batch
+    /// (generation runs a batch's shared prompt once, padded to the batch's longest).
     pub prefill_tokens: usize,
     pub rollout_seconds: f64,
     /// Extra batches of paragraphs drawn by dynamic sampling. With extra draws,

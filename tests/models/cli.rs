@@ -241,3 +241,42 @@ fn the_device_check_dry_run_lists_every_part_and_its_report_reads_real_bench_out
     assert!(diff < 1e-5, "host path vs reference: {diff}");
     assert_eq!(json["parity_passed"], serde_json::Value::Null);
 }
+
+#[test]
+fn bench_measures_a_model_folder_shape_and_names_an_unknown_one() {
+    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/models/pretrainzero-wiki-31m");
+    let out = pretrainzero(&[
+        "bench",
+        "generate",
+        "--preset",
+        folder,
+        "--batch-sizes",
+        "1",
+        "--prompt-len",
+        "2",
+        "--new-tokens",
+        "2",
+        "--device",
+        "ndarray",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // By hand from its config.json: tied 8192 x 768 embedding, 4 layers of
+    // q/o 768 x 768, k/v 768 x 256, SwiGLU 3 x 768 x 2048 and norms 768 + 768 + 64 + 64,
+    // and the final norm: 6,291,456 + 4 x 6,293,120 + 768.
+    assert_eq!(json["parameters"], 31_464_704);
+    assert_eq!(json["config"]["hidden_size"], 768);
+
+    let out = pretrainzero(&["bench", "generate", "--preset", "/no/such/model"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/no/such/model") && stderr.contains("tiny"),
+        "{stderr}"
+    );
+}
