@@ -9,12 +9,18 @@ use burn::tensor::TensorPrimitive;
 
 use crate::reference;
 
-fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
+// Conversions between the backend's primitives and tensors, shared by the default
+// methods below and the CPU host loops.
+pub(crate) fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(t))
 }
 
-fn int<B: Backend, const D: usize>(t: IntTensor<B>) -> Tensor<B, D, Int> {
+pub(crate) fn int<B: Backend, const D: usize>(t: IntTensor<B>) -> Tensor<B, D, Int> {
     Tensor::from_primitive(t)
+}
+
+pub(crate) fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
+    t.into_primitive().tensor()
 }
 
 pub trait RewardStepBackend: Backend {
@@ -33,10 +39,7 @@ pub trait RewardStepBackend: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (out, stats) =
             reference::logprob_entropy_forward::<Self>(float(logits), int(targets), float(mask));
-        (
-            out.into_primitive().tensor(),
-            stats.into_primitive().tensor(),
-        )
+        (primitive(out), primitive(stats))
     }
 
     /// `grad_logits [N, V]` from `grad_out [N, 2]`.
@@ -68,10 +71,7 @@ pub trait RewardStepBackend: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (advantages, keep) =
             reference::group_advantages::<Self>(float(rewards), group_size, scale);
-        (
-            advantages.into_primitive().tensor(),
-            keep.into_primitive().tensor(),
-        )
+        (primitive(advantages), primitive(keep))
     }
 
     /// Bytes the device's memory pool has reserved, where the backend can tell (the

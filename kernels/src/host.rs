@@ -13,28 +13,21 @@
 
 use burn::prelude::*;
 use burn::tensor::ops::{FloatTensor, IntTensor};
-use burn::tensor::{DType, TensorData, TensorPrimitive};
+use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
+use crate::backend_ext::{float, int, primitive};
 use crate::reference;
 
 /// Rows per rayon task: enough work per task to amortise the scheduling.
 const ROWS_PER_TASK: usize = 8;
-
-fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
-    Tensor::from_primitive(TensorPrimitive::Float(t))
-}
-
-fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
-    t.into_primitive().tensor()
-}
 
 fn host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> TensorData {
     t.into_data().convert::<f32>()
 }
 
 fn host_targets<B: Backend>(targets: IntTensor<B>) -> Vec<i64> {
-    Tensor::<B, 1, Int>::from_primitive(targets)
+    int::<B, 1>(targets)
         .into_data()
         .convert::<i64>()
         .into_vec()
@@ -69,11 +62,8 @@ pub fn logprob_entropy_forward<B: Backend>(
 ) -> (FloatTensor<B>, FloatTensor<B>) {
     let logits = float::<B, 2>(logits);
     if logits.dtype() != DType::F32 {
-        let (out, stats) = reference::logprob_entropy_forward::<B>(
-            logits,
-            Tensor::from_primitive(targets),
-            float(mask),
-        );
+        let (out, stats) =
+            reference::logprob_entropy_forward::<B>(logits, int(targets), float(mask));
         return (primitive(out), primitive(stats));
     }
     let device = logits.device();
@@ -130,7 +120,7 @@ pub fn logprob_entropy_backward<B: Backend>(
     if logits.dtype() != DType::F32 {
         return primitive(reference::logprob_entropy_backward::<B>(
             logits,
-            Tensor::from_primitive(targets),
+            int(targets),
             float(mask),
             float(stats),
             float(out),

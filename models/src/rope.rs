@@ -42,15 +42,16 @@ impl<B: Backend> RotaryEmbedding<B> {
         let [batch, seq] = positions.dims();
         let half = self.inv_freq.dims()[0];
         // Same order of operations as transformers: float32 positions times float32
-        // inverse frequencies, then cos/sin of the duplicated halves.
+        // inverse frequencies, then cos/sin (of each frequency once; both halves of a
+        // head use the same angles).
         let freqs = positions.float().reshape([batch, seq, 1])
             * self.inv_freq.clone().reshape([1, 1, half]);
-        let emb =
-            Tensor::cat(vec![freqs.clone(), freqs.clone()], 2).reshape([batch, seq, 1, 2 * half]);
-        let sin = freqs.sin();
-        let signed_sin =
-            Tensor::cat(vec![sin.clone().neg(), sin], 2).reshape([batch, seq, 1, 2 * half]);
-        let cos = emb.cos();
+        let (cos, sin) = (freqs.clone().cos(), freqs.sin());
+        let table = |first: Tensor<B, 3>, second: Tensor<B, 3>| {
+            Tensor::cat(vec![first, second], 2).reshape([batch, seq, 1, 2 * half])
+        };
+        let signed_sin = table(sin.clone().neg(), sin);
+        let cos = table(cos.clone(), cos);
         let mut expanded = Vec::new();
         for &heads in head_counts {
             if expanded.iter().any(|(h, _, _)| *h == heads) {

@@ -347,14 +347,14 @@ fn kernel_reference_agreement<B: RewardStepBackend>(
     let kernel_out = Tensor::stack::<2>(vec![lp.clone(), ent.clone()], 1);
     let kernel_grad = kernel_logits
         .grad(&(lp.sum() + ent.sum()).backward())
-        .unwrap();
+        .expect("the kernel's logits are a leaf that requires a gradient");
 
     let reference_logits = leaf();
     let (reference_out, _) =
         reference::logprob_entropy_forward(reference_logits.clone(), targets, mask);
     let reference_grad = reference_logits
         .grad(&reference_out.clone().sum().backward())
-        .unwrap();
+        .expect("the reference's logits are a leaf that requires a gradient");
     (
         max_diff(kernel_out, reference_out),
         max_diff(
