@@ -14,6 +14,7 @@ use crate::kernels::RewardStepBackend;
 use crate::models::{random_decoder, Decoder, ModelConfig, WeightDtype};
 use crate::optim::{BackwardShards, FusedAdamW};
 use crate::pretrain::trainer::train_step;
+use crate::pretrain::TokenChunk;
 use crate::train::config::OptimSection;
 use crate::update::policy_update::update_policy;
 use crate::update::{PolicySample, UpdateConfig};
@@ -175,8 +176,8 @@ impl BackendTask for TrainBench {
         let mut optimizer = FusedAdamW::new()
             .with_weight_decay(0.01)
             .init::<Autodiff<B>, Decoder<Autodiff<B>>>();
-        let chunks: Vec<Vec<u32>> = (0..args.batch_size)
-            .map(|b| synthetic_ids(b, args.seq_len + 1, vocab))
+        let chunks: Vec<TokenChunk> = (0..args.batch_size)
+            .map(|b| TokenChunk::scored_everywhere(synthetic_ids(b, args.seq_len + 1, vocab)))
             .collect();
         let micro_batches = vec![chunks];
         let seconds = median_seconds(args.repeats, || {

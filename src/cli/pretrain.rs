@@ -8,7 +8,7 @@ use crate::backend::{run_on, BackendTask};
 use crate::determinism::enter_deterministic_mode;
 use crate::pretrain::trainer::read_run_config;
 use crate::pretrain::trainer::{ModelInit, PretrainSummary};
-use crate::pretrain::{run_pretraining, PretrainConfig, TaskMix};
+use crate::pretrain::{run_pretraining, PretrainConfig, TaskLoss, TaskMix};
 use crate::settings_check::RangeCheck;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -74,6 +74,15 @@ pub struct PretrainArgs {
     pub task_fraction: f64,
     #[arg(long, default_value_t = 3)]
     pub task_max_span_words: usize,
+    /// Which tokens of a task example the loss counts: `whole` (as plain text) or
+    /// `answer` (the span and its closing brace only; supervised fine-tuning on the
+    /// formats).
+    #[arg(long, value_enum, default_value_t = TaskLoss::Whole)]
+    pub task_loss: TaskLoss,
+    /// Build each task example from a random window of at most this many words of its
+    /// paragraph (default: the whole paragraph).
+    #[arg(long)]
+    pub task_context_words: Option<usize>,
     /// Seeds the train/validation article split and a random init.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -128,6 +137,7 @@ impl PretrainArgs {
             .at_least_one("--keep-checkpoints", self.keep_checkpoints)
             .unit_closed("--task-fraction", self.task_fraction)
             .at_least_one("--task-max-span-words", self.task_max_span_words)
+            .at_least_one("--task-context-words", self.task_context_words.unwrap_or(1))
             .at_least_one(
                 "--max-consecutive-nonfinite",
                 self.max_consecutive_nonfinite,
@@ -156,6 +166,8 @@ impl PretrainArgs {
             task_mix: TaskMix {
                 fraction: self.task_fraction,
                 max_span_words: self.task_max_span_words,
+                loss: self.task_loss,
+                context_words: self.task_context_words,
             },
             seed: self.seed,
             data_seed: self.data_seed,

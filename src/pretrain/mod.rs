@@ -4,5 +4,5 @@
 pub mod token_stream;
 pub mod trainer;
 
-pub use token_stream::{PackedTokenStream, StreamPosition, TaskMix};
+pub use token_stream::{PackedTokenStream, StreamPosition, TaskLoss, TaskMix, TokenChunk};
 pub use trainer::{run_pretraining, PretrainConfig, PretrainState};

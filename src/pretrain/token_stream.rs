@@ -8,6 +8,13 @@
 //! cold start (it ran 100 steps of random masking on SmolLM3), so that a small base
 //! model knows the formats before RL.
 //!
+//! Every token carries a flag saying whether predicting it counts in the loss. Plain
+//! paragraphs count everywhere; a task example counts everywhere too, or, with
+//! [`TaskLoss::Answer`], only on its answer (the span, the closing `}` and the
+//! end-of-text token): supervised fine-tuning on the formats, where the instruction
+//! and the paragraph the model already reads as plain text would otherwise be most of
+//! the gradient.
+//!
 //! The position in the stream (epoch, paragraphs consumed, leftover tokens) is plain
 //! data, so a checkpoint can resume exactly where it stopped.
 
@@ -27,6 +34,10 @@ pub struct StreamPosition {
     pub paragraphs_consumed: u64,
     /// Tokens produced but not yet emitted in a chunk.
     pub carry: Vec<u32>,
+    /// Whether each carried token is a loss target. Checkpoints written before the
+    /// flags existed have none here: every token of theirs counted.
+    #[serde(default)]
+    pub carry_scored: Vec<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -34,6 +45,53 @@ pub struct TaskMix {
     /// Fraction of paragraphs turned into task examples (0 disables).
     pub fraction: f64,
     pub max_span_words: usize,
+    /// Which tokens of a task example the loss counts.
+    #[serde(default)]
+    pub loss: TaskLoss,
+    /// Build each task example from a random window of at most this many words of
+    /// its paragraph (`None`: the whole paragraph). Short windows make an example
+    /// cheap, so a step holds several times more answers.
+    #[serde(default)]
+    pub context_words: Option<usize>,
+}
+
+/// Which tokens of a task example are loss targets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskLoss {
+    /// Every token, as for plain text.
+    #[default]
+    Whole,
+    /// The answer only: the span, `}` and end-of-text.
+    Answer,
+}
+
+/// `seq_len + 1` tokens (inputs and shifted targets) and, per token, whether
+/// predicting it from the tokens before counts in the loss (the first flag belongs
+/// to a token that is only an input).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenChunk {
+    pub tokens: Vec<u32>,
+    pub scored: Vec<bool>,
+}
+
+impl TokenChunk {
+    /// Plain text: every prediction counts.
+    pub fn scored_everywhere(tokens: Vec<u32>) -> Self {
+        let scored = vec![true; tokens.len()];
+        Self { tokens, scored }
+    }
+
+    /// How many of the chunk's targets (tokens after the first) count.
+    pub fn scored_targets(&self) -> usize {
+        self.scored[1..].iter().filter(|&&s| s).count()
+    }
+}
+
+/// A piece of training text and whether its tokens count in the loss.
+struct TextPiece {
+    text: String,
+    scored: bool,
 }
 
 pub struct PackedTokenStream<'a> {
@@ -90,6 +148,9 @@ impl<'a> PackedTokenStream<'a> {
         task_mix: TaskMix,
         position: StreamPosition,
     ) -> Self {
+        let mut position = position;
+        // An older checkpoint's carry has no flags: all of it counted.
+        position.carry_scored.resize(position.carry.len(), true);
         Self {
             corpus,
             split,
@@ -148,8 +209,9 @@ impl<'a> PackedTokenStream<'a> {
         )
     }
 
-    /// The text a paragraph contributes: itself, or a task example built from it.
-    fn training_text(&self, paragraph: &Paragraph) -> String {
+    /// The text a paragraph contributes: itself, or a task example built from it
+    /// (prompt, then answer).
+    fn training_text(&self, paragraph: &Paragraph) -> Vec<TextPiece> {
         let key = self.seed
             ^ self.position.epoch.wrapping_mul(0x2545_f491_4f6c_dd1d)
             ^ self
@@ -157,37 +219,74 @@ impl<'a> PackedTokenStream<'a> {
                 .paragraphs_consumed
                 .wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut rng = StdRng::seed_from_u64(key);
-        if self.task_mix.fraction <= 0.0 || !rng.random_bool(self.task_mix.fraction.min(1.0)) {
-            return paragraph.text.clone();
-        }
-        let Some(masked) =
-            random_word_span(&paragraph.text, self.task_mix.max_span_words, &mut rng)
-        else {
-            return paragraph.text.clone();
+        let plain = || {
+            vec![TextPiece {
+                text: paragraph.text.clone(),
+                scored: true,
+            }]
         };
-        if rng.random_bool(0.5) {
-            PromptTemplates::fill(&self.templates.predictor_direct, &masked.masked)
-                + &masked.span
-                + "}"
-        } else {
-            PromptTemplates::fill(&self.templates.generator_direct, &paragraph.text)
-                + &masked.span
-                + "}"
+        if self.task_mix.fraction <= 0.0 || !rng.random_bool(self.task_mix.fraction.min(1.0)) {
+            return plain();
         }
+        let context = match self.task_mix.context_words {
+            Some(limit) => word_window(&paragraph.text, limit, &mut rng),
+            None => paragraph.text.clone(),
+        };
+        let Some(masked) = random_word_span(&context, self.task_mix.max_span_words, &mut rng)
+        else {
+            return plain();
+        };
+        let prompt = if rng.random_bool(0.5) {
+            PromptTemplates::fill(&self.templates.predictor_direct, &masked.masked)
+        } else {
+            PromptTemplates::fill(&self.templates.generator_direct, &context)
+        };
+        // Prompt and answer are tokenized apart, as at inference, where the answer's
+        // tokens follow the prompt's (the prompt ends in the added token `\boxed{` or
+        // `\mask{`, so the joint encoding would split there too).
+        vec![
+            TextPiece {
+                text: prompt,
+                scored: self.task_mix.loss == TaskLoss::Whole,
+            },
+            TextPiece {
+                text: masked.span + "}",
+                scored: true,
+            },
+        ]
     }
 
     /// The next `seq_len + 1` tokens.
-    pub fn next_chunk(&mut self) -> anyhow::Result<Vec<u32>> {
+    pub fn next_chunk(&mut self) -> anyhow::Result<TokenChunk> {
         while self.position.carry.len() < self.seq_len + 1 {
             let paragraph = self.next_paragraph()?;
-            let text = self.training_text(&paragraph);
-            let mut ids = self.tokenizer.encode(&text, false)?;
-            ids.push(self.eos);
-            self.position.carry.extend(ids);
+            for piece in self.training_text(&paragraph) {
+                let ids = self.tokenizer.encode(&piece.text, false)?;
+                self.position
+                    .carry_scored
+                    .resize(self.position.carry_scored.len() + ids.len(), piece.scored);
+                self.position.carry.extend(ids);
+            }
+            self.position.carry.push(self.eos);
+            self.position.carry_scored.push(true);
         }
         let rest = self.position.carry.split_off(self.seq_len + 1);
-        Ok(std::mem::replace(&mut self.position.carry, rest))
+        let rest_scored = self.position.carry_scored.split_off(self.seq_len + 1);
+        Ok(TokenChunk {
+            tokens: std::mem::replace(&mut self.position.carry, rest),
+            scored: std::mem::replace(&mut self.position.carry_scored, rest_scored),
+        })
     }
+}
+
+/// At most `limit` consecutive words of `text`, starting at a random word.
+fn word_window(text: &str, limit: usize, rng: &mut impl Rng) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.len() <= limit {
+        return text.to_string();
+    }
+    let start = rng.random_range(0..=words.len() - limit);
+    words[start..start + limit].join(" ")
 }
 
 /// Validation chunks: the first `max_paragraphs` validation-split paragraphs in corpus
@@ -199,7 +298,7 @@ pub fn validation_chunks(
     eos: u32,
     seq_len: usize,
     max_paragraphs: usize,
-) -> anyhow::Result<Vec<Vec<u32>>> {
+) -> anyhow::Result<Vec<TokenChunk>> {
     let mut tokens = Vec::new();
     let stream = corpus.open()?;
     for paragraph in stream
@@ -211,6 +310,6 @@ pub fn validation_chunks(
     }
     Ok(tokens
         .chunks_exact(seq_len + 1)
-        .map(<[u32]>::to_vec)
+        .map(|chunk| TokenChunk::scored_everywhere(chunk.to_vec()))
         .collect())
 }

@@ -13,7 +13,9 @@ use burn::optim::{GradientsAccumulator, Optimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::token_stream::{validation_chunks, PackedTokenStream, StreamPosition, TaskMix};
+use super::token_stream::{
+    validation_chunks, PackedTokenStream, StreamPosition, TaskMix, TokenChunk,
+};
 use crate::checkpoint::{
     load_latest, nonfinite_stop, refuse_started_run, resumes_from_checkpoint, save_checkpoint,
 };
@@ -328,11 +330,12 @@ pub struct StepOutcome {
 
 /// One optimizer step: gradients accumulated over `micro_batches` (each a batch of
 /// `seq_len + 1`-token chunks, run as `shards` concurrent pieces), clipped to
-/// `max_grad_norm` as a whole, then AdamW.
+/// `max_grad_norm` as a whole, then AdamW. The loss is the mean over the step's
+/// scored targets.
 pub fn train_step<B, O>(
     model: Decoder<Autodiff<B>>,
     optimizer: &mut O,
-    micro_batches: &[Vec<Vec<u32>>],
+    micro_batches: &[Vec<TokenChunk>],
     shards: BackwardShards,
     lr: f64,
     max_grad_norm: f64,
@@ -344,15 +347,17 @@ where
 {
     let mut accumulator = GradientsAccumulator::<Decoder<Autodiff<B>>>::new();
     let mut loss_sum = 0.0;
+    // Each shard's summed token loss over the step's scored targets: the shards' sum
+    // is the mean over the whole step, however the scored targets fall.
+    let step_targets = micro_batches
+        .iter()
+        .flatten()
+        .map(TokenChunk::scored_targets)
+        .sum::<usize>()
+        .max(1);
     for chunks in micro_batches {
-        // Each shard's mean token loss, weighted by its share of the micro-batch's
-        // chunks (all chunks have the same length) and by 1 / number of micro-batches:
-        // the sum is the mean over the whole step.
-        let scale = |shard: &[Vec<u32>]| {
-            shard.len() as f64 / chunks.len() as f64 / micro_batches.len() as f64
-        };
-        let shard_loss = |model: &Decoder<Autodiff<B>>, shard: &[Vec<u32>]| {
-            let loss = next_token_loss(model, shard, device) * scale(shard);
+        let shard_loss = |model: &Decoder<Autodiff<B>>, shard: &[TokenChunk]| {
+            let loss = next_token_loss_sum(model, shard, device) / step_targets as f64;
             let value = loss.clone().into_scalar().elem::<f64>();
             (loss, value)
         };
@@ -430,16 +435,46 @@ fn init_model<B: Backend>(
     }
 }
 
-fn chunk_tensor<B: Backend>(chunks: &[Vec<u32>], device: &B::Device) -> Tensor<B, 2, Int> {
-    let width = chunks[0].len();
-    let ids: Vec<i64> = chunks.iter().flatten().map(|&t| t as i64).collect();
+fn chunk_tensor<B: Backend>(chunks: &[TokenChunk], device: &B::Device) -> Tensor<B, 2, Int> {
+    let width = chunks[0].tokens.len();
+    let ids: Vec<i64> = chunks
+        .iter()
+        .flat_map(|chunk| &chunk.tokens)
+        .map(|&t| t as i64)
+        .collect();
     Tensor::from_data(TensorData::new(ids, [chunks.len(), width]), device)
 }
 
-/// Mean next-token cross-entropy of `chunks` (each `seq_len + 1` tokens).
+/// 1 where a chunk's target (token after the first) is scored, else 0: `[batch·seq]`.
+fn target_mask<B: Backend>(chunks: &[TokenChunk], device: &B::Device) -> Tensor<B, 1> {
+    let mask: Vec<f32> = chunks
+        .iter()
+        .flat_map(|chunk| &chunk.scored[1..])
+        .map(|&scored| if scored { 1.0 } else { 0.0 })
+        .collect();
+    let rows = mask.len();
+    Tensor::from_data(TensorData::new(mask, [rows]), device)
+}
+
+/// Mean next-token cross-entropy over the scored targets of `chunks` (each
+/// `seq_len + 1` tokens).
 pub fn next_token_loss<B: RewardStepBackend>(
     model: &Decoder<B>,
-    chunks: &[Vec<u32>],
+    chunks: &[TokenChunk],
+    device: &B::Device,
+) -> Tensor<B, 1> {
+    let targets = chunks
+        .iter()
+        .map(TokenChunk::scored_targets)
+        .sum::<usize>()
+        .max(1);
+    next_token_loss_sum(model, chunks, device) / targets as f64
+}
+
+/// Summed next-token cross-entropy over the scored targets of `chunks`.
+fn next_token_loss_sum<B: RewardStepBackend>(
+    model: &Decoder<B>,
+    chunks: &[TokenChunk],
     device: &B::Device,
 ) -> Tensor<B, 1> {
     let tokens = chunk_tensor::<B>(chunks, device);
@@ -456,15 +491,16 @@ pub fn next_token_loss<B: RewardStepBackend>(
     let (logprobs, _entropy) = crate::kernels::masked_token_logprob_entropy(
         logits.reshape([rows, vocab]),
         targets,
-        Tensor::ones([rows], device),
+        target_mask::<B>(chunks, device),
         crate::kernels::RowChunking::default(),
     );
-    logprobs.mean().neg()
+    // Unscored rows have log-probability 0.
+    logprobs.sum().neg()
 }
 
 fn validation_loss<B: RewardStepBackend>(
     model: &Decoder<B>,
-    chunks: &[Vec<u32>],
+    chunks: &[TokenChunk],
     batch_size: usize,
     device: &B::Device,
 ) -> f64 {

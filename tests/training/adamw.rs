@@ -13,6 +13,7 @@ use pretrainzero::kernels::RewardStepBackend;
 use pretrainzero::models::{random_decoder, Decoder, ModelConfig};
 use pretrainzero::optim::FusedAdamW;
 use pretrainzero::pretrain::trainer::next_token_loss;
+use pretrainzero::pretrain::TokenChunk;
 
 fn config() -> ModelConfig {
     ModelConfig::from_json(
@@ -24,12 +25,14 @@ fn config() -> ModelConfig {
     .unwrap()
 }
 
-fn batch(step: usize) -> Vec<Vec<u32>> {
+fn batch(step: usize) -> Vec<TokenChunk> {
     (0..3)
         .map(|row| {
-            (0..17)
-                .map(|i| ((i * 31 + row * 7 + step * 13) % 97) as u32)
-                .collect()
+            TokenChunk::scored_everywhere(
+                (0..17)
+                    .map(|i| ((i * 31 + row * 7 + step * 13) % 97) as u32)
+                    .collect(),
+            )
         })
         .collect()
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::Autodiff;
 use burn::optim::AdamWConfig;
+use burn::tensor::{Int, Tensor};
 use pretrainzero::data::tokenizer_training::train_bpe_tokenizer;
 use pretrainzero::data::{CorpusSpec, ParagraphRules, SplitRule};
 use pretrainzero::models::{
@@ -13,7 +14,8 @@ use pretrainzero::models::{
 use pretrainzero::optim::BackwardShards;
 use pretrainzero::pretrain::trainer::{next_token_loss, train_step, ModelInit};
 use pretrainzero::pretrain::{
-    run_pretraining, PackedTokenStream, PretrainConfig, StreamPosition, TaskMix,
+    run_pretraining, PackedTokenStream, PretrainConfig, StreamPosition, TaskLoss, TaskMix,
+    TokenChunk,
 };
 
 use crate::common::ScratchDir;
@@ -51,7 +53,11 @@ fn one_step_lowers_the_loss_on_a_fixed_batch() {
         .iter()
         .flat_map(|t| tokenizer.encode(t, false).unwrap())
         .collect();
-    let batch: Vec<Vec<u32>> = ids.chunks_exact(33).take(4).map(<[u32]>::to_vec).collect();
+    let batch: Vec<TokenChunk> = ids
+        .chunks_exact(33)
+        .take(4)
+        .map(|chunk| TokenChunk::scored_everywhere(chunk.to_vec()))
+        .collect();
     let before = next_token_loss(&model, &batch, &device).into_scalar();
     // Untrained: close to uniform over the vocabulary.
     assert!(
@@ -104,6 +110,8 @@ pub(crate) fn config(tokenizer: PathBuf) -> PretrainConfig {
         task_mix: TaskMix {
             fraction: 0.5,
             max_span_words: 3,
+            loss: TaskLoss::Whole,
+            context_words: None,
         },
         seed: 9,
         data_seed: None,
@@ -226,6 +234,8 @@ fn data_seed_reorders_training_paragraphs_only() {
     let no_tasks = TaskMix {
         fraction: 0.0,
         max_span_words: 3,
+        loss: TaskLoss::Whole,
+        context_words: None,
     };
     let first_chunks = |shuffle_seed: u64| {
         let mut stream = PackedTokenStream::new(
@@ -245,4 +255,152 @@ fn data_seed_reorders_training_paragraphs_only() {
     };
     assert_eq!(first_chunks(9), first_chunks(9));
     assert_ne!(first_chunks(9), first_chunks(1));
+}
+
+/// With the answer-only task loss the stream yields the same tokens as with the whole
+/// loss, and scores exactly the answers: every scored run is a 1–3-word span, `}`
+/// and end-of-text, and everything else (the prompts) is unscored.
+#[test]
+fn answer_only_task_loss_scores_the_answers_alone() {
+    let scratch = ScratchDir::new("answer-loss");
+    let tokenizer = TextTokenizer::from_file(&small_tokenizer(&scratch.0)).unwrap();
+    let corpus = CorpusSpec {
+        path: crate::wikipedia_sample(),
+        format: None,
+        text_field: "text".into(),
+        rules: ParagraphRules::default(),
+    };
+    let split = SplitRule {
+        seed: 9,
+        validation_fraction: 0.1,
+    };
+    let eos = 0;
+    let chunks = |loss: TaskLoss, context_words: Option<usize>| {
+        let mix = TaskMix {
+            fraction: 1.0,
+            max_span_words: 3,
+            loss,
+            context_words,
+        };
+        let mut stream = PackedTokenStream::new(
+            corpus.clone(),
+            split,
+            &tokenizer,
+            eos,
+            128,
+            500,
+            5,
+            mix,
+            StreamPosition::default(),
+        );
+        (0..40)
+            .map(|_| stream.next_chunk().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let whole = chunks(TaskLoss::Whole, None);
+    let answer = chunks(TaskLoss::Answer, None);
+    assert!(whole.iter().all(|c| c.scored.iter().all(|&s| s)));
+    // The stream is one sequence cut into chunks: join them back.
+    let tokens: Vec<u32> = answer.iter().flat_map(|c| c.tokens.clone()).collect();
+    let scored: Vec<bool> = answer.iter().flat_map(|c| c.scored.clone()).collect();
+    assert_eq!(
+        tokens,
+        whole
+            .iter()
+            .flat_map(|c| c.tokens.clone())
+            .collect::<Vec<_>>()
+    );
+    let mut answers = Vec::new();
+    let mut start = None;
+    for (i, &s) in scored.iter().enumerate() {
+        match (s, start) {
+            (true, None) => start = Some(i),
+            (false, Some(from)) => {
+                answers.push(&tokens[from..i]);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    assert!(answers.len() >= 10, "{} answers", answers.len());
+    let scored_count = scored.iter().filter(|&&s| s).count();
+    assert!(
+        scored_count * 10 < scored.len(),
+        "answers are a small part of the stream: {scored_count} of {}",
+        scored.len()
+    );
+    for ids in answers {
+        // Each scored run is one answer, ended by end-of-text, and the prompt before
+        // it (unscored) ends with the format's opening token.
+        let (&last, span) = ids.split_last().unwrap();
+        assert_eq!(last, eos, "an answer ends with end-of-text");
+        let text = tokenizer.decode(span, false).unwrap();
+        let words = text
+            .strip_suffix('}')
+            .unwrap_or_else(|| panic!("answer {text:?} has no closing brace"))
+            .split_whitespace()
+            .count();
+        assert!((1..=3).contains(&words), "answer {text:?}");
+    }
+
+    // With a context window, every example's paragraph has at most that many words.
+    let windowed = chunks(TaskLoss::Whole, Some(10));
+    let tokens: Vec<u32> = windowed.iter().flat_map(|c| c.tokens.clone()).collect();
+    let text = tokenizer.decode(&tokens, false).unwrap();
+    let paragraphs: Vec<&str> = text
+        .split("Paragraph: ")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("\n\n").map(|(paragraph, _)| paragraph))
+        .collect();
+    assert!(paragraphs.len() >= 10, "{} examples", paragraphs.len());
+    for paragraph in paragraphs {
+        let words = paragraph.split_whitespace().count();
+        assert!((2..=10).contains(&words), "{words} words: {paragraph:?}");
+    }
+}
+
+/// The pretraining loss with unscored targets is the mean cross-entropy of the scored
+/// ones, checked against a log-softmax of the model's logits.
+#[test]
+fn next_token_loss_averages_the_scored_targets_only() {
+    let config = ModelConfig::from_json(
+        serde_json::json!({"model_type": "qwen3", "vocab_size": 64, "hidden_size": 32, "intermediate_size": 64,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16,
+            "tie_word_embeddings": true}),
+        Path::new("test"),
+    )
+    .unwrap();
+    let device = Default::default();
+    let model: Decoder<Cpu> = random_decoder(&config, 4, &device);
+    let chunks: Vec<TokenChunk> = (0..2)
+        .map(|row| TokenChunk {
+            tokens: (0..9).map(|i| ((i * 11 + row * 5) % 64) as u32).collect(),
+            scored: (0..9).map(|i| (i + row) % 3 == 0).collect(),
+        })
+        .collect();
+    let loss = next_token_loss(&model, &chunks, &device).into_scalar();
+
+    let mut sum = 0.0f64;
+    let mut count = 0;
+    for chunk in &chunks {
+        let inputs: Vec<i64> = chunk.tokens[..8].iter().map(|&t| t as i64).collect();
+        let logits = model
+            .forward(Tensor::<Cpu, 1, Int>::from_ints(inputs.as_slice(), &device).reshape([1, 8]));
+        let logprobs = burn::tensor::activation::log_softmax(logits, 2)
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .unwrap();
+        for t in 0..8 {
+            if chunk.scored[t + 1] {
+                sum -= logprobs[t * 64 + chunk.tokens[t + 1] as usize] as f64;
+                count += 1;
+            }
+        }
+    }
+    let expected = sum / count as f64;
+    assert!(
+        (loss as f64 - expected).abs() < 1e-5,
+        "loss {loss}, expected {expected}"
+    );
 }

@@ -14,8 +14,8 @@ use pretrainzero::models::{
     WeightDtype,
 };
 use pretrainzero::optim::BackwardShards;
-use pretrainzero::pretrain::run_pretraining;
 use pretrainzero::pretrain::trainer::train_step;
+use pretrainzero::pretrain::{run_pretraining, TokenChunk};
 use pretrainzero::run_lock::RunLock;
 use pretrainzero::update::policy_update::update_policy;
 use pretrainzero::update::{LossAggregation, PolicyLossConfig, PolicySample, UpdateConfig};
@@ -80,7 +80,9 @@ fn nan_logits_skip_the_pretraining_step_and_leave_the_weights() {
     let model = poisoned_model(80);
     let before = weight_bits(&model);
     let mut optimizer = AdamWConfig::new().init::<Ad, Decoder<Ad>>();
-    let batch: Vec<Vec<u32>> = (0..4).map(|i| ids(i, 17)).collect();
+    let batch: Vec<TokenChunk> = (0..4)
+        .map(|i| TokenChunk::scored_everywhere(ids(i, 17)))
+        .collect();
     let (model, outcome) = train_step(
         model,
         &mut optimizer,

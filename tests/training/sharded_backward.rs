@@ -11,6 +11,7 @@ use burn::prelude::*;
 use pretrainzero::models::{random_decoder, Decoder, ModelConfig};
 use pretrainzero::optim::BackwardShards;
 use pretrainzero::pretrain::trainer::train_step;
+use pretrainzero::pretrain::TokenChunk;
 use pretrainzero::update::policy_update::update_policy;
 use pretrainzero::update::{LossAggregation, PolicyLossConfig, PolicySample, UpdateConfig};
 
@@ -58,8 +59,12 @@ fn a_sharded_pretraining_step_equals_the_unsharded_step() {
     let base = small_model();
     let initial = probe_logits(&base);
     // Two micro-batches of 6 chunks; 3 shards split each into 3 × 2 chunks.
-    let micro_batches: Vec<Vec<Vec<u32>>> = (0..2)
-        .map(|m| (0..6).map(|c| ids(m * 6 + c, 17)).collect())
+    let micro_batches: Vec<Vec<TokenChunk>> = (0..2)
+        .map(|m| {
+            (0..6)
+                .map(|c| TokenChunk::scored_everywhere(ids(m * 6 + c, 17)))
+                .collect()
+        })
         .collect();
     let run = |shards: usize| {
         let mut optimizer = SgdConfig::new().init::<Autodiff<Cpu>, Decoder<Autodiff<Cpu>>>();
