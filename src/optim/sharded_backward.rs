@@ -36,6 +36,11 @@ impl BackwardShards {
         }
     }
 
+    /// How many pieces run at the same time.
+    pub fn count(self) -> usize {
+        self.0
+    }
+
     /// Splits `items` into at most `count()` contiguous, near-equal, non-empty shards.
     pub fn split<T>(self, items: &[T]) -> Vec<&[T]> {
         if items.is_empty() {

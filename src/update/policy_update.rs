@@ -1,8 +1,8 @@
 //! One GRPO update on a rollout batch: recompute the rollout policy's log-probs with
 //! the training engine (`logp_old`, so rollout and training never disagree), then
 //! `ppo_mini_batches` optimizer steps, each accumulating gradients over micro-batches
-//! so that any number of sequences fits in memory (each micro-batch run as concurrent
-//! shards on the CPU, see `optim::sharded_backward`). On several devices each replica
+//! so that any number of sequences fits in memory (on the CPU, micro-batches or their
+//! shards run concurrently, see `concurrent_pieces` and `optim::sharded_backward`). On several devices each replica
 //! learns from its share of every mini-batch, and the gradients and statistics are
 //! summed over the replicas before each step (see `parallel`).
 
@@ -138,8 +138,7 @@ where
     for mini in samples.chunks(per_mini) {
         let tokens: usize = mini.iter().map(|s| s.response_ids.len()).sum();
         let mut micro_plans = Vec::new();
-        for chunk in peer.share(mini).chunks(micro) {
-            let piece_samples = shards.split(chunk);
+        for piece_samples in concurrent_pieces(peer.share(mini), micro, shards) {
             // The rollout policy's scores of the pieces, computed concurrently like
             // their backward passes below.
             let jobs: Vec<_> = piece_samples
@@ -254,6 +253,28 @@ where
     (model, stats)
 }
 
+/// The pieces of a mini-batch's samples, in rounds whose pieces run concurrently.
+///
+/// A GRPO group's sequences share their prompt, which [`ResponseBatch`] runs once per
+/// piece; splitting one micro-batch into shards runs a group's prompt once per shard.
+/// So when the mini-batch holds at least one micro-batch per shard, each piece is a
+/// whole micro-batch and `shards` of them run at a time (peak memory: that many
+/// micro-batches); otherwise each micro-batch is split into shards.
+fn concurrent_pieces<T>(samples: &[T], micro: usize, shards: BackwardShards) -> Vec<Vec<&[T]>> {
+    let micro_batches: Vec<&[T]> = samples.chunks(micro).collect();
+    if shards.count() > 1 && micro_batches.len() >= shards.count() {
+        micro_batches
+            .chunks(shards.count())
+            .map(<[&[T]]>::to_vec)
+            .collect()
+    } else {
+        micro_batches
+            .into_iter()
+            .map(|batch| shards.split(batch))
+            .collect()
+    }
+}
+
 /// One piece of a micro-batch: its sequences, and per response token (`[R]`) the rest.
 struct Piece<B: Backend> {
     batch: ResponseBatch<B>,
@@ -271,4 +292,36 @@ struct PieceOutcome {
     clip_low: f64,
     clip_high: f64,
     weight: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lengths(rounds: &[Vec<&[usize]>]) -> Vec<Vec<usize>> {
+        rounds
+            .iter()
+            .map(|round| round.iter().map(|piece| piece.len()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn whole_micro_batches_run_together_when_there_is_one_per_shard() {
+        let samples: Vec<usize> = (0..10).collect();
+        let two = BackwardShards::new(2);
+        // Three micro-batches (4, 4, 2): rounds of two whole micro-batches.
+        let rounds = concurrent_pieces(&samples, 4, two);
+        assert_eq!(lengths(&rounds), vec![vec![4, 4], vec![2]]);
+        assert_eq!(rounds[1][0], &[8, 9]);
+        // One micro-batch: split into the shards.
+        assert_eq!(
+            lengths(&concurrent_pieces(&samples[..4], 4, two)),
+            vec![vec![2, 2]]
+        );
+        // One shard: one micro-batch per round.
+        assert_eq!(
+            lengths(&concurrent_pieces(&samples, 4, BackwardShards::new(1))),
+            vec![vec![4], vec![4], vec![2]]
+        );
+    }
 }

@@ -13,7 +13,9 @@ use pretrainzero::optim::BackwardShards;
 use pretrainzero::pretrain::trainer::train_step;
 use pretrainzero::pretrain::TokenChunk;
 use pretrainzero::update::policy_update::update_policy;
-use pretrainzero::update::{LossAggregation, PolicyLossConfig, PolicySample, UpdateConfig};
+use pretrainzero::update::{
+    LossAggregation, PolicyLossConfig, PolicySample, UpdateConfig, UpdateStats,
+};
 
 use crate::Cpu;
 
@@ -131,8 +133,22 @@ fn a_sharded_grpo_update_equals_the_unsharded_update() {
         (probe_logits(&model), stats)
     };
     let (whole, whole_stats) = run(1);
-    let (sharded, sharded_stats) = run(2);
     assert_eq!(whole_stats.optimizer_steps, 2);
+    // Two shards: each mini-batch's two micro-batches run as concurrent pieces. Three:
+    // fewer micro-batches than shards, so each micro-batch is split.
+    for shards in [2, 3] {
+        let (sharded, sharded_stats) = run(shards);
+        check_same_update(&whole, &whole_stats, &sharded, &sharded_stats, &initial);
+    }
+}
+
+fn check_same_update(
+    whole: &[f32],
+    whole_stats: &UpdateStats,
+    sharded: &[f32],
+    sharded_stats: &UpdateStats,
+    initial: &[f32],
+) {
     assert_eq!(whole_stats.response_tokens, sharded_stats.response_tokens);
     for (name, a, b) in [
         ("loss", whole_stats.loss, sharded_stats.loss),
@@ -155,8 +171,8 @@ fn a_sharded_grpo_update_equals_the_unsharded_update() {
             "{name}: {a} vs {b}"
         );
     }
-    let diff = max_abs_diff(&whole, &sharded);
-    let moved = max_abs_diff(&whole, &initial);
+    let diff = max_abs_diff(whole, sharded);
+    let moved = max_abs_diff(whole, initial);
     assert!(moved > 1e-2, "the update must move the weights");
     // Two steps, the second from the moved weights: float round-off of the first
     // grows a little, so the bound is relative to how far the logits moved. A lost or
