@@ -75,8 +75,8 @@ pub struct PretrainArgs {
     #[arg(long, default_value_t = 3)]
     pub task_max_span_words: usize,
     /// Which tokens of a task example the loss counts: `whole` (as plain text) or
-    /// `answer` (the span and its closing brace only; supervised fine-tuning on the
-    /// formats).
+    /// `answer` (the span, its closing brace and end-of-text only; supervised
+    /// fine-tuning on the formats).
     #[arg(long, value_enum, default_value_t = TaskLoss::Whole)]
     pub task_loss: TaskLoss,
     /// Build each task example from a random window of at most this many words of its

@@ -6,8 +6,9 @@
 //! step) runs on one thread. Running the shards' forward and backward passes
 //! concurrently, one per core, keeps every core busy in those stretches too. The
 //! shards' gradients are summed in shard order, so the result does not depend on which
-//! shard finished first. Peak memory is that of the unsplit micro-batch: the shards'
-//! activations together are the micro-batch's.
+//! shard finished first. Pretraining splits each micro-batch, so its peak memory is
+//! that of the unsplit micro-batch; the GRPO update runs whole micro-batches
+//! concurrently where it can (one per thread; see `update::policy_update`).
 //!
 //! On a GPU one stream already keeps the device busy, so there it is one shard.
 

@@ -1,6 +1,7 @@
 //! Continued pretraining (the paper's "Continue PT" baseline, and how the shipped
 //! small model was made): next-token cross-entropy on packed corpus paragraphs.
 
+pub mod loss;
 pub mod token_stream;
 pub mod trainer;
 

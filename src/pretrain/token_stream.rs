@@ -279,7 +279,8 @@ impl<'a> PackedTokenStream<'a> {
     }
 }
 
-/// At most `limit` consecutive words of `text`, starting at a random word.
+/// At most `limit` consecutive words of `text`, starting at a random word, joined by
+/// single spaces (a paragraph is one line of text).
 fn word_window(text: &str, limit: usize, rng: &mut impl Rng) -> String {
     let words: Vec<&str> = text.split_whitespace().collect();
     if words.len() <= limit {

@@ -13,6 +13,7 @@ use burn::optim::{GradientsAccumulator, Optimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::loss::{next_token_loss_sum, scored_targets, validation_loss};
 use super::token_stream::{
     validation_chunks, PackedTokenStream, StreamPosition, TaskMix, TokenChunk,
 };
@@ -104,6 +105,9 @@ struct StepMetrics {
     tokens_seen: u64,
     /// The optimizer step was skipped: NaN or infinite loss or gradient.
     nonfinite_skipped: bool,
+    /// Targets that counted in the loss (all tokens of plain text; with
+    /// `--task-loss answer`, a task example's answer only). 0: no optimizer step.
+    scored_targets: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     val_loss: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -269,6 +273,7 @@ pub fn run_pretraining<B: RewardStepBackend>(
             tokens_per_s: step_tokens as f64 / step_start.elapsed().as_secs_f64(),
             tokens_seen: state.tokens_seen,
             nonfinite_skipped: outcome.skipped,
+            scored_targets: outcome.scored_targets,
             val_loss,
             val_perplexity,
         };
@@ -326,6 +331,10 @@ pub struct StepOutcome {
     pub grad_norm: f64,
     /// The loss or gradient norm was not finite, so the optimizer step was skipped.
     pub skipped: bool,
+    /// Targets that counted in the loss. With none (possible when only task answers
+    /// count and every chunk holds prompt tokens alone) nothing is learned and the
+    /// optimizer does not step, so momentum and weight decay leave the weights alone.
+    pub scored_targets: usize,
 }
 
 /// One optimizer step: gradients accumulated over `micro_batches` (each a batch of
@@ -345,16 +354,20 @@ where
     B: RewardStepBackend,
     O: Optimizer<Decoder<Autodiff<B>>, Autodiff<B>>,
 {
+    let step_targets = scored_targets(micro_batches.iter().flatten());
+    if step_targets == 0 {
+        let outcome = StepOutcome {
+            loss: 0.0,
+            grad_norm: 0.0,
+            skipped: false,
+            scored_targets: 0,
+        };
+        return (model, outcome);
+    }
     let mut accumulator = GradientsAccumulator::<Decoder<Autodiff<B>>>::new();
     let mut loss_sum = 0.0;
     // Each shard's summed token loss over the step's scored targets: the shards' sum
     // is the mean over the whole step, however the scored targets fall.
-    let step_targets = micro_batches
-        .iter()
-        .flatten()
-        .map(TokenChunk::scored_targets)
-        .sum::<usize>()
-        .max(1);
     for chunks in micro_batches {
         let shard_loss = |model: &Decoder<Autodiff<B>>, shard: &[TokenChunk]| {
             let loss = next_token_loss_sum(model, shard, device) / step_targets as f64;
@@ -383,6 +396,7 @@ where
             loss: loss_sum,
             grad_norm,
             skipped: !finite,
+            scored_targets: step_targets,
         },
     )
 }
@@ -433,85 +447,6 @@ fn init_model<B: Backend>(
             Ok((config, model, text_tokenizer, tokenizer_path))
         }
     }
-}
-
-fn chunk_tensor<B: Backend>(chunks: &[TokenChunk], device: &B::Device) -> Tensor<B, 2, Int> {
-    let width = chunks[0].tokens.len();
-    let ids: Vec<i64> = chunks
-        .iter()
-        .flat_map(|chunk| &chunk.tokens)
-        .map(|&t| t as i64)
-        .collect();
-    Tensor::from_data(TensorData::new(ids, [chunks.len(), width]), device)
-}
-
-/// 1 where a chunk's target (token after the first) is scored, else 0: `[batch·seq]`.
-fn target_mask<B: Backend>(chunks: &[TokenChunk], device: &B::Device) -> Tensor<B, 1> {
-    let mask: Vec<f32> = chunks
-        .iter()
-        .flat_map(|chunk| &chunk.scored[1..])
-        .map(|&scored| if scored { 1.0 } else { 0.0 })
-        .collect();
-    let rows = mask.len();
-    Tensor::from_data(TensorData::new(mask, [rows]), device)
-}
-
-/// Mean next-token cross-entropy over the scored targets of `chunks` (each
-/// `seq_len + 1` tokens).
-pub fn next_token_loss<B: RewardStepBackend>(
-    model: &Decoder<B>,
-    chunks: &[TokenChunk],
-    device: &B::Device,
-) -> Tensor<B, 1> {
-    let targets = chunks
-        .iter()
-        .map(TokenChunk::scored_targets)
-        .sum::<usize>()
-        .max(1);
-    next_token_loss_sum(model, chunks, device) / targets as f64
-}
-
-/// Summed next-token cross-entropy over the scored targets of `chunks`.
-fn next_token_loss_sum<B: RewardStepBackend>(
-    model: &Decoder<B>,
-    chunks: &[TokenChunk],
-    device: &B::Device,
-) -> Tensor<B, 1> {
-    let tokens = chunk_tensor::<B>(chunks, device);
-    let [batch, width] = tokens.dims();
-    let seq = width - 1;
-    let rows = batch * seq;
-    let inputs = tokens.clone().slice([0..batch, 0..seq]);
-    let targets = tokens.slice([0..batch, 1..width]).reshape([rows]);
-    let logits = model.forward(inputs);
-    let vocab = logits.dims()[2];
-    // The reward step's log-probability of each target (its entropy output gets no
-    // gradient): one pass over the logits each way, where log-softmax and gather
-    // would write several `[rows, V]` temporaries.
-    let (logprobs, _entropy) = crate::kernels::masked_token_logprob_entropy(
-        logits.reshape([rows, vocab]),
-        targets,
-        target_mask::<B>(chunks, device),
-        crate::kernels::RowChunking::default(),
-    );
-    // Unscored rows have log-probability 0.
-    logprobs.sum().neg()
-}
-
-fn validation_loss<B: RewardStepBackend>(
-    model: &Decoder<B>,
-    chunks: &[TokenChunk],
-    batch_size: usize,
-    device: &B::Device,
-) -> f64 {
-    let mut total = 0.0;
-    for batch in chunks.chunks(batch_size.max(1)) {
-        total += next_token_loss(model, batch, device)
-            .into_scalar()
-            .elem::<f64>()
-            * batch.len() as f64;
-    }
-    total / chunks.len() as f64
 }
 
 /// Exports the newest checkpoint of a pretraining run as an HF folder (for looking at

@@ -2,9 +2,10 @@
 //! the training engine (`logp_old`, so rollout and training never disagree), then
 //! `ppo_mini_batches` optimizer steps, each accumulating gradients over micro-batches
 //! so that any number of sequences fits in memory (on the CPU, micro-batches or their
-//! shards run concurrently, see `concurrent_pieces` and `optim::sharded_backward`). On several devices each replica
-//! learns from its share of every mini-batch, and the gradients and statistics are
-//! summed over the replicas before each step (see `parallel`).
+//! shards run concurrently, see `concurrent_pieces` and `optim::sharded_backward`).
+//! On several devices each replica learns from its share of every mini-batch, and the
+//! gradients and statistics are summed over the replicas before each step (see
+//! `parallel`).
 
 use crate::kernels::RewardStepBackend;
 use crate::kernels::RowChunking;
@@ -62,7 +63,8 @@ pub struct UpdateStats {
 type Ad<B> = Autodiff<B>;
 
 /// Runs the update on one device and returns the new model. Samples with an empty
-/// prompt or response are ignored. Each micro-batch runs as `shards` concurrent pieces.
+/// prompt or response are ignored. Up to `shards` pieces run concurrently (see
+/// `concurrent_pieces`).
 #[allow(clippy::too_many_arguments)]
 pub fn update_policy<B, O>(
     model: Decoder<Ad<B>>,
@@ -125,8 +127,8 @@ where
     let per_mini = samples.len().div_ceil(mini_batches);
 
     // logp_old (and logp_ref) per piece, computed once before any step. A mini-batch
-    // is a list of micro-batches, and a micro-batch a list of pieces (one per backward
-    // shard) whose forward and backward passes run concurrently.
+    // is a list of rounds, and a round a list of pieces whose forward and backward
+    // passes run concurrently (see `concurrent_pieces`).
     let rollout_policy = model.valid();
     // The reference policy is only scored when the KL term is on.
     let reference = reference.filter(|_| config.loss.kl_coef > 0.0);
@@ -137,7 +139,7 @@ where
     let mut plans: Vec<Vec<Vec<Piece<B>>>> = Vec::new();
     for mini in samples.chunks(per_mini) {
         let tokens: usize = mini.iter().map(|s| s.response_ids.len()).sum();
-        let mut micro_plans = Vec::new();
+        let mut round_plans = Vec::new();
         for piece_samples in concurrent_pieces(peer.share(mini), micro, shards) {
             // The rollout policy's scores of the pieces, computed concurrently like
             // their backward passes below.
@@ -180,10 +182,10 @@ where
                     weights: Tensor::from_data(TensorData::new(weights, [rows]), device),
                 });
             }
-            micro_plans.push(pieces);
+            round_plans.push(pieces);
         }
         stats.response_tokens += tokens;
-        plans.push(micro_plans);
+        plans.push(round_plans);
     }
     let entropy_sum = peer.sum_values::<B>(&[entropy_sum], device)[0];
     stats.entropy = entropy_sum / stats.response_tokens.max(1) as f64;
@@ -208,10 +210,10 @@ where
         (out.loss, summary)
     };
 
-    for micro_plans in plans {
+    for round_plans in plans {
         let mut accumulator = GradientsAccumulator::<Decoder<Ad<B>>>::new();
         let mut outcomes = Vec::new();
-        for pieces in micro_plans {
+        for pieces in round_plans {
             outcomes.extend(accumulate_sharded_gradients(
                 &model,
                 pieces,
@@ -257,22 +259,19 @@ where
 ///
 /// A GRPO group's sequences share their prompt, which [`ResponseBatch`] runs once per
 /// piece; splitting one micro-batch into shards runs a group's prompt once per shard.
-/// So when the mini-batch holds at least one micro-batch per shard, each piece is a
-/// whole micro-batch and `shards` of them run at a time (peak memory: that many
-/// micro-batches); otherwise each micro-batch is split into shards.
+/// So whole micro-batches run `shards` at a time, one per thread (peak memory: that
+/// many micro-batches). A round with fewer micro-batches than shards (a short
+/// mini-batch, or the last round) splits its micro-batches so that every thread
+/// still has a piece.
 fn concurrent_pieces<T>(samples: &[T], micro: usize, shards: BackwardShards) -> Vec<Vec<&[T]>> {
     let micro_batches: Vec<&[T]> = samples.chunks(micro).collect();
-    if shards.count() > 1 && micro_batches.len() >= shards.count() {
-        micro_batches
-            .chunks(shards.count())
-            .map(<[&[T]]>::to_vec)
-            .collect()
-    } else {
-        micro_batches
-            .into_iter()
-            .map(|batch| shards.split(batch))
-            .collect()
-    }
+    micro_batches
+        .chunks(shards.count())
+        .map(|round| {
+            let split = BackwardShards::new(shards.count() / round.len());
+            round.iter().flat_map(|batch| split.split(batch)).collect()
+        })
+        .collect()
 }
 
 /// One piece of a micro-batch: its sequences, and per response token (`[R]`) the rest.
@@ -309,10 +308,21 @@ mod tests {
     fn whole_micro_batches_run_together_when_there_is_one_per_shard() {
         let samples: Vec<usize> = (0..10).collect();
         let two = BackwardShards::new(2);
-        // Three micro-batches (4, 4, 2): rounds of two whole micro-batches.
+        // Three micro-batches (4, 4, 2): a round of two whole micro-batches, then the
+        // last one split in two.
         let rounds = concurrent_pieces(&samples, 4, two);
-        assert_eq!(lengths(&rounds), vec![vec![4, 4], vec![2]]);
-        assert_eq!(rounds[1][0], &[8, 9]);
+        assert_eq!(lengths(&rounds), vec![vec![4, 4], vec![1, 1]]);
+        assert_eq!(rounds[1], vec![&[8][..], &[9][..]]);
+        // Four shards, three micro-batches: each split in one piece (4 / 3 = 1).
+        assert_eq!(
+            lengths(&concurrent_pieces(&samples, 4, BackwardShards::new(4))),
+            vec![vec![4, 4, 2]]
+        );
+        // Four shards, two micro-batches: each split in two.
+        assert_eq!(
+            lengths(&concurrent_pieces(&samples[..8], 4, BackwardShards::new(4))),
+            vec![vec![2, 2, 2, 2]]
+        );
         // One micro-batch: split into the shards.
         assert_eq!(
             lengths(&concurrent_pieces(&samples[..4], 4, two)),

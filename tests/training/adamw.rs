@@ -12,7 +12,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use pretrainzero::kernels::RewardStepBackend;
 use pretrainzero::models::{random_decoder, Decoder, ModelConfig};
 use pretrainzero::optim::FusedAdamW;
-use pretrainzero::pretrain::trainer::next_token_loss;
+use pretrainzero::pretrain::loss::next_token_loss;
 use pretrainzero::pretrain::TokenChunk;
 
 fn config() -> ModelConfig {

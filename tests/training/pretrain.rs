@@ -12,7 +12,8 @@ use pretrainzero::models::{
     random_decoder, score_sequence, Decoder, ModelConfig, PretrainedModel, TextTokenizer,
 };
 use pretrainzero::optim::BackwardShards;
-use pretrainzero::pretrain::trainer::{next_token_loss, train_step, ModelInit};
+use pretrainzero::pretrain::loss::next_token_loss;
+use pretrainzero::pretrain::trainer::{train_step, ModelInit};
 use pretrainzero::pretrain::{
     run_pretraining, PackedTokenStream, PretrainConfig, StreamPosition, TaskLoss, TaskMix,
     TokenChunk,
@@ -310,13 +311,15 @@ fn answer_only_task_loss_scores_the_answers_alone() {
             .flat_map(|c| c.tokens.clone())
             .collect::<Vec<_>>()
     );
+    let boxed = tokenizer.token_to_id("\\boxed{").unwrap();
+    let mask = tokenizer.token_to_id("\\mask{").unwrap();
     let mut answers = Vec::new();
     let mut start = None;
     for (i, &s) in scored.iter().enumerate() {
         match (s, start) {
             (true, None) => start = Some(i),
             (false, Some(from)) => {
-                answers.push(&tokens[from..i]);
+                answers.push((from, &tokens[from..i]));
                 start = None;
             }
             _ => {}
@@ -329,11 +332,16 @@ fn answer_only_task_loss_scores_the_answers_alone() {
         "answers are a small part of the stream: {scored_count} of {}",
         scored.len()
     );
-    for ids in answers {
+    for (from, ids) in answers {
         // Each scored run is one answer, ended by end-of-text, and the prompt before
         // it (unscored) ends with the format's opening token.
         let (&last, span) = ids.split_last().unwrap();
         assert_eq!(last, eos, "an answer ends with end-of-text");
+        let before = tokens[from - 1];
+        assert!(
+            before == boxed || before == mask,
+            "an answer follows the format's opening token, not {before}"
+        );
         let text = tokenizer.decode(span, false).unwrap();
         let words = text
             .strip_suffix('}')
@@ -402,5 +410,47 @@ fn next_token_loss_averages_the_scored_targets_only() {
     assert!(
         (loss as f64 - expected).abs() < 1e-5,
         "loss {loss}, expected {expected}"
+    );
+}
+
+/// A checkpoint written before the loss flags existed holds leftover tokens without
+/// flags; resuming from it scores them all, as that run did.
+#[test]
+fn a_stream_position_without_loss_flags_resumes_scoring_its_carry() {
+    let scratch = ScratchDir::new("old-position");
+    let tokenizer = TextTokenizer::from_file(&small_tokenizer(&scratch.0)).unwrap();
+    let position: StreamPosition =
+        serde_json::from_str(r#"{"epoch": 0, "paragraphs_consumed": 3, "carry": [5, 6, 7]}"#)
+            .unwrap();
+    let mut stream = PackedTokenStream::new(
+        CorpusSpec {
+            path: crate::wikipedia_sample(),
+            format: None,
+            text_field: "text".into(),
+            rules: ParagraphRules::default(),
+        },
+        SplitRule {
+            seed: 9,
+            validation_fraction: 0.1,
+        },
+        &tokenizer,
+        0,
+        32,
+        500,
+        9,
+        TaskMix {
+            fraction: 0.0,
+            max_span_words: 3,
+            loss: TaskLoss::Answer,
+            context_words: None,
+        },
+        position,
+    );
+    let chunk = stream.next_chunk().unwrap();
+    assert_eq!(&chunk.tokens[..3], &[5, 6, 7]);
+    assert_eq!(chunk.scored.len(), chunk.tokens.len());
+    assert!(
+        chunk.scored.iter().all(|&s| s),
+        "plain text counts everywhere"
     );
 }

@@ -10,6 +10,7 @@ use burn::optim::SgdConfig;
 use burn::prelude::*;
 use pretrainzero::models::{random_decoder, Decoder, ModelConfig};
 use pretrainzero::optim::BackwardShards;
+use pretrainzero::pretrain::loss::next_token_loss;
 use pretrainzero::pretrain::trainer::train_step;
 use pretrainzero::pretrain::TokenChunk;
 use pretrainzero::update::policy_update::update_policy;
@@ -60,14 +61,29 @@ fn a_sharded_pretraining_step_equals_the_unsharded_step() {
     // runs then start from clones of the same values).
     let base = small_model();
     let initial = probe_logits(&base);
-    // Two micro-batches of 6 chunks; 3 shards split each into 3 × 2 chunks.
+    // Two micro-batches of 6 chunks; 3 shards split each into 3 × 2 chunks. Some
+    // targets do not count (as a task prompt's under the answer-only loss), unevenly
+    // over the shards and micro-batches, so the step's mean must weigh each shard by
+    // its scored targets.
     let micro_batches: Vec<Vec<TokenChunk>> = (0..2)
         .map(|m| {
             (0..6)
-                .map(|c| TokenChunk::scored_everywhere(ids(m * 6 + c, 17)))
+                .map(|c| {
+                    let chunk = m * 6 + c;
+                    TokenChunk {
+                        tokens: ids(chunk, 17),
+                        scored: (0..17)
+                            .map(|t| (t + chunk) % (chunk % 4 + 1) == 0)
+                            .collect(),
+                    }
+                })
                 .collect()
         })
         .collect();
+    let all_chunks: Vec<TokenChunk> = micro_batches.iter().flatten().cloned().collect();
+    let step_mean = next_token_loss(&base, &all_chunks, &device)
+        .into_scalar()
+        .elem::<f64>();
     let run = |shards: usize| {
         let mut optimizer = SgdConfig::new().init::<Autodiff<Cpu>, Decoder<Autodiff<Cpu>>>();
         let (model, outcome) = train_step(
@@ -86,6 +102,11 @@ fn a_sharded_pretraining_step_equals_the_unsharded_step() {
     assert!(
         max_abs_diff(&whole, &initial) > 1e-3,
         "the step must move the weights for the comparison to mean anything"
+    );
+    assert!(
+        (whole_outcome.loss - step_mean).abs() < 1e-5,
+        "the step's loss {} is the mean over its scored targets {step_mean}",
+        whole_outcome.loss
     );
     assert!((whole_outcome.loss - sharded_outcome.loss).abs() < 1e-5);
     assert!((whole_outcome.grad_norm - sharded_outcome.grad_norm).abs() < 1e-5);
@@ -134,9 +155,9 @@ fn a_sharded_grpo_update_equals_the_unsharded_update() {
     };
     let (whole, whole_stats) = run(1);
     assert_eq!(whole_stats.optimizer_steps, 2);
-    // Two shards: each mini-batch's two micro-batches run as concurrent pieces. Three:
-    // fewer micro-batches than shards, so each micro-batch is split.
-    for shards in [2, 3] {
+    // Two shards: each mini-batch's two micro-batches run as concurrent pieces. Four:
+    // each of the two micro-batches is split in two.
+    for shards in [2, 4] {
         let (sharded, sharded_stats) = run(shards);
         check_same_update(&whole, &whole_stats, &sharded, &sharded_stats, &initial);
     }
