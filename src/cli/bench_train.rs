@@ -50,8 +50,9 @@ pub struct TrainBenchArgs {
     /// Timed repetitions of each measurement (after one untimed warm-up); the median is reported.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
-    /// Pieces each micro-batch runs as, concurrently (default: one per thread on the CPU
-    /// backends, one on GPUs); 1 measures the unsharded step.
+    /// Pieces that run concurrently (default on the CPU backends: two per thread for the
+    /// pretraining step, one per thread for the GRPO update; one on GPUs); 1 measures
+    /// the unsharded step.
     #[arg(long)]
     pub backward_shards: Option<usize>,
     /// Print one JSON object instead of the table (read by perf/compare.py).
@@ -166,6 +167,10 @@ impl BackendTask for TrainBench {
         let args = &self.args;
         let vocab = self.config.vocab_size;
         let mut out = Vec::new();
+        let pretraining_shards = args
+            .backward_shards
+            .map(BackwardShards::new)
+            .unwrap_or_else(BackwardShards::for_pretraining::<B>);
         let shards = args
             .backward_shards
             .map(BackwardShards::new)
@@ -185,7 +190,7 @@ impl BackendTask for TrainBench {
                 model.take().expect("model is put back after each step"),
                 &mut optimizer,
                 &micro_batches,
-                shards,
+                pretraining_shards,
                 1e-4,
                 1.0,
                 device,

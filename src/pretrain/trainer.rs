@@ -226,7 +226,7 @@ pub fn run_pretraining<B: RewardStepBackend>(
     let progress = crate::progress::step_progress(config.steps, state.step);
     let started = Instant::now();
     let mut last_val = None;
-    let shards = BackwardShards::for_backend::<B>();
+    let shards = BackwardShards::for_pretraining::<B>();
     let mut nonfinite_guard = NonfiniteGuard::new(config.max_consecutive_nonfinite);
 
     while state.step < config.steps {
