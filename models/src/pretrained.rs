@@ -58,8 +58,7 @@ pub fn random_decoder<B: Backend>(
     seed: u64,
     device: &B::Device,
 ) -> Decoder<B> {
-    B::seed(device, seed);
-    let mut source = RandomWeights { device, std: 0.02 };
+    let mut source = RandomWeights::new(device, 0.02, seed);
     Decoder::new(config, &mut source, device).expect("random weights cannot be missing")
 }
 

@@ -8,8 +8,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use memmap2::Mmap;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{ModelError, Result};
@@ -39,9 +40,38 @@ pub trait WeightSource<B: Backend> {
 }
 
 /// Random initialisation (normal, std 0.02, like transformers' `initializer_range`).
+///
+/// The values come from this source's own seeded generator, not the backend's global
+/// one: two models built from the same seed are equal even while other threads draw
+/// random tensors (as concurrent tests do).
 pub struct RandomWeights<'a, B: Backend> {
-    pub device: &'a B::Device,
-    pub std: f64,
+    device: &'a B::Device,
+    std: f64,
+    rng: StdRng,
+}
+
+impl<'a, B: Backend> RandomWeights<'a, B> {
+    pub fn new(device: &'a B::Device, std: f64, seed: u64) -> Self {
+        Self {
+            device,
+            std,
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// `count` draws from N(0, std²) (Box–Muller).
+    fn normal(&mut self, count: usize) -> Vec<f32> {
+        let mut values = Vec::with_capacity(count + 1);
+        while values.len() < count {
+            // 1 - u lies in (0, 1], so its logarithm is finite.
+            let radius = (-2.0 * (1.0 - self.rng.random::<f64>()).ln()).sqrt() * self.std;
+            let angle = std::f64::consts::TAU * self.rng.random::<f64>();
+            values.push((radius * angle.cos()) as f32);
+            values.push((radius * angle.sin()) as f32);
+        }
+        values.truncate(count);
+        values
+    }
 }
 
 impl<B: Backend> WeightSource<B> for RandomWeights<'_, B> {
@@ -56,7 +86,8 @@ impl<B: Backend> WeightSource<B> for RandomWeights<'_, B> {
             WeightRole::NormScale => Tensor::ones(shape, self.device),
             WeightRole::Bias => Tensor::zeros(shape, self.device),
             WeightRole::Matrix | WeightRole::Embedding => {
-                Tensor::random(shape, Distribution::Normal(0.0, self.std), self.device)
+                let values = self.normal(shape.iter().product());
+                Tensor::from_data(TensorData::new(values, shape), self.device)
             }
         })
     }
