@@ -6,9 +6,10 @@
 //! step) runs on one thread. Running the shards' forward and backward passes
 //! concurrently, one per core, keeps every core busy in those stretches too. The
 //! shards' gradients are summed in shard order, so the result does not depend on which
-//! shard finished first. Pretraining splits each micro-batch (two shards per thread),
-//! so its peak memory is that of the unsplit micro-batch; the GRPO update runs whole micro-batches
-//! concurrently where it can (one per thread; see `update::policy_update`).
+//! shard finished first. Pretraining splits each micro-batch (two shards per
+//! thread), so its peak memory is that of the unsplit micro-batch; the GRPO update
+//! runs whole micro-batches concurrently where it can (one per thread; see
+//! `update::policy_update`).
 //!
 //! On a GPU one stream already keeps the device busy, so there it is one shard.
 
@@ -43,9 +44,10 @@ impl BackwardShards {
     /// alternating runs: pretraining step 771–781 tokens/s with 2 shards on 2
     /// threads, 814–828 with 4, 798–809 with 8). The GRPO update keeps one per
     /// thread: its pieces each run a group's shared prompt, so more of them repeat it.
+    /// With one thread (as in deterministic mode) it stays one shard.
     pub fn for_pretraining<B: RewardStepBackend>() -> Self {
         let per_thread = Self::for_backend::<B>();
-        if B::CPU_THREAD_POOL {
+        if B::CPU_THREAD_POOL && per_thread.0 > 1 {
             Self::new(2 * per_thread.0)
         } else {
             per_thread
