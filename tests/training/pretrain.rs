@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::Autodiff;
+use burn::module::AutodiffModule;
 use burn::optim::AdamWConfig;
 use burn::tensor::{Int, Tensor};
 use pretrainzero::data::tokenizer_training::train_bpe_tokenizer;
@@ -22,14 +23,31 @@ use pretrainzero::pretrain::{
 use crate::common::ScratchDir;
 use crate::{metrics, Cpu};
 
-fn sample_texts(n: usize) -> Vec<String> {
-    let spec = CorpusSpec {
+/// The shipped Wikipedia sample, default paragraph rules.
+fn sample_corpus() -> CorpusSpec {
+    CorpusSpec {
         path: crate::wikipedia_sample(),
         format: None,
         text_field: "text".into(),
         rules: ParagraphRules::default(),
-    };
-    spec.open().unwrap().take(n).map(|p| p.text).collect()
+    }
+}
+
+/// The article split the stream tests use (10 % of articles held out).
+fn sample_split() -> SplitRule {
+    SplitRule {
+        seed: 9,
+        validation_fraction: 0.1,
+    }
+}
+
+fn sample_texts(n: usize) -> Vec<String> {
+    sample_corpus()
+        .open()
+        .unwrap()
+        .take(n)
+        .map(|p| p.text)
+        .collect()
 }
 
 pub(crate) fn small_tokenizer(dir: &Path) -> PathBuf {
@@ -222,16 +240,7 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
 fn data_seed_reorders_training_paragraphs_only() {
     let scratch = ScratchDir::new("data-seed");
     let tokenizer = TextTokenizer::from_file(&small_tokenizer(&scratch.0)).unwrap();
-    let corpus = CorpusSpec {
-        path: crate::wikipedia_sample(),
-        format: None,
-        text_field: "text".into(),
-        rules: ParagraphRules::default(),
-    };
-    let split = SplitRule {
-        seed: 9,
-        validation_fraction: 0.1,
-    };
+    let (corpus, split) = (sample_corpus(), sample_split());
     let no_tasks = TaskMix {
         fraction: 0.0,
         max_span_words: 3,
@@ -265,16 +274,7 @@ fn data_seed_reorders_training_paragraphs_only() {
 fn answer_only_task_loss_scores_the_answers_alone() {
     let scratch = ScratchDir::new("answer-loss");
     let tokenizer = TextTokenizer::from_file(&small_tokenizer(&scratch.0)).unwrap();
-    let corpus = CorpusSpec {
-        path: crate::wikipedia_sample(),
-        format: None,
-        text_field: "text".into(),
-        rules: ParagraphRules::default(),
-    };
-    let split = SplitRule {
-        seed: 9,
-        validation_fraction: 0.1,
-    };
+    let (corpus, split) = (sample_corpus(), sample_split());
     let eos = 0;
     let chunks = |loss: TaskLoss, context_words: Option<usize>| {
         let mix = TaskMix {
@@ -371,15 +371,9 @@ fn answer_only_task_loss_scores_the_answers_alone() {
 /// ones, checked against a log-softmax of the model's logits.
 #[test]
 fn next_token_loss_averages_the_scored_targets_only() {
-    let config = ModelConfig::from_json(
-        serde_json::json!({"model_type": "qwen3", "vocab_size": 64, "hidden_size": 32, "intermediate_size": 64,
-            "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16,
-            "tie_word_embeddings": true}),
-        Path::new("test"),
-    )
-    .unwrap();
     let device = Default::default();
-    let model: Decoder<Cpu> = random_decoder(&config, 4, &device);
+    // Vocabulary of 64.
+    let model: Decoder<Cpu> = crate::sharded_backward::small_model().valid();
     let chunks: Vec<TokenChunk> = (0..2)
         .map(|row| TokenChunk {
             tokens: (0..9).map(|i| ((i * 11 + row * 5) % 64) as u32).collect(),
@@ -423,16 +417,8 @@ fn a_stream_position_without_loss_flags_resumes_scoring_its_carry() {
         serde_json::from_str(r#"{"epoch": 0, "paragraphs_consumed": 3, "carry": [5, 6, 7]}"#)
             .unwrap();
     let mut stream = PackedTokenStream::new(
-        CorpusSpec {
-            path: crate::wikipedia_sample(),
-            format: None,
-            text_field: "text".into(),
-            rules: ParagraphRules::default(),
-        },
-        SplitRule {
-            seed: 9,
-            validation_fraction: 0.1,
-        },
+        sample_corpus(),
+        sample_split(),
         &tokenizer,
         0,
         32,
