@@ -29,6 +29,17 @@ pub trait RewardStepBackend: Backend {
     /// backends multi-thread their matrix products but not their elementwise work).
     const CPU_THREAD_POOL: bool = false;
 
+    /// How many independent pieces of work (training shards, generation batches) run
+    /// at the same time: one per thread of rayon's pool on the CPU backends, one on a
+    /// GPU, where a single stream already keeps the device busy.
+    fn concurrent_pieces() -> usize {
+        if Self::CPU_THREAD_POOL {
+            rayon::current_num_threads()
+        } else {
+            1
+        }
+    }
+
     /// `logits [N, V]`, `targets [N]`, `mask [N]` → `(out [N, 2], stats [N, 2])`:
     /// `out = (log p(target), entropy)` (zero where `mask = 0`),
     /// `stats = (row max, ln Σ exp(x − max))` for the backward.

@@ -2,7 +2,7 @@
 //! batched through the rollout engine (the same batching, seeds and decoding as
 //! training), cut at the first stop string.
 
-use burn::prelude::Backend;
+use crate::kernels::RewardStepBackend;
 
 use crate::models::{Decoder, SamplingConfig, TextTokenizer};
 use crate::rollout::RolloutEngine;
@@ -19,7 +19,7 @@ pub struct GenerationSettings {
 
 /// `samples` responses for each prompt, in prompt order; `on_batch` gets the number of
 /// responses done so far.
-pub fn generate_responses<B: Backend>(
+pub fn generate_responses<B: RewardStepBackend>(
     model: &Decoder<B>,
     tokenizer: &TextTokenizer,
     eos_token_ids: &[u32],
@@ -36,6 +36,7 @@ pub fn generate_responses<B: Backend>(
         sampling: settings.sampling.clone(),
         max_new_tokens: settings.max_new_tokens,
         batch_size: settings.batch_size.max(1),
+        concurrent_batches: B::concurrent_pieces(),
         device,
     };
     let mut prompt_ids = Vec::with_capacity(prompts.len() * samples);
@@ -44,12 +45,14 @@ pub fn generate_responses<B: Backend>(
         prompt_ids.extend(std::iter::repeat_n(ids, samples));
     }
     let mut flat = Vec::with_capacity(prompt_ids.len());
-    // Batches are fed one at a time only to report progress.
-    for (batch_index, batch) in prompt_ids.chunks(engine.batch_size).enumerate() {
-        let rollouts = engine.run(
-            batch,
+    // Batches are fed one round at a time only to report progress.
+    let mut batches_done = 0;
+    for round in prompt_ids.chunks(engine.batch_size * engine.concurrent_batches.max(1)) {
+        let rollouts = engine.run_eval_round(
+            round,
             &settings.stop_strings,
-            settings.seed.wrapping_add(batch_index as u64),
+            settings.seed,
+            &mut batches_done,
         )?;
         flat.extend(
             rollouts

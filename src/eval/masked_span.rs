@@ -3,7 +3,7 @@
 //! normalisation of DESIGN.md §4.
 
 use crate::data::split::{Split, SplitRule};
-use burn::prelude::Backend;
+use crate::kernels::RewardStepBackend;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -204,7 +204,7 @@ pub struct EvalSettings {
 }
 
 /// Generates and scores every item; `on_batch` is called with the number done.
-pub fn evaluate<B: Backend>(
+pub fn evaluate<B: RewardStepBackend>(
     model: &Decoder<B>,
     tokenizer: &TextTokenizer,
     eos_token_ids: &[u32],
@@ -218,7 +218,7 @@ pub fn evaluate<B: Backend>(
         PromptStyle::Reasoning => (&settings.templates.predictor_reasoning, Vec::new()),
     };
     // Generation goes through the rollout engine (batching, per-batch seeds, decoding);
-    // batches are fed one at a time only to report progress.
+    // batches are fed one round at a time only to report progress.
     let engine = RolloutEngine {
         model,
         tokenizer,
@@ -226,11 +226,13 @@ pub fn evaluate<B: Backend>(
         sampling: settings.sampling.clone(),
         max_new_tokens: settings.max_new_tokens,
         batch_size: settings.batch_size.max(1),
+        concurrent_batches: B::concurrent_pieces(),
         device,
     };
     let mut scored = Vec::with_capacity(items.len());
-    for (batch_index, batch) in items.chunks(engine.batch_size).enumerate() {
-        let prompts: Vec<String> = batch
+    let mut batches_done = 0;
+    for round in items.chunks(engine.batch_size * engine.concurrent_batches.max(1)) {
+        let prompts: Vec<String> = round
             .iter()
             .map(|item| PromptTemplates::fill(template, &item.masked_paragraph))
             .collect();
@@ -238,12 +240,9 @@ pub fn evaluate<B: Backend>(
             .iter()
             .map(|p| tokenizer.encode(p, false))
             .collect::<Result<Vec<_>, _>>()?;
-        let rollouts = engine.run(
-            &prompt_ids,
-            &stop_strings,
-            settings.seed.wrapping_add(batch_index as u64),
-        )?;
-        for ((item, prompt), rollout) in batch.iter().zip(prompts).zip(rollouts) {
+        let rollouts =
+            engine.run_eval_round(&prompt_ids, &stop_strings, settings.seed, &mut batches_done)?;
+        for ((item, prompt), rollout) in round.iter().zip(prompts).zip(rollouts) {
             let response = rollout.response_text;
             let extracted = match settings.style {
                 // The forced prefix `\boxed{` belongs to the answer.

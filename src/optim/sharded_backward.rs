@@ -31,11 +31,7 @@ impl BackwardShards {
 
     /// One shard per thread of rayon's pool on the CPU backends, one on the GPU ones.
     pub fn for_backend<B: RewardStepBackend>() -> Self {
-        if B::CPU_THREAD_POOL {
-            Self::new(rayon::current_num_threads())
-        } else {
-            Self::new(1)
-        }
+        Self::new(B::concurrent_pieces())
     }
 
     /// Pretraining: two shards per thread on the CPU backends, one on the GPU ones.

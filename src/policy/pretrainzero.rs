@@ -59,7 +59,7 @@ impl<B: RewardStepBackend> SpanPolicy<B> for GeneratorSpans {
             &prompts,
             &self.stop,
             context.seed ^ 0x6e6,
-            copy.as_ref().map(|c| c as &dyn TokenConstraint),
+            copy.as_ref().map(|c| c as &(dyn TokenConstraint + Sync)),
         )?;
         let mut tasks = Vec::new();
         let mut task_of = Vec::with_capacity(rollouts.len());

@@ -248,6 +248,7 @@ pub fn collect_rollouts<B: RewardStepBackend>(
         },
         max_new_tokens: config.rollout.max_response_tokens,
         batch_size: config.rollout.generation_batch_size,
+        concurrent_batches: B::concurrent_pieces(),
         device,
     };
     let generator_engine = engine_at(config.rollout.generator_temperature);

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use pretrainzero::kernels::RewardStepBackend;
 use pretrainzero::models::{PretrainedModel, SamplingConfig, TokenConstraint};
 use pretrainzero::policy::copy_constraint::{ParagraphCopy, TokenTexts};
 use pretrainzero::policy::parse::last_braced;
@@ -38,6 +39,7 @@ fn constrained_spans_are_copies_of_their_paragraph() {
         sampling: SamplingConfig::with_temperature(1.0),
         max_new_tokens: 12,
         batch_size: 8,
+        concurrent_batches: <Cpu as RewardStepBackend>::concurrent_pieces(),
         device: &device,
     };
     let template = PromptTemplates::default().generator_direct;
@@ -59,20 +61,21 @@ fn constrained_spans_are_copies_of_their_paragraph() {
         content_only: false,
     };
     let stop = ["}".to_string()];
-    let spans = |constraint: Option<&dyn TokenConstraint>| -> Vec<(usize, Option<String>)> {
-        engine
-            .run_constrained(&prompts, &stop, 7, constraint)
-            .unwrap()
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                (
-                    i / samples,
-                    last_braced(&format!("\\mask{{{}", r.response_text), "mask"),
-                )
-            })
-            .collect()
-    };
+    let spans =
+        |constraint: Option<&(dyn TokenConstraint + Sync)>| -> Vec<(usize, Option<String>)> {
+            engine
+                .run_constrained(&prompts, &stop, 7, constraint)
+                .unwrap()
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    (
+                        i / samples,
+                        last_braced(&format!("\\mask{{{}", r.response_text), "mask"),
+                    )
+                })
+                .collect()
+        };
     let constrained = spans(Some(&copy));
     let closed: Vec<_> = constrained.iter().filter(|(_, s)| s.is_some()).collect();
     assert!(

@@ -15,6 +15,7 @@ mod kill_campaign;
 mod pretrain;
 mod readers;
 mod rl_loop;
+mod rollout;
 mod run_faults;
 mod sharded_backward;
 mod shared_prefix;
