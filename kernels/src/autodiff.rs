@@ -1,7 +1,7 @@
 //! `Autodiff<B>`: the forward runs `B`'s implementation (kernel, CPU host loop or
-//! reference) and registers a backward that calls `B::logprob_entropy_backward`, so
-//! the gradient is one pass over the logits and no softmax is stored between the
-//! passes.
+//! reference) and registers a backward that calls `B`'s backward: one pass over the
+//! logits for the reward step (no softmax is stored between the passes), one over
+//! the gate and up projections for SwiGLU.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -11,7 +11,7 @@ use burn::backend::autodiff::Autodiff;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ops::{FloatTensor, IntTensor};
 
-use crate::backend_ext::RewardStepBackend;
+use crate::backend_ext::{FusedLayerBackend, RewardStepBackend};
 
 /// What the backward needs: the logits and row statistics (the output of the forward
 /// holds the entropy). Holding `logits` keeps the LM head's output alive until the
@@ -105,5 +105,40 @@ impl<B: RewardStepBackend, C: CheckpointStrategy> RewardStepBackend for Autodiff
             predictor_rewards.primitive,
             answers_per_mask,
         ))
+    }
+}
+
+/// SwiGLU's inputs, held for the backward (burn's own `silu · up` held them too).
+#[derive(Debug)]
+struct SwigluBackward;
+
+impl<B: FusedLayerBackend> Backward<B, 2> for SwigluBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [gate_node, up_node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (gate, up) = ops.state;
+        let (grad_gate, grad_up) = B::swiglu_backward(gate, up, grad);
+        if let Some(node) = gate_node {
+            grads.register::<B>(node.id, grad_gate);
+        }
+        if let Some(node) = up_node {
+            grads.register::<B>(node.id, grad_up);
+        }
+    }
+}
+
+impl<B: FusedLayerBackend, C: CheckpointStrategy> FusedLayerBackend for Autodiff<B, C> {
+    fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        let out = B::swiglu(gate.primitive.clone(), up.primitive.clone());
+        match SwigluBackward
+            .prepare::<C>([gate.node.clone(), up.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((gate.primitive, up.primitive), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
     }
 }

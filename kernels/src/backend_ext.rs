@@ -1,7 +1,9 @@
-//! The backend extension trait. Its default methods are the plain-tensor reference;
-//! the CPU backends (ndarray, burn-flex) override the log-prob/entropy step with the
-//! host loops of `host.rs`, `CubeBackend` (WGPU, CUDA) with the CubeCL kernels, and
-//! `Autodiff<B>` adds the custom backward on top of whichever `B` it wraps.
+//! The backend extension traits: [`FusedLayerBackend`] for the decoder's layers,
+//! [`RewardStepBackend`] for the reward step (and everything training needs). Their
+//! default methods are the plain-tensor reference; the CPU backends (ndarray,
+//! burn-flex) override them with host loops, `CubeBackend` (WGPU, CUDA) the reward
+//! step with the CubeCL kernels, and `Autodiff<B>` adds the custom backward on top of
+//! whichever `B` it wraps.
 
 use burn::prelude::*;
 use burn::tensor::ops::{FloatTensor, IntTensor};
@@ -23,7 +25,24 @@ pub(crate) fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTen
     t.into_primitive().tensor()
 }
 
-pub trait RewardStepBackend: Backend {
+/// Fused operations of the decoder's layers (see `swiglu.rs`).
+pub trait FusedLayerBackend: Backend {
+    /// `silu(gate) · up`, elementwise.
+    fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        crate::swiglu::reference::forward::<Self>(gate, up)
+    }
+
+    /// `(∂/∂gate, ∂/∂up)` of [`Self::swiglu`] given the output gradient.
+    fn swiglu_backward(
+        gate: FloatTensor<Self>,
+        up: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        crate::swiglu::reference::backward::<Self>(gate, up, grad)
+    }
+}
+
+pub trait RewardStepBackend: FusedLayerBackend {
     /// Whether the backend computes on the CPU, on rayon's global thread pool. Training
     /// then runs a micro-batch as one concurrent shard per pool thread (the CPU
     /// backends multi-thread their matrix products but not their elementwise work).
@@ -135,7 +154,37 @@ impl RewardStepBackend for burn::backend::ndarray::NdArray<f32> {
     host_reward_step!();
 }
 
+#[cfg(feature = "ndarray")]
+impl FusedLayerBackend for burn::backend::ndarray::NdArray<f32> {
+    fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        crate::swiglu::host::forward::<Self>(gate, up)
+    }
+
+    fn swiglu_backward(
+        gate: FloatTensor<Self>,
+        up: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        crate::swiglu::host::backward::<Self>(gate, up, grad)
+    }
+}
+
 #[cfg(feature = "flex")]
 impl RewardStepBackend for burn::backend::Flex {
     host_reward_step!();
+}
+
+#[cfg(feature = "flex")]
+impl FusedLayerBackend for burn::backend::Flex {
+    fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        crate::swiglu::flex::forward(gate, up)
+    }
+
+    fn swiglu_backward(
+        gate: FloatTensor<Self>,
+        up: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        crate::swiglu::flex::backward(gate, up, grad)
+    }
 }

@@ -10,18 +10,24 @@
 //! Dispatch is by backend type through [`RewardStepBackend`]: ndarray and burn-flex →
 //! host loops over the rows on rayon's pool, `CubeBackend` (WGPU, CUDA) → kernels,
 //! `Autodiff<B>` → `B`'s forward plus a custom backward.
+//!
+//! The decoder's fused SwiGLU gating, [`swiglu`], is dispatched the same way through
+//! [`FusedLayerBackend`] (host loops on the CPU backends, burn's operations on GPUs).
 
 mod autodiff;
 mod backend_ext;
 #[cfg(feature = "cube")]
 mod cube;
+mod fast_exp;
 mod host;
 pub mod reference;
+pub mod swiglu;
 
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 
-pub use backend_ext::RewardStepBackend;
+pub use backend_ext::{FusedLayerBackend, RewardStepBackend};
+pub use swiglu::swiglu;
 
 /// burn's CUDA backend without its fusion wrapper, which would hide these kernels
 /// (burn-cuda does not export the unfused type).

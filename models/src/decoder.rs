@@ -7,9 +7,9 @@
 use burn::module::Param;
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::prelude::*;
-use burn::tensor::activation::silu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
+use pretrainzero_kernels::{swiglu, FusedLayerBackend};
 
 use crate::config::ModelConfig;
 use crate::error::Result;
@@ -56,11 +56,11 @@ fn linear_2d<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     out.reshape([batch, seq, out_width])
 }
 
-impl<B: Backend> Mlp<B> {
-    /// SwiGLU: `down(silu(gate(x)) * up(x))`.
+impl<B: FusedLayerBackend> Mlp<B> {
+    /// SwiGLU: `down(silu(gate(x)) * up(x))`, the gating as one fused operation.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = silu(linear_2d(&self.gate_proj, x.clone()));
-        linear_2d(&self.down_proj, gate * linear_2d(&self.up_proj, x))
+        let gate = linear_2d(&self.gate_proj, x.clone());
+        linear_2d(&self.down_proj, swiglu(gate, linear_2d(&self.up_proj, x)))
     }
 }
 
@@ -194,7 +194,7 @@ pub struct DecoderLayer<B: Backend> {
     pub mlp: Mlp<B>,
 }
 
-impl<B: Backend> DecoderLayer<B> {
+impl<B: FusedLayerBackend> DecoderLayer<B> {
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
@@ -328,7 +328,10 @@ impl<B: Backend> Decoder<B> {
     pub fn vocab_size(&self) -> usize {
         self.embed_tokens.weight.dims()[0]
     }
+}
 
+/// The passes through the layers, which need the backend's fused SwiGLU.
+impl<B: FusedLayerBackend> Decoder<B> {
     /// Logits `[batch, seq, vocab]` of full sequences without padding, positions 0..seq.
     pub fn forward(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let hidden = self.hidden_states(tokens, None, &AttentionMask::Causal, None);
@@ -369,7 +372,9 @@ impl<B: Backend> Decoder<B> {
         }
         self.norm.forward(x)
     }
+}
 
+impl<B: Backend> Decoder<B> {
     /// LM head: `[.., hidden]` → `[.., vocab]`, as one `[rows, hidden]` product (see
     /// [`linear_2d`]).
     pub fn logits<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {

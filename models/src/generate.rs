@@ -12,6 +12,7 @@ use crate::decoder::{AttentionMask, Decoder};
 use crate::error::{ModelError, Result};
 use crate::sampling::{sample, SamplingConfig};
 use crate::tokenizer::TextTokenizer;
+use pretrainzero_kernels::FusedLayerBackend;
 
 #[derive(Debug, Clone)]
 pub struct GenerationConfig {
@@ -65,7 +66,7 @@ pub trait TokenConstraint {
 }
 
 /// Generates a continuation for every prompt. `tokenizer` is needed only for stop strings.
-pub fn generate<B: Backend>(
+pub fn generate<B: FusedLayerBackend>(
     model: &Decoder<B>,
     prompts: &[Vec<u32>],
     config: &GenerationConfig,
@@ -78,7 +79,7 @@ pub fn generate<B: Backend>(
 /// [`generate`], with the sampled tokens of each row restricted by `constraint`: the
 /// other tokens' logits are set to −∞ before sampling, so the reported log-probabilities
 /// are those of the constrained distribution.
-pub fn generate_constrained<B: Backend>(
+pub fn generate_constrained<B: FusedLayerBackend>(
     model: &Decoder<B>,
     prompts: &[Vec<u32>],
     config: &GenerationConfig,

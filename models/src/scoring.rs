@@ -6,6 +6,7 @@ use burn::prelude::*;
 use crate::decoder::Decoder;
 use crate::error::{ModelError, Result};
 use crate::row_ops::row_logsumexp;
+use pretrainzero_kernels::FusedLayerBackend;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SequenceScores {
@@ -22,7 +23,7 @@ impl SequenceScores {
     }
 }
 
-pub fn score_sequence<B: Backend>(
+pub fn score_sequence<B: FusedLayerBackend>(
     model: &Decoder<B>,
     ids: &[u32],
     device: &B::Device,

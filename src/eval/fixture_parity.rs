@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
+use crate::kernels::FusedLayerBackend;
 use anyhow::Context;
-use burn::prelude::Backend;
 use safetensors::{Dtype, SafeTensors};
 use serde::Serialize;
 
@@ -100,7 +100,7 @@ impl FixtureParity {
 }
 
 /// Loads the fixture in `model_dir` on `device` and compares it with its reference.
-pub fn check_fixture<B: Backend>(
+pub fn check_fixture<B: FusedLayerBackend>(
     model_dir: &Path,
     device: &B::Device,
 ) -> anyhow::Result<FixtureParity> {

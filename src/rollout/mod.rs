@@ -6,7 +6,7 @@
 //! elementwise work around them (norms, RoPE, softmax, sampling) on one thread, and a
 //! decode step's products are too small to keep two cores busy anyway.
 
-use burn::prelude::Backend;
+use crate::kernels::FusedLayerBackend;
 
 use crate::optim::run_concurrently;
 
@@ -26,7 +26,7 @@ pub struct Rollout {
     pub finish_reason: FinishReason,
 }
 
-pub struct RolloutEngine<'a, B: Backend> {
+pub struct RolloutEngine<'a, B: FusedLayerBackend> {
     pub model: &'a Decoder<B>,
     pub tokenizer: &'a TextTokenizer,
     pub eos_token_ids: &'a [u32],
@@ -39,7 +39,7 @@ pub struct RolloutEngine<'a, B: Backend> {
     pub device: &'a B::Device,
 }
 
-impl<B: Backend> RolloutEngine<'_, B> {
+impl<B: FusedLayerBackend> RolloutEngine<'_, B> {
     /// Samples one response per prompt (repeat a prompt for a group). `seed` makes
     /// the draws reproducible; each generation batch gets its own derived seed.
     pub fn run(

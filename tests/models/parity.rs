@@ -2,14 +2,14 @@
 //! fixture: Qwen3 (q/k norm, head_dim ≠ hidden/heads), Qwen2 (qkv bias), Llama with an
 //! untied head, and the pretrained stories260K Llama.
 
-use burn::prelude::Backend;
 use pretrainzero::eval::fixture_parity;
+use pretrainzero::kernels::FusedLayerBackend;
 
 use crate::{require_shared, Cpu, FIXTURE_MODELS};
 
 /// Checks one fixture on backend `B` against its transformers reference; returns the
 /// worst log-prob difference (`None`: the shared fixtures are absent).
-pub fn check_fixture<B: Backend>(name: &str, device: &B::Device) -> Option<f32> {
+pub fn check_fixture<B: FusedLayerBackend>(name: &str, device: &B::Device) -> Option<f32> {
     let dir = crate::common::shared_data(&format!("models/{name}"))?;
     let parity = fixture_parity::check_fixture::<B>(&dir, device).unwrap();
     assert!(

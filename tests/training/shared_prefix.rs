@@ -8,7 +8,7 @@ use std::path::Path;
 use burn::backend::Autodiff;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
-use pretrainzero::kernels::RowChunking;
+use pretrainzero::kernels::{FusedLayerBackend, RowChunking};
 use pretrainzero::models::{random_decoder, Decoder, ModelConfig};
 use pretrainzero::update::response_token_scores;
 use pretrainzero::update::token_logprobs::ResponseBatch;
@@ -48,7 +48,7 @@ fn sequences() -> Vec<(Vec<u32>, Vec<u32>)> {
 
 /// Per response token: (log-probability, entropy) from the full sequence alone, as a
 /// `[R]` tensor pair (so that gradients flow through them on an autodiff backend).
-fn plain_scores<B: Backend>(
+fn plain_scores<B: FusedLayerBackend>(
     model: &Decoder<B>,
     seqs: &[(Vec<u32>, Vec<u32>)],
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {

@@ -13,7 +13,7 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubecl::prelude::*;
 
-use crate::backend_ext::RewardStepBackend;
+use crate::backend_ext::{FusedLayerBackend, RewardStepBackend};
 
 /// Units per cube for the row kernels: 256 is within every device's limit (WebGPU
 /// guarantees 256) and enough to keep a row's reads coalesced.
@@ -51,6 +51,12 @@ fn f32_tensor<R: CubeRuntime>(tensor: CubeTensor<R>) -> CubeTensor<R> {
     } else {
         into_contiguous(burn_cubecl::kernel::cast(tensor, DType::F32))
     }
+}
+
+/// The decoder's fused layers take burn's operations here (the trait's defaults).
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> FusedLayerBackend
+    for CubeBackend<R, F, I, BT>
+{
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RewardStepBackend

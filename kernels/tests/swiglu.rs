@@ -1,0 +1,110 @@
+//! The fused SwiGLU gating, `silu(gate) · up`, against independent oracles: forward
+//! values against an f64 host computation, gradients against burn's autodiff of
+//! `silu(gate) · up` built from burn's own operations (not against our backward
+//! formula), on ndarray and burn-flex, with a non-contiguous input among the cases.
+
+use burn::backend::{Autodiff, Flex, NdArray};
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+use burn::tensor::Distribution;
+use pretrainzero_kernels::{swiglu, FusedLayerBackend};
+
+fn host_values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec().unwrap()
+}
+
+/// `[rows, width]` inputs spanning the sigmoid's saturated ends (±40) and its middle.
+fn inputs<B: Backend>(device: &B::Device) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    B::seed(device, 7);
+    let gate = Tensor::<B, 2>::random([37, 70], Distribution::Normal(0.0, 3.0), device);
+    let extremes =
+        Tensor::<B, 2>::from_floats([[-40.0, -12.0, -0.5, 0.0, 0.5, 12.0, 40.0]], device);
+    let gate = Tensor::cat(vec![gate, extremes.repeat_dim(1, 10)], 0);
+    let up = Tensor::<B, 2>::random([38, 70], Distribution::Normal(0.0, 1.0), device);
+    (gate, up)
+}
+
+fn check_forward<B: FusedLayerBackend>(device: &B::Device) {
+    let (gate, up) = inputs::<B>(device);
+    // A transposed (non-contiguous) view goes through the same path.
+    for (gate, up) in [
+        (gate.clone(), up.clone()),
+        (gate.transpose(), up.transpose()),
+    ] {
+        let got = host_values(swiglu(gate.clone(), up.clone()));
+        let (g, u) = (host_values(gate), host_values(up));
+        for i in 0..g.len() {
+            let (g, u) = (g[i] as f64, u[i] as f64);
+            let expected = g / (1.0 + (-g).exp()) * u;
+            let error = (got[i] as f64 - expected).abs();
+            assert!(
+                error <= 1e-5 * (1.0 + expected.abs()),
+                "element {i}: {} vs {expected}",
+                got[i]
+            );
+        }
+    }
+}
+
+fn check_gradients<B: FusedLayerBackend>(device: &B::Device) {
+    let (gate, up) = inputs::<Autodiff<B>>(device);
+    // A weighting that differs per element, so that a swapped or transposed gradient shows.
+    let weights =
+        Tensor::<Autodiff<B>, 2>::random(gate.dims(), Distribution::Normal(0.0, 1.0), device);
+    let gradients = |fused: bool| {
+        let (gate, up) = (gate.clone().require_grad(), up.clone().require_grad());
+        let out = if fused {
+            swiglu(gate.clone(), up.clone())
+        } else {
+            silu(gate.clone()) * up.clone()
+        };
+        let grads = (out * weights.clone()).sum().backward();
+        (
+            host_values(gate.grad(&grads).unwrap()),
+            host_values(up.grad(&grads).unwrap()),
+        )
+    };
+    let (fused_gate, fused_up) = gradients(true);
+    let (burn_gate, burn_up) = gradients(false);
+    for (name, fused, burn) in [("gate", fused_gate, burn_gate), ("up", fused_up, burn_up)] {
+        for (i, (a, b)) in fused.iter().zip(&burn).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                "d{name}[{i}]: {a} vs {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn forward_matches_f64_on_ndarray_and_flex() {
+    check_forward::<NdArray<f32>>(&Default::default());
+    check_forward::<Flex>(&Default::default());
+}
+
+#[test]
+fn gradients_match_burns_autodiff_on_ndarray_and_flex() {
+    check_gradients::<NdArray<f32>>(&Default::default());
+    check_gradients::<Flex>(&Default::default());
+}
+
+#[test]
+fn reference_default_matches_the_host_loops() {
+    // The trait's default (burn's operations), as GPUs run it, against the CPU loops.
+    let device = Default::default();
+    let (gate, up) = inputs::<NdArray<f32>>(&device);
+    let reference = pretrainzero_kernels::swiglu::reference::forward::<NdArray<f32>>(
+        gate.clone().into_primitive().tensor(),
+        up.clone().into_primitive().tensor(),
+    );
+    let reference = host_values(Tensor::<NdArray<f32>, 2>::from_primitive(
+        burn::tensor::TensorPrimitive::Float(reference),
+    ));
+    let fused = host_values(swiglu(gate, up));
+    for (i, (a, b)) in fused.iter().zip(&reference).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+            "element {i}: {a} vs {b}"
+        );
+    }
+}
