@@ -108,7 +108,8 @@ impl<B: RewardStepBackend, C: CheckpointStrategy> RewardStepBackend for Autodiff
     }
 }
 
-/// SwiGLU's inputs, held for the backward (burn's own `silu · up` held them too).
+/// SwiGLU's backward; its state is the two inputs (which burn's own `silu · up` held
+/// for its backward too).
 #[derive(Debug)]
 struct SwigluBackward;
 

@@ -42,8 +42,12 @@ fn sigmoid(g: f32) -> f32 {
     1.0 / (1.0 + fast_exp::exp(-g))
 }
 
-/// `out = silu(gate) · up` over host slices.
+/// `out = silu(gate) · up` over host slices of one length.
 pub(crate) fn forward_slices(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    assert!(
+        gate.len() == up.len() && up.len() == out.len(),
+        "swiglu: slice lengths differ"
+    );
     out.par_chunks_mut(CHUNK)
         .zip(gate.par_chunks(CHUNK).zip(up.par_chunks(CHUNK)))
         .for_each(|(out, (gate, up))| {
@@ -53,7 +57,7 @@ pub(crate) fn forward_slices(gate: &[f32], up: &[f32], out: &mut [f32]) {
         });
 }
 
-/// Both input gradients from the output gradient, over host slices.
+/// Both input gradients from the output gradient, over host slices of one length.
 pub(crate) fn backward_slices(
     gate: &[f32],
     up: &[f32],
@@ -61,17 +65,26 @@ pub(crate) fn backward_slices(
     grad_gate: &mut [f32],
     grad_up: &mut [f32],
 ) {
+    let n = gate.len();
+    assert!(
+        [up.len(), grad.len(), grad_gate.len(), grad_up.len()]
+            .iter()
+            .all(|&len| len == n),
+        "swiglu: slice lengths differ"
+    );
     grad_gate
         .par_chunks_mut(CHUNK)
         .zip(grad_up.par_chunks_mut(CHUNK))
         .zip(gate.par_chunks(CHUNK).zip(up.par_chunks(CHUNK)))
         .zip(grad.par_chunks(CHUNK))
         .for_each(|(((grad_gate, grad_up), (gate, up)), grad)| {
-            for i in 0..gate.len() {
-                let (g, u, d) = (gate[i], up[i], grad[i]);
+            let inputs = gate.iter().zip(up).zip(grad);
+            for ((dg, du), ((&g, &u), &d)) in
+                grad_gate.iter_mut().zip(grad_up.iter_mut()).zip(inputs)
+            {
                 let s = sigmoid(g);
-                grad_up[i] = d * g * s;
-                grad_gate[i] = d * u * s * (1.0 + g * (1.0 - s));
+                *du = d * g * s;
+                *dg = d * u * s * (1.0 + g * (1.0 - s));
             }
         });
 }
@@ -105,7 +118,8 @@ pub(crate) mod host {
     use super::*;
 
     fn host_f32<B: Backend>(t: FloatTensor<B>) -> TensorData {
-        let flat = B::float_reshape(t.clone(), Shape::new([t.shape().num_elements()]));
+        let elements = t.shape().num_elements();
+        let flat = B::float_reshape(t, Shape::new([elements]));
         Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(flat))
             .into_data()
             .convert::<f32>()
@@ -120,7 +134,7 @@ pub(crate) mod host {
     }
 
     pub fn forward<B: Backend>(gate: FloatTensor<B>, up: FloatTensor<B>) -> FloatTensor<B> {
-        if gate.dtype() != DType::F32 {
+        if gate.dtype() != DType::F32 || up.dtype() != DType::F32 {
             return reference::forward::<B>(gate, up);
         }
         let (shape, device) = (gate.shape(), B::float_device(&gate));
@@ -139,7 +153,7 @@ pub(crate) mod host {
         up: FloatTensor<B>,
         grad: FloatTensor<B>,
     ) -> (FloatTensor<B>, FloatTensor<B>) {
-        if gate.dtype() != DType::F32 {
+        if [&gate, &up, &grad].iter().any(|t| t.dtype() != DType::F32) {
             return reference::backward::<B>(gate, up, grad);
         }
         let (shape, device) = (gate.shape(), B::float_device(&gate));
@@ -166,18 +180,20 @@ pub(crate) mod host {
 pub(crate) mod flex {
     use super::*;
     use burn::backend::flex::FlexTensor;
-    use std::borrow::Cow;
 
-    fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
-        match t.as_slice::<f32>() {
-            Some(slice) => Cow::Borrowed(slice),
-            _ => Cow::Owned(
-                t.to_contiguous()
-                    .as_slice::<f32>()
-                    .expect("contiguous")
-                    .to_vec(),
-            ),
+    /// `t` itself when contiguous, else a contiguous copy (borrow its values with
+    /// `as_slice`).
+    fn contiguous(t: FlexTensor) -> FlexTensor {
+        if t.as_slice::<f32>().is_some() {
+            t
+        } else {
+            t.to_contiguous()
         }
+    }
+
+    fn values(t: &FlexTensor) -> &[f32] {
+        t.as_slice::<f32>()
+            .unwrap_or_else(|| panic!("not contiguous f32: {:?} {:?}", t.layout(), t.dtype()))
     }
 
     fn tensor(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
@@ -188,8 +204,9 @@ pub(crate) mod flex {
         if gate.dtype() != DType::F32 || up.dtype() != DType::F32 {
             return reference::forward::<burn::backend::Flex>(gate, up);
         }
+        let (gate, up) = (contiguous(gate), contiguous(up));
         let mut out = vec![0.0; gate.layout().num_elements()];
-        forward_slices(&values(&gate), &values(&up), &mut out);
+        forward_slices(values(&gate), values(&up), &mut out);
         tensor(out, &gate)
     }
 
@@ -201,12 +218,13 @@ pub(crate) mod flex {
         if gate.dtype() != DType::F32 || up.dtype() != DType::F32 || grad.dtype() != DType::F32 {
             return reference::backward::<burn::backend::Flex>(gate, up, grad);
         }
+        let (gate, up, grad) = (contiguous(gate), contiguous(up), contiguous(grad));
         let n = gate.layout().num_elements();
         let (mut grad_gate, mut grad_up) = (vec![0.0; n], vec![0.0; n]);
         backward_slices(
-            &values(&gate),
-            &values(&up),
-            &values(&grad),
+            values(&gate),
+            values(&up),
+            values(&grad),
             &mut grad_gate,
             &mut grad_up,
         );

@@ -1,7 +1,8 @@
 //! The fused SwiGLU gating, `silu(gate) · up`, against independent oracles: forward
 //! values against an f64 host computation, gradients against burn's autodiff of
 //! `silu(gate) · up` built from burn's own operations (not against our backward
-//! formula), on ndarray and burn-flex, with a non-contiguous input among the cases.
+//! formula), on ndarray and burn-flex, each also on non-contiguous (transposed)
+//! inputs; and the trait's default (burn's operations, which GPUs run) against both.
 
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::prelude::*;
@@ -51,27 +52,33 @@ fn check_gradients<B: FusedLayerBackend>(device: &B::Device) {
     // A weighting that differs per element, so that a swapped or transposed gradient shows.
     let weights =
         Tensor::<Autodiff<B>, 2>::random(gate.dims(), Distribution::Normal(0.0, 1.0), device);
-    let gradients = |fused: bool| {
+    // `transposed`: the op sees non-contiguous views (and its gradients flow back
+    // through the transposes).
+    let gradients = |fused: bool, transposed: bool| {
         let (gate, up) = (gate.clone().require_grad(), up.clone().require_grad());
-        let out = if fused {
-            swiglu(gate.clone(), up.clone())
+        let (g, u) = if transposed {
+            (gate.clone().transpose(), up.clone().transpose())
         } else {
-            silu(gate.clone()) * up.clone()
+            (gate.clone(), up.clone())
         };
+        let out = if fused { swiglu(g, u) } else { silu(g) * u };
+        let out = if transposed { out.transpose() } else { out };
         let grads = (out * weights.clone()).sum().backward();
         (
             host_values(gate.grad(&grads).unwrap()),
             host_values(up.grad(&grads).unwrap()),
         )
     };
-    let (fused_gate, fused_up) = gradients(true);
-    let (burn_gate, burn_up) = gradients(false);
-    for (name, fused, burn) in [("gate", fused_gate, burn_gate), ("up", fused_up, burn_up)] {
-        for (i, (a, b)) in fused.iter().zip(&burn).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
-                "d{name}[{i}]: {a} vs {b}"
-            );
+    for transposed in [false, true] {
+        let (fused_gate, fused_up) = gradients(true, transposed);
+        let (burn_gate, burn_up) = gradients(false, transposed);
+        for (name, fused, burn) in [("gate", fused_gate, burn_gate), ("up", fused_up, burn_up)] {
+            for (i, (a, b)) in fused.iter().zip(&burn).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "d{name}[{i}] (transposed: {transposed}): {a} vs {b}"
+                );
+            }
         }
     }
 }
@@ -106,5 +113,44 @@ fn reference_default_matches_the_host_loops() {
             (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
             "element {i}: {a} vs {b}"
         );
+    }
+}
+
+#[test]
+fn reference_backward_matches_burns_autodiff() {
+    // The trait's default backward, which GPUs run, against burn's autodiff of silu · up.
+    type Ad = Autodiff<NdArray<f32>>;
+    let device = Default::default();
+    let (gate, up) = inputs::<Ad>(&device);
+    let weights = Tensor::<Ad, 2>::random(gate.dims(), Distribution::Normal(0.0, 1.0), &device);
+    let (g, u) = (gate.clone().require_grad(), up.clone().require_grad());
+    let grads = ((silu(g.clone()) * u.clone()) * weights.clone())
+        .sum()
+        .backward();
+    let (burn_gate, burn_up) = (
+        host_values(g.grad(&grads).unwrap()),
+        host_values(u.grad(&grads).unwrap()),
+    );
+    let prim = |t: Tensor<NdArray<f32>, 2>| t.into_primitive().tensor();
+    let (ref_gate, ref_up) = pretrainzero_kernels::swiglu::reference::backward::<NdArray<f32>>(
+        prim(gate.inner()),
+        prim(up.inner()),
+        prim(weights.inner()),
+    );
+    let host = |t| {
+        host_values(Tensor::<NdArray<f32>, 2>::from_primitive(
+            burn::tensor::TensorPrimitive::Float(t),
+        ))
+    };
+    for (name, reference, burn) in [
+        ("gate", host(ref_gate), burn_gate),
+        ("up", host(ref_up), burn_up),
+    ] {
+        for (i, (a, b)) in reference.iter().zip(&burn).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                "d{name}[{i}]: {a} vs {b}"
+            );
+        }
     }
 }
