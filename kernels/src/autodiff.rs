@@ -1,7 +1,7 @@
 //! `Autodiff<B>`: the forward runs `B`'s implementation (kernel, CPU host loop or
 //! reference) and registers a backward that calls `B`'s backward: one pass over the
 //! logits for the reward step (no softmax is stored between the passes), one over
-//! the gate and up projections for SwiGLU.
+//! the gate and up projections for SwiGLU, two over each row for RMSNorm.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -130,7 +130,40 @@ impl<B: FusedLayerBackend> Backward<B, 2> for SwigluBackward {
     }
 }
 
+/// RMSNorm's backward; its state is the input, the scale and ε.
+#[derive(Debug)]
+struct RmsNormBackward;
+
+impl<B: FusedLayerBackend> Backward<B, 2> for RmsNormBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, f64);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, gamma_node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, gamma, epsilon) = ops.state;
+        let (grad_x, grad_gamma) = B::rms_norm_backward(x, gamma, epsilon, grad);
+        if let Some(node) = x_node {
+            grads.register::<B>(node.id, grad_x);
+        }
+        if let Some(node) = gamma_node {
+            grads.register::<B>(node.id, grad_gamma);
+        }
+    }
+}
+
 impl<B: FusedLayerBackend, C: CheckpointStrategy> FusedLayerBackend for Autodiff<B, C> {
+    fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
+        let out = B::rms_norm(x.primitive.clone(), gamma.primitive.clone(), epsilon);
+        match RmsNormBackward
+            .prepare::<C>([x.node.clone(), gamma.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((x.primitive, gamma.primitive, epsilon), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
     fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
         let out = B::swiglu(gate.primitive.clone(), up.primitive.clone());
         match SwigluBackward

@@ -25,8 +25,23 @@ pub(crate) fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTen
     t.into_primitive().tensor()
 }
 
-/// Fused operations of the decoder's layers (see `swiglu.rs`).
+/// Fused operations of the decoder's layers (see `swiglu.rs`, `rms_norm.rs`).
 pub trait FusedLayerBackend: Backend {
+    /// RMSNorm of `x` over its last dimension, scaled by `gamma` (`[d]`).
+    fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
+        crate::rms_norm::reference::forward::<Self>(x, gamma, epsilon)
+    }
+
+    /// `(∂/∂x, ∂/∂gamma)` of [`Self::rms_norm`] given the output gradient.
+    fn rms_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        epsilon: f64,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        crate::rms_norm::reference::backward::<Self>(x, gamma, epsilon, grad)
+    }
+
     /// `silu(gate) · up`, elementwise.
     fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
         crate::swiglu::reference::forward::<Self>(gate, up)
@@ -156,6 +171,19 @@ impl RewardStepBackend for burn::backend::ndarray::NdArray<f32> {
 
 #[cfg(feature = "ndarray")]
 impl FusedLayerBackend for burn::backend::ndarray::NdArray<f32> {
+    fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
+        crate::rms_norm::host::forward::<Self>(x, gamma, epsilon)
+    }
+
+    fn rms_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        epsilon: f64,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        crate::rms_norm::host::backward::<Self>(x, gamma, epsilon, grad)
+    }
+
     fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
         crate::swiglu::host::forward::<Self>(gate, up)
     }
@@ -176,6 +204,19 @@ impl RewardStepBackend for burn::backend::Flex {
 
 #[cfg(feature = "flex")]
 impl FusedLayerBackend for burn::backend::Flex {
+    fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
+        crate::rms_norm::flex::forward(x, gamma, epsilon)
+    }
+
+    fn rms_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        epsilon: f64,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        crate::rms_norm::flex::backward(x, gamma, epsilon, grad)
+    }
+
     fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
         crate::swiglu::flex::forward(gate, up)
     }

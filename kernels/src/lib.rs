@@ -11,22 +11,27 @@
 //! host loops over the rows on rayon's pool, `CubeBackend` (WGPU, CUDA) → kernels,
 //! `Autodiff<B>` → `B`'s forward plus a custom backward.
 //!
-//! The decoder's fused SwiGLU gating, [`swiglu`], is dispatched the same way through
-//! [`FusedLayerBackend`] (host loops on the CPU backends, burn's operations on GPUs).
+//! The decoder's fused SwiGLU gating, [`swiglu`], and its RMSNorm, [`rms_norm`], are
+//! dispatched the same way through [`FusedLayerBackend`] (host loops on the CPU
+//! backends, burn's operations on GPUs).
 
 mod autodiff;
 mod backend_ext;
 #[cfg(feature = "cube")]
 mod cube;
 mod fast_exp;
+#[cfg(feature = "flex")]
+mod flex_slices;
 mod host;
 pub mod reference;
+pub mod rms_norm;
 pub mod swiglu;
 
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 
 pub use backend_ext::{FusedLayerBackend, RewardStepBackend};
+pub use rms_norm::rms_norm;
 pub use swiglu::swiglu;
 
 /// burn's CUDA backend without its fusion wrapper, which would hide these kernels

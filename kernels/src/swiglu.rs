@@ -179,22 +179,8 @@ pub(crate) mod host {
 #[cfg(feature = "flex")]
 pub(crate) mod flex {
     use super::*;
+    use crate::flex_slices::{contiguous, values};
     use burn::backend::flex::FlexTensor;
-
-    /// `t` itself when contiguous, else a contiguous copy (borrow its values with
-    /// `as_slice`).
-    fn contiguous(t: FlexTensor) -> FlexTensor {
-        if t.as_slice::<f32>().is_some() {
-            t
-        } else {
-            t.to_contiguous()
-        }
-    }
-
-    fn values(t: &FlexTensor) -> &[f32] {
-        t.as_slice::<f32>()
-            .unwrap_or_else(|| panic!("not contiguous f32: {:?} {:?}", t.layout(), t.dtype()))
-    }
 
     fn tensor(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
         FlexTensor::from_data(TensorData::new(values, like.layout().shape().clone()))

@@ -45,6 +45,15 @@ pub struct Mlp<B: Backend> {
     pub down_proj: Linear<B>,
 }
 
+/// RMSNorm through the backend's fused operation (one pass each way on the CPU
+/// backends) instead of burn's `RmsNorm::forward`, same formula.
+fn apply_norm<B: FusedLayerBackend, const D: usize>(
+    norm: &RmsNorm<B>,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    pretrainzero_kernels::rms_norm(x, norm.gamma.val(), norm.epsilon)
+}
+
 /// `linear` applied to `[batch, seq, in]` as one `[batch · seq, in]` matrix. burn's
 /// linear backward takes the weight gradient of a 3-D input as one product per
 /// sequence plus a sum over the batch (a `[batch, in, out]` temporary); on the
@@ -80,7 +89,7 @@ pub struct Attention<B: Backend> {
     pub uses_rope: bool,
 }
 
-impl<B: Backend> Attention<B> {
+impl<B: FusedLayerBackend> Attention<B> {
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
@@ -94,7 +103,7 @@ impl<B: Backend> Attention<B> {
         let project = |linear: &Linear<B>, heads: usize, norm: &Option<RmsNorm<B>>| {
             let t = linear_2d(linear, x.clone()).reshape([batch, seq, heads, self.head_dim]);
             match norm {
-                Some(norm) => norm.forward(t),
+                Some(norm) => apply_norm(norm, t),
                 None => t,
             }
         };
@@ -202,13 +211,16 @@ impl<B: FusedLayerBackend> DecoderLayer<B> {
         mask: &StackedMask<B>,
         cache: Option<&mut LayerCache<B>>,
     ) -> Tensor<B, 3> {
-        let attended =
-            self.self_attn
-                .forward(self.input_layernorm.forward(x.clone()), angles, mask, cache);
+        let attended = self.self_attn.forward(
+            apply_norm(&self.input_layernorm, x.clone()),
+            angles,
+            mask,
+            cache,
+        );
         let x = x + attended;
         let mlp_out = self
             .mlp
-            .forward(self.post_attention_layernorm.forward(x.clone()));
+            .forward(apply_norm(&self.post_attention_layernorm, x.clone()));
         x + mlp_out
     }
 }
@@ -359,7 +371,7 @@ impl<B: FusedLayerBackend> Decoder<B> {
         let keys = seq + cache.as_deref().map_or(0, KvCache::len);
         let mut x = self.embed_tokens.forward(tokens);
         let Some(first) = self.layers.first() else {
-            return self.norm.forward(x);
+            return apply_norm(&self.norm, x);
         };
         let heads = [first.self_attn.num_heads, first.self_attn.num_kv_heads];
         let angles = self.rotary.angles(positions, &heads);
@@ -370,7 +382,7 @@ impl<B: FusedLayerBackend> Decoder<B> {
             let layer_cache = cache.as_deref_mut().map(|c| c.layer(i));
             x = layer.forward(x, &angles, &mask, layer_cache);
         }
-        self.norm.forward(x)
+        apply_norm(&self.norm, x)
     }
 }
 

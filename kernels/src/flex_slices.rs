@@ -1,0 +1,21 @@
+//! burn-flex tensors read as host slices without a copy: the host loops of the fused
+//! operations run straight over the tensors' buffers (the autodiff graph still holds
+//! the inputs, so taking them over is not an option).
+
+use burn::backend::flex::FlexTensor;
+
+/// `t` itself when its f32 values are one contiguous run, else a contiguous copy;
+/// read it with [`values`].
+pub(crate) fn contiguous(t: FlexTensor) -> FlexTensor {
+    if t.as_slice::<f32>().is_some() {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
+/// The f32 values of a tensor returned by [`contiguous`].
+pub(crate) fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .unwrap_or_else(|| panic!("not contiguous f32: {:?} {:?}", t.layout(), t.dtype()))
+}

@@ -1,0 +1,301 @@
+//! RMSNorm, `y = x / rms(x) · γ` over the last dimension, as one operation with a
+//! backward of its own.
+//!
+//! Built from burn's operations it is a square, a mean, a square root, a division and
+//! a product, each a pass over the activations with broadcasts, and under autodiff a
+//! backward of about twice as many; on the CPU backends each of those passes runs on
+//! one thread. Here the forward reads `x` once for the row sums and once to write `y`;
+//! the backward recomputes `1/rms` and writes `∂x` in two passes over the row and sums
+//! `∂γ` per chunk of rows (chunks added in order, so the result does not depend on
+//! the thread count), rows in parallel on rayon's pool. Other dtypes than f32 and
+//! other backends take the trait's default, burn's own formula (rms in f32).
+//!
+//! With `r = 1/sqrt(mean(x²) + ε)` and `g = ∂y·γ` per row of width `d`:
+//! `∂x = r·g − x·r³·(Σ g·x)/d`, `∂γ = Σ_rows ∂y·x·r`.
+
+use burn::prelude::*;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, TensorData, TensorMetadata, TensorPrimitive};
+use rayon::prelude::*;
+
+use crate::backend_ext::FusedLayerBackend;
+
+/// RMSNorm of `x` over its last dimension with scale `gamma` (`[d]`). Differentiable
+/// on `Autodiff<B>` with respect to both.
+pub fn rms_norm<B: FusedLayerBackend, const D: usize>(
+    x: Tensor<B, D>,
+    gamma: Tensor<B, 1>,
+    epsilon: f64,
+) -> Tensor<B, D> {
+    assert_eq!(
+        x.dims()[D - 1],
+        gamma.dims()[0],
+        "rms_norm: gamma does not match the last dimension"
+    );
+    let out = B::rms_norm(
+        x.into_primitive().tensor(),
+        gamma.into_primitive().tensor(),
+        epsilon,
+    );
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
+/// Rows per task on rayon's pool.
+const ROWS_PER_TASK: usize = 64;
+
+/// `Σ a·b` with eight independent lanes, so that the compiler can vectorise it (a
+/// single running sum is a serial dependency it may not reorder).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (a_rest, b_rest) = (a8.remainder(), b8.remainder());
+    for (a, b) in a8.zip(b8) {
+        for k in 0..8 {
+            lanes[k] += a[k] * b[k];
+        }
+    }
+    let tail: f32 = a_rest.iter().zip(b_rest).map(|(a, b)| a * b).sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
+fn inverse_rms(row: &[f32], epsilon: f64) -> f32 {
+    (1.0 / ((dot(row, row) / row.len() as f32) as f64 + epsilon).sqrt()) as f32
+}
+
+/// `out = x · r · γ` per row of width `gamma.len()`.
+pub(crate) fn forward_slices(x: &[f32], gamma: &[f32], epsilon: f64, out: &mut [f32]) {
+    let d = gamma.len();
+    assert!(
+        d > 0 && x.len() == out.len() && x.len() % d == 0,
+        "rms_norm: slice lengths"
+    );
+    out.par_chunks_mut(d * ROWS_PER_TASK)
+        .zip(x.par_chunks(d * ROWS_PER_TASK))
+        .for_each(|(out, x)| {
+            for (out, x) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+                let r = inverse_rms(x, epsilon);
+                for ((o, &v), &g) in out.iter_mut().zip(x).zip(gamma) {
+                    *o = v * r * g;
+                }
+            }
+        });
+}
+
+/// `∂x` into `grad_x` and `∂γ` returned, from the output gradient `grad`.
+pub(crate) fn backward_slices(
+    x: &[f32],
+    gamma: &[f32],
+    epsilon: f64,
+    grad: &[f32],
+    grad_x: &mut [f32],
+) -> Vec<f32> {
+    let d = gamma.len();
+    assert!(
+        d > 0 && x.len() % d == 0 && grad.len() == x.len() && grad_x.len() == x.len(),
+        "rms_norm: slice lengths"
+    );
+    let partial_grad_gamma: Vec<Vec<f64>> = grad_x
+        .par_chunks_mut(d * ROWS_PER_TASK)
+        .zip(
+            x.par_chunks(d * ROWS_PER_TASK)
+                .zip(grad.par_chunks(d * ROWS_PER_TASK)),
+        )
+        .map(|(grad_x, (x, grad))| {
+            let mut grad_gamma = vec![0.0f64; d];
+            let mut scaled = vec![0.0f32; d];
+            for ((grad_x, x), grad) in grad_x
+                .chunks_exact_mut(d)
+                .zip(x.chunks_exact(d))
+                .zip(grad.chunks_exact(d))
+            {
+                let r = inverse_rms(x, epsilon);
+                for ((s, &dy), &g) in scaled.iter_mut().zip(grad).zip(gamma) {
+                    *s = dy * g;
+                }
+                let coefficient = r * r * r * dot(&scaled, x) / d as f32;
+                for ((dx, &s), &v) in grad_x.iter_mut().zip(&scaled).zip(x) {
+                    *dx = r * s - v * coefficient;
+                }
+                for ((acc, &dy), &v) in grad_gamma.iter_mut().zip(grad).zip(x) {
+                    *acc += (dy * v * r) as f64;
+                }
+            }
+            grad_gamma
+        })
+        .collect();
+    let mut grad_gamma = vec![0.0f64; d];
+    for partial in &partial_grad_gamma {
+        for (acc, &p) in grad_gamma.iter_mut().zip(partial) {
+            *acc += p;
+        }
+    }
+    grad_gamma.into_iter().map(|v| v as f32).collect()
+}
+
+/// `x` as `[rows, d]` (burn's operations need a rank).
+fn rows<B: Backend>(x: FloatTensor<B>) -> Tensor<B, 2> {
+    let shape = x.shape();
+    let d = shape[shape.num_dims() - 1];
+    let flat = B::float_reshape(x, Shape::new([shape.num_elements() / d, d]));
+    Tensor::from_primitive(TensorPrimitive::Float(flat))
+}
+
+fn vector<B: Backend>(t: FloatTensor<B>) -> Tensor<B, 1> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+fn reshaped<B: Backend>(t: Tensor<B, 2>, shape: Shape) -> FloatTensor<B> {
+    B::float_reshape(t.into_primitive().tensor(), shape)
+}
+
+/// burn's formula (`burn::nn::RmsNorm`): the trait's default and the tests' oracle.
+pub mod reference {
+    use super::*;
+
+    pub fn forward<B: Backend>(
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        epsilon: f64,
+    ) -> FloatTensor<B> {
+        let shape = x.shape();
+        let x = rows::<B>(x);
+        let dtype = x.dtype();
+        let rms = (x.clone().cast(DType::F32).square().mean_dim(1) + epsilon).sqrt();
+        let out = (x / rms.cast(dtype)) * vector::<B>(gamma).unsqueeze();
+        reshaped(out, shape)
+    }
+
+    pub fn backward<B: Backend>(
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        epsilon: f64,
+        grad: FloatTensor<B>,
+    ) -> (FloatTensor<B>, FloatTensor<B>) {
+        let shape = x.shape();
+        let (x, grad) = (rows::<B>(x), rows::<B>(grad));
+        let dtype = x.dtype();
+        let d = x.dims()[1] as f64;
+        let inverse = (x.clone().cast(DType::F32).square().mean_dim(1) + epsilon)
+            .sqrt()
+            .recip()
+            .cast(dtype);
+        let scaled = grad.clone() * vector::<B>(gamma).unsqueeze();
+        let coefficient =
+            inverse.clone().powi_scalar(3) * (scaled.clone() * x.clone()).sum_dim(1) / d;
+        let grad_x = scaled * inverse.clone() - x.clone() * coefficient;
+        let grad_gamma = (grad * x * inverse).sum_dim(0).reshape([-1]);
+        (
+            reshaped(grad_x, shape),
+            grad_gamma.into_primitive().tensor(),
+        )
+    }
+}
+
+/// The host loops through `TensorData` (one host copy of each input): any CPU backend.
+pub(crate) mod host {
+    use super::*;
+
+    fn host_f32<B: Backend>(t: FloatTensor<B>) -> TensorData {
+        let elements = t.shape().num_elements();
+        let flat = B::float_reshape(t, Shape::new([elements]));
+        vector::<B>(flat).into_data().convert::<f32>()
+    }
+
+    fn all_f32<B: Backend>(tensors: &[&FloatTensor<B>]) -> bool {
+        tensors.iter().all(|t| t.dtype() == DType::F32)
+    }
+
+    pub fn forward<B: Backend>(
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        epsilon: f64,
+    ) -> FloatTensor<B> {
+        if !all_f32::<B>(&[&x, &gamma]) {
+            return reference::forward::<B>(x, gamma, epsilon);
+        }
+        let (shape, device) = (x.shape(), B::float_device(&x));
+        let (x, gamma) = (host_f32::<B>(x), host_f32::<B>(gamma));
+        let x = x.as_slice::<f32>().unwrap();
+        let mut out = vec![0.0; x.len()];
+        forward_slices(x, gamma.as_slice::<f32>().unwrap(), epsilon, &mut out);
+        B::float_from_data(TensorData::new(out, shape), &device)
+    }
+
+    pub fn backward<B: Backend>(
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        epsilon: f64,
+        grad: FloatTensor<B>,
+    ) -> (FloatTensor<B>, FloatTensor<B>) {
+        if !all_f32::<B>(&[&x, &gamma, &grad]) {
+            return reference::backward::<B>(x, gamma, epsilon, grad);
+        }
+        let (shape, device) = (x.shape(), B::float_device(&x));
+        let (x, gamma, grad) = (host_f32::<B>(x), host_f32::<B>(gamma), host_f32::<B>(grad));
+        let x = x.as_slice::<f32>().unwrap();
+        let gamma = gamma.as_slice::<f32>().unwrap();
+        let mut grad_x = vec![0.0; x.len()];
+        let grad_gamma = backward_slices(
+            x,
+            gamma,
+            epsilon,
+            grad.as_slice::<f32>().unwrap(),
+            &mut grad_x,
+        );
+        let d = gamma.len();
+        (
+            B::float_from_data(TensorData::new(grad_x, shape), &device),
+            B::float_from_data(TensorData::new(grad_gamma, [d]), &device),
+        )
+    }
+}
+
+/// burn-flex: the same loops straight over the tensors' buffers.
+#[cfg(feature = "flex")]
+pub(crate) mod flex {
+    use super::*;
+    use crate::flex_slices::{contiguous, values};
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::Flex;
+
+    fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
+        FlexTensor::from_data(TensorData::new(values, shape))
+    }
+
+    pub fn forward(x: FlexTensor, gamma: FlexTensor, epsilon: f64) -> FlexTensor {
+        if x.dtype() != DType::F32 || gamma.dtype() != DType::F32 {
+            return reference::forward::<Flex>(x, gamma, epsilon);
+        }
+        let (x, gamma) = (contiguous(x), contiguous(gamma));
+        let mut out = vec![0.0; x.layout().num_elements()];
+        forward_slices(values(&x), values(&gamma), epsilon, &mut out);
+        tensor(out, x.layout().shape().clone())
+    }
+
+    pub fn backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        epsilon: f64,
+        grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor) {
+        if [&x, &gamma, &grad].iter().any(|t| t.dtype() != DType::F32) {
+            return reference::backward::<Flex>(x, gamma, epsilon, grad);
+        }
+        let (x, gamma, grad) = (contiguous(x), contiguous(gamma), contiguous(grad));
+        let mut grad_x = vec![0.0; x.layout().num_elements()];
+        let grad_gamma = backward_slices(
+            values(&x),
+            values(&gamma),
+            epsilon,
+            values(&grad),
+            &mut grad_x,
+        );
+        let d = grad_gamma.len();
+        (
+            tensor(grad_x, x.layout().shape().clone()),
+            tensor(grad_gamma, Shape::new([d])),
+        )
+    }
+}
