@@ -13,6 +13,13 @@ use crate::reference;
 
 // Conversions between the backend's primitives and tensors, shared by the default
 // methods below and the CPU host loops.
+
+/// The f32 values of a float primitive of any rank, as one host copy.
+pub(crate) fn host_values<B: Backend>(t: FloatTensor<B>) -> burn::tensor::TensorData {
+    let elements = burn::tensor::TensorMetadata::shape(&t).num_elements();
+    let flat = B::float_reshape(t, Shape::new([elements]));
+    float::<B, 1>(flat).into_data().convert::<f32>()
+}
 pub(crate) fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(t))
 }

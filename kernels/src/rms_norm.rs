@@ -5,8 +5,8 @@
 //! a product, each a pass over the activations with broadcasts, and under autodiff a
 //! backward of about twice as many; on the CPU backends each of those passes runs on
 //! one thread. Here the forward reads `x` once for the row sums and once to write `y`;
-//! the backward recomputes `1/rms` and writes `∂x` in two passes over the row and sums
-//! `∂γ` per chunk of rows (chunks added in order, so the result does not depend on
+//! the backward recomputes `1/rms` and makes a few short loops over each row (which
+//! stays in cache) for `∂x`, and sums `∂γ` per chunk of rows (chunks added in order, so the result does not depend on
 //! the thread count), rows in parallel on rayon's pool. Other dtypes than f32 and
 //! other backends take the trait's default, burn's own formula (rms in f32).
 //!
@@ -18,7 +18,7 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, TensorData, TensorMetadata, TensorPrimitive};
 use rayon::prelude::*;
 
-use crate::backend_ext::FusedLayerBackend;
+use crate::backend_ext::{float, host_values, FusedLayerBackend};
 
 /// RMSNorm of `x` over its last dimension with scale `gamma` (`[d]`). Differentiable
 /// on `Autodiff<B>` with respect to both.
@@ -142,10 +142,6 @@ fn rows<B: Backend>(x: FloatTensor<B>) -> Tensor<B, 2> {
     Tensor::from_primitive(TensorPrimitive::Float(flat))
 }
 
-fn vector<B: Backend>(t: FloatTensor<B>) -> Tensor<B, 1> {
-    Tensor::from_primitive(TensorPrimitive::Float(t))
-}
-
 fn reshaped<B: Backend>(t: Tensor<B, 2>, shape: Shape) -> FloatTensor<B> {
     B::float_reshape(t.into_primitive().tensor(), shape)
 }
@@ -163,7 +159,7 @@ pub mod reference {
         let x = rows::<B>(x);
         let dtype = x.dtype();
         let rms = (x.clone().cast(DType::F32).square().mean_dim(1) + epsilon).sqrt();
-        let out = (x / rms.cast(dtype)) * vector::<B>(gamma).unsqueeze();
+        let out = (x / rms.cast(dtype)) * float::<B, 1>(gamma).unsqueeze();
         reshaped(out, shape)
     }
 
@@ -177,18 +173,19 @@ pub mod reference {
         let (x, grad) = (rows::<B>(x), rows::<B>(grad));
         let dtype = x.dtype();
         let d = x.dims()[1] as f64;
-        let inverse = (x.clone().cast(DType::F32).square().mean_dim(1) + epsilon)
-            .sqrt()
-            .recip()
-            .cast(dtype);
-        let scaled = grad.clone() * vector::<B>(gamma).unsqueeze();
+        // In f32 throughout, cast back at the end: in f16, `1/rms` cubed overflows for
+        // rows with rms below ~0.025 (an all-zero row would give inf · 0 = NaN).
+        let (x, grad) = (x.cast(DType::F32), grad.cast(DType::F32));
+        let gamma = float::<B, 1>(gamma).cast(DType::F32);
+        let inverse = (x.clone().square().mean_dim(1) + epsilon).sqrt().recip();
+        let scaled = grad.clone() * gamma.unsqueeze();
         let coefficient =
             inverse.clone().powi_scalar(3) * (scaled.clone() * x.clone()).sum_dim(1) / d;
         let grad_x = scaled * inverse.clone() - x.clone() * coefficient;
         let grad_gamma = (grad * x * inverse).sum_dim(0).reshape([-1]);
         (
-            reshaped(grad_x, shape),
-            grad_gamma.into_primitive().tensor(),
+            reshaped(grad_x.cast(dtype), shape),
+            grad_gamma.cast(dtype).into_primitive().tensor(),
         )
     }
 }
@@ -196,12 +193,6 @@ pub mod reference {
 /// The host loops through `TensorData` (one host copy of each input): any CPU backend.
 pub(crate) mod host {
     use super::*;
-
-    fn host_f32<B: Backend>(t: FloatTensor<B>) -> TensorData {
-        let elements = t.shape().num_elements();
-        let flat = B::float_reshape(t, Shape::new([elements]));
-        vector::<B>(flat).into_data().convert::<f32>()
-    }
 
     fn all_f32<B: Backend>(tensors: &[&FloatTensor<B>]) -> bool {
         tensors.iter().all(|t| t.dtype() == DType::F32)
@@ -216,7 +207,7 @@ pub(crate) mod host {
             return reference::forward::<B>(x, gamma, epsilon);
         }
         let (shape, device) = (x.shape(), B::float_device(&x));
-        let (x, gamma) = (host_f32::<B>(x), host_f32::<B>(gamma));
+        let (x, gamma) = (host_values::<B>(x), host_values::<B>(gamma));
         let x = x.as_slice::<f32>().unwrap();
         let mut out = vec![0.0; x.len()];
         forward_slices(x, gamma.as_slice::<f32>().unwrap(), epsilon, &mut out);
@@ -233,7 +224,11 @@ pub(crate) mod host {
             return reference::backward::<B>(x, gamma, epsilon, grad);
         }
         let (shape, device) = (x.shape(), B::float_device(&x));
-        let (x, gamma, grad) = (host_f32::<B>(x), host_f32::<B>(gamma), host_f32::<B>(grad));
+        let (x, gamma, grad) = (
+            host_values::<B>(x),
+            host_values::<B>(gamma),
+            host_values::<B>(grad),
+        );
         let x = x.as_slice::<f32>().unwrap();
         let gamma = gamma.as_slice::<f32>().unwrap();
         let mut grad_x = vec![0.0; x.len()];

@@ -15,7 +15,7 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, TensorData, TensorMetadata, TensorPrimitive};
 use rayon::prelude::*;
 
-use crate::backend_ext::FusedLayerBackend;
+use crate::backend_ext::{host_values, FusedLayerBackend};
 use crate::fast_exp;
 
 /// `silu(gate) · up`, elementwise; `gate` and `up` have one shape. Differentiable on
@@ -117,14 +117,6 @@ pub mod reference {
 pub(crate) mod host {
     use super::*;
 
-    fn host_f32<B: Backend>(t: FloatTensor<B>) -> TensorData {
-        let elements = t.shape().num_elements();
-        let flat = B::float_reshape(t, Shape::new([elements]));
-        Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(flat))
-            .into_data()
-            .convert::<f32>()
-    }
-
     fn device_tensor<B: Backend>(
         values: Vec<f32>,
         shape: Shape,
@@ -138,7 +130,7 @@ pub(crate) mod host {
             return reference::forward::<B>(gate, up);
         }
         let (shape, device) = (gate.shape(), B::float_device(&gate));
-        let (gate, up) = (host_f32::<B>(gate), host_f32::<B>(up));
+        let (gate, up) = (host_values::<B>(gate), host_values::<B>(up));
         let (gate, up) = (
             gate.as_slice::<f32>().unwrap(),
             up.as_slice::<f32>().unwrap(),
@@ -157,7 +149,11 @@ pub(crate) mod host {
             return reference::backward::<B>(gate, up, grad);
         }
         let (shape, device) = (gate.shape(), B::float_device(&gate));
-        let (gate, up, grad) = (host_f32::<B>(gate), host_f32::<B>(up), host_f32::<B>(grad));
+        let (gate, up, grad) = (
+            host_values::<B>(gate),
+            host_values::<B>(up),
+            host_values::<B>(grad),
+        );
         let mut grad_gate = vec![0.0; gate.num_elements()];
         let mut grad_up = vec![0.0; gate.num_elements()];
         backward_slices(

@@ -45,8 +45,8 @@ pub struct Mlp<B: Backend> {
     pub down_proj: Linear<B>,
 }
 
-/// RMSNorm through the backend's fused operation (one pass each way on the CPU
-/// backends) instead of burn's `RmsNorm::forward`, same formula.
+/// RMSNorm through the backend's fused operation (a host loop over the rows on the
+/// CPU backends) instead of burn's `RmsNorm::forward`, same formula.
 fn apply_norm<B: FusedLayerBackend, const D: usize>(
     norm: &RmsNorm<B>,
     x: Tensor<B, D>,
