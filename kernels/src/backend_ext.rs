@@ -7,7 +7,7 @@
 
 use burn::prelude::*;
 use burn::tensor::ops::{FloatTensor, IntTensor};
-use burn::tensor::TensorPrimitive;
+use burn::tensor::{DType, TensorData, TensorMetadata, TensorPrimitive};
 
 use crate::reference;
 
@@ -15,11 +15,31 @@ use crate::reference;
 // methods below and the CPU host loops.
 
 /// The f32 values of a float primitive of any rank, as one host copy.
-pub(crate) fn host_values<B: Backend>(t: FloatTensor<B>) -> burn::tensor::TensorData {
-    let elements = burn::tensor::TensorMetadata::shape(&t).num_elements();
+pub(crate) fn host_values<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
+    let elements = TensorMetadata::shape(&t).num_elements();
     let flat = B::float_reshape(t, Shape::new([elements]));
-    float::<B, 1>(flat).into_data().convert::<f32>()
+    float::<B, 1>(flat)
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("converted to f32")
 }
+
+/// A float primitive of `shape` on `device` from host values.
+pub(crate) fn device_values<B: Backend>(
+    values: Vec<f32>,
+    shape: Shape,
+    device: &B::Device,
+) -> FloatTensor<B> {
+    B::float_from_data(TensorData::new(values, shape), device)
+}
+
+/// Whether every tensor is f32: the fused host loops' condition, other dtypes take the
+/// plain-tensor reference.
+pub(crate) fn all_f32<B: Backend>(tensors: &[&FloatTensor<B>]) -> bool {
+    tensors.iter().all(|t| t.dtype() == DType::F32)
+}
+
 pub(crate) fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(t))
 }
@@ -171,6 +191,43 @@ macro_rules! host_reward_step {
     };
 }
 
+/// The CPU backends run the fused layer operations as host loops: `host` reads the
+/// tensors through one host copy (any backend), `flex` straight from burn-flex's
+/// buffers. Both modules exist in `rms_norm.rs` and `swiglu.rs`.
+#[cfg(any(feature = "ndarray", feature = "flex"))]
+macro_rules! fused_layers_on_host {
+    ($module:ident $(::<$backend:ty>)?) => {
+        fn rms_norm(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            epsilon: f64,
+        ) -> FloatTensor<Self> {
+            crate::rms_norm::$module::forward$(::<$backend>)?(x, gamma, epsilon)
+        }
+
+        fn rms_norm_backward(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            epsilon: f64,
+            grad: FloatTensor<Self>,
+        ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+            crate::rms_norm::$module::backward$(::<$backend>)?(x, gamma, epsilon, grad)
+        }
+
+        fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+            crate::swiglu::$module::forward$(::<$backend>)?(gate, up)
+        }
+
+        fn swiglu_backward(
+            gate: FloatTensor<Self>,
+            up: FloatTensor<Self>,
+            grad: FloatTensor<Self>,
+        ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+            crate::swiglu::$module::backward$(::<$backend>)?(gate, up, grad)
+        }
+    };
+}
+
 #[cfg(feature = "ndarray")]
 impl RewardStepBackend for burn::backend::ndarray::NdArray<f32> {
     host_reward_step!();
@@ -178,30 +235,7 @@ impl RewardStepBackend for burn::backend::ndarray::NdArray<f32> {
 
 #[cfg(feature = "ndarray")]
 impl FusedLayerBackend for burn::backend::ndarray::NdArray<f32> {
-    fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
-        crate::rms_norm::host::forward::<Self>(x, gamma, epsilon)
-    }
-
-    fn rms_norm_backward(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        epsilon: f64,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        crate::rms_norm::host::backward::<Self>(x, gamma, epsilon, grad)
-    }
-
-    fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
-        crate::swiglu::host::forward::<Self>(gate, up)
-    }
-
-    fn swiglu_backward(
-        gate: FloatTensor<Self>,
-        up: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        crate::swiglu::host::backward::<Self>(gate, up, grad)
-    }
+    fused_layers_on_host!(host::<Self>);
 }
 
 #[cfg(feature = "flex")]
@@ -211,28 +245,5 @@ impl RewardStepBackend for burn::backend::Flex {
 
 #[cfg(feature = "flex")]
 impl FusedLayerBackend for burn::backend::Flex {
-    fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
-        crate::rms_norm::flex::forward(x, gamma, epsilon)
-    }
-
-    fn rms_norm_backward(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        epsilon: f64,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        crate::rms_norm::flex::backward(x, gamma, epsilon, grad)
-    }
-
-    fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
-        crate::swiglu::flex::forward(gate, up)
-    }
-
-    fn swiglu_backward(
-        gate: FloatTensor<Self>,
-        up: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        crate::swiglu::flex::backward(gate, up, grad)
-    }
+    fused_layers_on_host!(flex);
 }

@@ -3,6 +3,7 @@
 //! the inputs, so taking them over is not an option).
 
 use burn::backend::flex::FlexTensor;
+use burn::tensor::{Shape, TensorData};
 
 /// `t` itself when its f32 values are one contiguous run, else a contiguous copy;
 /// read it with [`values`].
@@ -18,4 +19,9 @@ pub(crate) fn contiguous(t: FlexTensor) -> FlexTensor {
 pub(crate) fn values(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>()
         .unwrap_or_else(|| panic!("not contiguous f32: {:?} {:?}", t.layout(), t.dtype()))
+}
+
+/// A burn-flex tensor of `shape` owning `values`.
+pub(crate) fn flex_tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
 }

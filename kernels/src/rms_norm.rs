@@ -15,10 +15,10 @@
 
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{DType, TensorData, TensorMetadata, TensorPrimitive};
+use burn::tensor::{DType, TensorMetadata, TensorPrimitive};
 use rayon::prelude::*;
 
-use crate::backend_ext::{float, host_values, FusedLayerBackend};
+use crate::backend_ext::{all_f32, device_values, float, host_values, FusedLayerBackend};
 
 /// RMSNorm of `x` over its last dimension with scale `gamma` (`[d]`). Differentiable
 /// on `Autodiff<B>` with respect to both.
@@ -190,13 +190,9 @@ pub mod reference {
     }
 }
 
-/// The host loops through `TensorData` (one host copy of each input): any CPU backend.
+/// The host loops through one host copy of each input: any CPU backend.
 pub(crate) mod host {
     use super::*;
-
-    fn all_f32<B: Backend>(tensors: &[&FloatTensor<B>]) -> bool {
-        tensors.iter().all(|t| t.dtype() == DType::F32)
-    }
 
     pub fn forward<B: Backend>(
         x: FloatTensor<B>,
@@ -208,10 +204,9 @@ pub(crate) mod host {
         }
         let (shape, device) = (x.shape(), B::float_device(&x));
         let (x, gamma) = (host_values::<B>(x), host_values::<B>(gamma));
-        let x = x.as_slice::<f32>().unwrap();
         let mut out = vec![0.0; x.len()];
-        forward_slices(x, gamma.as_slice::<f32>().unwrap(), epsilon, &mut out);
-        B::float_from_data(TensorData::new(out, shape), &device)
+        forward_slices(&x, &gamma, epsilon, &mut out);
+        device_values::<B>(out, shape, &device)
     }
 
     pub fn backward<B: Backend>(
@@ -229,20 +224,12 @@ pub(crate) mod host {
             host_values::<B>(gamma),
             host_values::<B>(grad),
         );
-        let x = x.as_slice::<f32>().unwrap();
-        let gamma = gamma.as_slice::<f32>().unwrap();
         let mut grad_x = vec![0.0; x.len()];
-        let grad_gamma = backward_slices(
-            x,
-            gamma,
-            epsilon,
-            grad.as_slice::<f32>().unwrap(),
-            &mut grad_x,
-        );
-        let d = gamma.len();
+        let grad_gamma = backward_slices(&x, &gamma, epsilon, &grad, &mut grad_x);
+        let d = grad_gamma.len();
         (
-            B::float_from_data(TensorData::new(grad_x, shape), &device),
-            B::float_from_data(TensorData::new(grad_gamma, [d]), &device),
+            device_values::<B>(grad_x, shape, &device),
+            device_values::<B>(grad_gamma, Shape::new([d]), &device),
         )
     }
 }
@@ -251,22 +238,18 @@ pub(crate) mod host {
 #[cfg(feature = "flex")]
 pub(crate) mod flex {
     use super::*;
-    use crate::flex_slices::{contiguous, values};
+    use crate::flex_slices::{contiguous, flex_tensor, values};
     use burn::backend::flex::FlexTensor;
     use burn::backend::Flex;
 
-    fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
-        FlexTensor::from_data(TensorData::new(values, shape))
-    }
-
     pub fn forward(x: FlexTensor, gamma: FlexTensor, epsilon: f64) -> FlexTensor {
-        if x.dtype() != DType::F32 || gamma.dtype() != DType::F32 {
+        if !all_f32::<Flex>(&[&x, &gamma]) {
             return reference::forward::<Flex>(x, gamma, epsilon);
         }
         let (x, gamma) = (contiguous(x), contiguous(gamma));
         let mut out = vec![0.0; x.layout().num_elements()];
         forward_slices(values(&x), values(&gamma), epsilon, &mut out);
-        tensor(out, x.layout().shape().clone())
+        flex_tensor(out, x.shape())
     }
 
     pub fn backward(
@@ -275,7 +258,7 @@ pub(crate) mod flex {
         epsilon: f64,
         grad: FlexTensor,
     ) -> (FlexTensor, FlexTensor) {
-        if [&x, &gamma, &grad].iter().any(|t| t.dtype() != DType::F32) {
+        if !all_f32::<Flex>(&[&x, &gamma, &grad]) {
             return reference::backward::<Flex>(x, gamma, epsilon, grad);
         }
         let (x, gamma, grad) = (contiguous(x), contiguous(gamma), contiguous(grad));
@@ -289,8 +272,8 @@ pub(crate) mod flex {
         );
         let d = grad_gamma.len();
         (
-            tensor(grad_x, x.layout().shape().clone()),
-            tensor(grad_gamma, Shape::new([d])),
+            flex_tensor(grad_x, x.shape()),
+            flex_tensor(grad_gamma, Shape::new([d])),
         )
     }
 }

@@ -12,10 +12,10 @@
 
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{DType, TensorData, TensorMetadata, TensorPrimitive};
+use burn::tensor::{TensorMetadata, TensorPrimitive};
 use rayon::prelude::*;
 
-use crate::backend_ext::{host_values, FusedLayerBackend};
+use crate::backend_ext::{all_f32, device_values, host_values, FusedLayerBackend};
 use crate::fast_exp;
 
 /// `silu(gate) · up`, elementwise; `gate` and `up` have one shape. Differentiable on
@@ -113,31 +113,19 @@ pub mod reference {
     }
 }
 
-/// The host loops through `TensorData` (one host copy of each input): any CPU backend.
+/// The host loops through one host copy of each input: any CPU backend.
 pub(crate) mod host {
     use super::*;
 
-    fn device_tensor<B: Backend>(
-        values: Vec<f32>,
-        shape: Shape,
-        device: &B::Device,
-    ) -> FloatTensor<B> {
-        B::float_from_data(TensorData::new(values, shape), device)
-    }
-
     pub fn forward<B: Backend>(gate: FloatTensor<B>, up: FloatTensor<B>) -> FloatTensor<B> {
-        if gate.dtype() != DType::F32 || up.dtype() != DType::F32 {
+        if !all_f32::<B>(&[&gate, &up]) {
             return reference::forward::<B>(gate, up);
         }
         let (shape, device) = (gate.shape(), B::float_device(&gate));
         let (gate, up) = (host_values::<B>(gate), host_values::<B>(up));
-        let (gate, up) = (
-            gate.as_slice::<f32>().unwrap(),
-            up.as_slice::<f32>().unwrap(),
-        );
         let mut out = vec![0.0; gate.len()];
-        forward_slices(gate, up, &mut out);
-        device_tensor::<B>(out, shape, &device)
+        forward_slices(&gate, &up, &mut out);
+        device_values::<B>(out, shape, &device)
     }
 
     pub fn backward<B: Backend>(
@@ -145,7 +133,7 @@ pub(crate) mod host {
         up: FloatTensor<B>,
         grad: FloatTensor<B>,
     ) -> (FloatTensor<B>, FloatTensor<B>) {
-        if [&gate, &up, &grad].iter().any(|t| t.dtype() != DType::F32) {
+        if !all_f32::<B>(&[&gate, &up, &grad]) {
             return reference::backward::<B>(gate, up, grad);
         }
         let (shape, device) = (gate.shape(), B::float_device(&gate));
@@ -154,18 +142,11 @@ pub(crate) mod host {
             host_values::<B>(up),
             host_values::<B>(grad),
         );
-        let mut grad_gate = vec![0.0; gate.num_elements()];
-        let mut grad_up = vec![0.0; gate.num_elements()];
-        backward_slices(
-            gate.as_slice::<f32>().unwrap(),
-            up.as_slice::<f32>().unwrap(),
-            grad.as_slice::<f32>().unwrap(),
-            &mut grad_gate,
-            &mut grad_up,
-        );
+        let (mut grad_gate, mut grad_up) = (vec![0.0; gate.len()], vec![0.0; gate.len()]);
+        backward_slices(&gate, &up, &grad, &mut grad_gate, &mut grad_up);
         (
-            device_tensor::<B>(grad_gate, shape.clone(), &device),
-            device_tensor::<B>(grad_up, shape, &device),
+            device_values::<B>(grad_gate, shape.clone(), &device),
+            device_values::<B>(grad_up, shape, &device),
         )
     }
 }
@@ -175,21 +156,18 @@ pub(crate) mod host {
 #[cfg(feature = "flex")]
 pub(crate) mod flex {
     use super::*;
-    use crate::flex_slices::{contiguous, values};
+    use crate::flex_slices::{contiguous, flex_tensor, values};
     use burn::backend::flex::FlexTensor;
-
-    fn tensor(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
-        FlexTensor::from_data(TensorData::new(values, like.layout().shape().clone()))
-    }
+    use burn::backend::Flex;
 
     pub fn forward(gate: FlexTensor, up: FlexTensor) -> FlexTensor {
-        if gate.dtype() != DType::F32 || up.dtype() != DType::F32 {
-            return reference::forward::<burn::backend::Flex>(gate, up);
+        if !all_f32::<Flex>(&[&gate, &up]) {
+            return reference::forward::<Flex>(gate, up);
         }
         let (gate, up) = (contiguous(gate), contiguous(up));
         let mut out = vec![0.0; gate.layout().num_elements()];
         forward_slices(values(&gate), values(&up), &mut out);
-        tensor(out, &gate)
+        flex_tensor(out, gate.shape())
     }
 
     pub fn backward(
@@ -197,8 +175,8 @@ pub(crate) mod flex {
         up: FlexTensor,
         grad: FlexTensor,
     ) -> (FlexTensor, FlexTensor) {
-        if gate.dtype() != DType::F32 || up.dtype() != DType::F32 || grad.dtype() != DType::F32 {
-            return reference::backward::<burn::backend::Flex>(gate, up, grad);
+        if !all_f32::<Flex>(&[&gate, &up, &grad]) {
+            return reference::backward::<Flex>(gate, up, grad);
         }
         let (gate, up, grad) = (contiguous(gate), contiguous(up), contiguous(grad));
         let n = gate.layout().num_elements();
@@ -210,6 +188,9 @@ pub(crate) mod flex {
             &mut grad_gate,
             &mut grad_up,
         );
-        (tensor(grad_gate, &gate), tensor(grad_up, &gate))
+        (
+            flex_tensor(grad_gate, gate.shape()),
+            flex_tensor(grad_up, gate.shape()),
+        )
     }
 }

@@ -5,26 +5,18 @@
 
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::prelude::*;
-use burn::tensor::{Distribution, TensorPrimitive};
+use burn::tensor::Distribution;
 use pretrainzero_kernels::{rms_norm, FusedLayerBackend};
 
 const EPSILON: f64 = 1e-6;
 
-fn host_values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec().unwrap()
-}
+mod common;
+use common::{host_values, primitive_values};
 
 /// Gradients of one row combine `r·g` and `x·r³·Σgx/d`, which partly cancel, and the
 /// two sides sum in different orders in f32: agreement to 1e-4 of `1 + |value|`.
 fn close(a: &[f32], b: &[f32], what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    let mut worst = 0.0f32;
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        let error = (x - y).abs() / (1.0 + y.abs());
-        worst = worst.max(error);
-        assert!(error <= 1e-4, "{what}[{i}]: {x} vs {y}");
-    }
-    eprintln!("{what}: worst scaled error {worst:e}");
+    common::close(a, b, 1e-4, what);
 }
 
 /// `[3, 37, 70]` activations (one row of zeros, where ε alone sets the scale) and a
@@ -144,12 +136,8 @@ fn reference_backward_matches_burns_autodiff() {
         EPSILON,
         weights.inner().into_primitive().tensor(),
     );
-    let ref_x = host_values(Tensor::<Flex, 3>::from_primitive(TensorPrimitive::Float(
-        ref_x,
-    )));
-    let ref_gamma = host_values(Tensor::<Flex, 1>::from_primitive(TensorPrimitive::Float(
-        ref_gamma,
-    )));
+    let ref_x = primitive_values::<Flex, 3>(ref_x);
+    let ref_gamma = primitive_values::<Flex, 1>(ref_gamma);
     close(
         &ref_x,
         &host_values(xg.grad(&grads).unwrap()),

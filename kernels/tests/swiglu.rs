@@ -10,9 +10,11 @@ use burn::tensor::activation::silu;
 use burn::tensor::Distribution;
 use pretrainzero_kernels::{swiglu, FusedLayerBackend};
 
-fn host_values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec().unwrap()
-}
+mod common;
+use common::{close, host_values, primitive_values};
+
+/// Both sides compute in f32; agreement to 1e-5 of `1 + |value|`.
+const TOLERANCE: f32 = 1e-5;
 
 /// `[rows, width]` inputs spanning the sigmoid's saturated ends (±40) and its middle.
 fn inputs<B: Backend>(device: &B::Device) -> (Tensor<B, 2>, Tensor<B, 2>) {
@@ -73,12 +75,12 @@ fn check_gradients<B: FusedLayerBackend>(device: &B::Device) {
         let (fused_gate, fused_up) = gradients(true, transposed);
         let (burn_gate, burn_up) = gradients(false, transposed);
         for (name, fused, burn) in [("gate", fused_gate, burn_gate), ("up", fused_up, burn_up)] {
-            for (i, (a, b)) in fused.iter().zip(&burn).enumerate() {
-                assert!(
-                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
-                    "d{name}[{i}] (transposed: {transposed}): {a} vs {b}"
-                );
-            }
+            close(
+                &fused,
+                &burn,
+                TOLERANCE,
+                &format!("d{name} (transposed: {transposed})"),
+            );
         }
     }
 }
@@ -104,16 +106,9 @@ fn reference_default_matches_the_host_loops() {
         gate.clone().into_primitive().tensor(),
         up.clone().into_primitive().tensor(),
     );
-    let reference = host_values(Tensor::<NdArray<f32>, 2>::from_primitive(
-        burn::tensor::TensorPrimitive::Float(reference),
-    ));
+    let reference = primitive_values::<NdArray<f32>, 2>(reference);
     let fused = host_values(swiglu(gate, up));
-    for (i, (a, b)) in fused.iter().zip(&reference).enumerate() {
-        assert!(
-            (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
-            "element {i}: {a} vs {b}"
-        );
-    }
+    close(&fused, &reference, TOLERANCE, "output");
 }
 
 #[test]
@@ -137,20 +132,7 @@ fn reference_backward_matches_burns_autodiff() {
         prim(up.inner()),
         prim(weights.inner()),
     );
-    let host = |t| {
-        host_values(Tensor::<NdArray<f32>, 2>::from_primitive(
-            burn::tensor::TensorPrimitive::Float(t),
-        ))
-    };
-    for (name, reference, burn) in [
-        ("gate", host(ref_gate), burn_gate),
-        ("up", host(ref_up), burn_up),
-    ] {
-        for (i, (a, b)) in reference.iter().zip(&burn).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
-                "d{name}[{i}]: {a} vs {b}"
-            );
-        }
-    }
+    let host = primitive_values::<NdArray<f32>, 2>;
+    close(&host(ref_gate), &burn_gate, TOLERANCE, "reference dgate");
+    close(&host(ref_up), &burn_up, TOLERANCE, "reference dup");
 }

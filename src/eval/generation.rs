@@ -47,7 +47,7 @@ pub fn generate_responses<B: RewardStepBackend>(
     let mut flat = Vec::with_capacity(prompt_ids.len());
     // Batches are fed one round at a time only to report progress.
     let mut batches_done = 0;
-    for round in prompt_ids.chunks(engine.batch_size * engine.concurrent_batches.max(1)) {
+    for round in prompt_ids.chunks(engine.round_len()) {
         let rollouts = engine.run_eval_round(
             round,
             &settings.stop_strings,

@@ -231,7 +231,7 @@ pub fn evaluate<B: RewardStepBackend>(
     };
     let mut scored = Vec::with_capacity(items.len());
     let mut batches_done = 0;
-    for round in items.chunks(engine.batch_size * engine.concurrent_batches.max(1)) {
+    for round in items.chunks(engine.round_len()) {
         let prompts: Vec<String> = round
             .iter()
             .map(|item| PromptTemplates::fill(template, &item.masked_paragraph))

@@ -60,23 +60,9 @@ impl<B: FusedLayerBackend> RolloutEngine<'_, B> {
         seed: u64,
         constraint: Option<&(dyn TokenConstraint + Sync)>,
     ) -> anyhow::Result<Vec<Rollout>> {
-        let batch_size = self.batch_size.max(1);
-        let batches: Vec<GenerationBatch> = prompts
-            .chunks(batch_size)
-            .enumerate()
-            .map(|(index, prompts)| GenerationBatch {
-                prompts,
-                offset: index * batch_size,
-                seed: batch_seed(seed, index),
-            })
-            .collect();
-        let mut out = Vec::with_capacity(prompts.len());
-        for round in batches.chunks(self.concurrent_batches.max(1)) {
-            for rollouts in self.run_round(round, stop_strings, constraint) {
-                out.extend(rollouts?);
-            }
-        }
-        Ok(out)
+        self.run_batches(prompts, stop_strings, constraint, |index| {
+            batch_seed(seed, index)
+        })
     }
 
     /// `prompts` as one round of concurrent batches, for callers that report progress
@@ -90,20 +76,42 @@ impl<B: FusedLayerBackend> RolloutEngine<'_, B> {
         seed: u64,
         batches_done: &mut usize,
     ) -> anyhow::Result<Vec<Rollout>> {
+        let first = *batches_done;
+        *batches_done += prompts.len().div_ceil(self.batch_size.max(1));
+        self.run_batches(prompts, stop_strings, None, |index| {
+            batch_seed(seed.wrapping_add((first + index) as u64), 0)
+        })
+    }
+
+    /// How many prompts one round of concurrent batches takes.
+    pub fn round_len(&self) -> usize {
+        self.batch_size.max(1) * self.concurrent_batches.max(1)
+    }
+
+    /// `prompts` cut into batches of `batch_size`, batch `index` sampled from
+    /// `seed_of(index)`, run in rounds of `concurrent_batches`.
+    fn run_batches(
+        &self,
+        prompts: &[Vec<u32>],
+        stop_strings: &[String],
+        constraint: Option<&(dyn TokenConstraint + Sync)>,
+        seed_of: impl Fn(usize) -> u64,
+    ) -> anyhow::Result<Vec<Rollout>> {
         let batch_size = self.batch_size.max(1);
         let batches: Vec<GenerationBatch> = prompts
             .chunks(batch_size)
             .enumerate()
-            .map(|(i, prompts)| GenerationBatch {
+            .map(|(index, prompts)| GenerationBatch {
                 prompts,
-                offset: i * batch_size,
-                seed: batch_seed(seed.wrapping_add((*batches_done + i) as u64), 0),
+                offset: index * batch_size,
+                seed: seed_of(index),
             })
             .collect();
-        *batches_done += batches.len();
         let mut out = Vec::with_capacity(prompts.len());
-        for rollouts in self.run_round(&batches, stop_strings, None) {
-            out.extend(rollouts?);
+        for round in batches.chunks(self.concurrent_batches.max(1)) {
+            for rollouts in self.run_round(round, stop_strings, constraint) {
+                out.extend(rollouts?);
+            }
         }
         Ok(out)
     }
