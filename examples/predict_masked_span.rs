@@ -19,8 +19,8 @@ fn main() -> anyhow::Result<()> {
             .into()
     });
     let device = Default::default();
-    let model =
-        PretrainedModel::<NdArray<f32>>::load("models/pretrainzero-wiki-tiny".as_ref(), &device)?;
+    let model_dir = std::path::Path::new("models/pretrainzero-wiki-tiny");
+    let model = PretrainedModel::<NdArray<f32>>::load(model_dir, &device)?;
     let tokenizer = model
         .tokenizer
         .as_ref()
@@ -29,7 +29,9 @@ fn main() -> anyhow::Result<()> {
     let mask = SpanRules::default()
         .apply(&paragraph, &span)
         .map_err(|why| anyhow::anyhow!("cannot mask {span:?}: {why:?}"))?;
-    let prompt = PromptTemplates::fill(&PromptTemplates::default().predictor_direct, &mask.masked);
+    // The prompt format the model was trained on (its prompt_templates.json, if any).
+    let templates = PromptTemplates::for_model(model_dir)?;
+    let prompt = PromptTemplates::fill(&templates.predictor_direct, &mask.masked);
     let prompt_ids = tokenizer.encode(&prompt, false)?;
     let config = GenerationConfig {
         max_new_tokens: 8,

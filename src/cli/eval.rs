@@ -126,6 +126,11 @@ pub struct EvalArgs {
     pub split_seed: u64,
     #[arg(long, value_enum, default_value = "direct")]
     pub prompt: PromptStyle,
+    /// masked-span: ask the model in these prompt templates (a JSON file like a model
+    /// folder's `prompt_templates.json`; fields it leaves out come from the model's
+    /// own) instead of the model's own.
+    #[arg(long)]
+    pub prompt_templates: Option<PathBuf>,
     /// 0 = greedy.
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
@@ -443,7 +448,8 @@ impl BackendTask for MaskedSpanRun {
                 side,
             )
         });
-        let templates = PromptTemplates::default();
+        let templates =
+            PromptTemplates::for_model_or_file(Some(&model), args.prompt_templates.as_deref())?;
         let mut results = Vec::new();
         for &span in &args.span {
             let items = if span == SpanChoice::Logged {
@@ -475,7 +481,8 @@ impl BackendTask for MaskedSpanRun {
                     span.name()
                 );
             }
-            let mut scored = score_masked_span(&pretrained, tokenizer, &items, &args, device)?;
+            let mut scored =
+                score_masked_span(&pretrained, tokenizer, &templates, &items, &args, device)?;
             let logliks = gold_span_loglik(
                 &pretrained.model,
                 tokenizer,
@@ -497,6 +504,7 @@ impl BackendTask for MaskedSpanRun {
 fn score_masked_span<B: RewardStepBackend>(
     pretrained: &PretrainedModel<B>,
     tokenizer: &crate::models::TextTokenizer,
+    templates: &PromptTemplates,
     items: &[MaskedSpanItem],
     args: &EvalArgs,
     device: &B::Device,
@@ -504,7 +512,7 @@ fn score_masked_span<B: RewardStepBackend>(
     {
         let settings = EvalSettings {
             style: args.prompt,
-            templates: PromptTemplates::default(),
+            templates: templates.clone(),
             sampling: sampling(args.temperature),
             max_new_tokens: args.max_new_tokens.unwrap_or(16),
             batch_size: args.batch_size,

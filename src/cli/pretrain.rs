@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
 use crate::determinism::enter_deterministic_mode;
+use crate::policy::prompts::PromptTemplates;
 use crate::pretrain::trainer::read_run_config;
 use crate::pretrain::trainer::{ModelInit, PretrainSummary};
 use crate::pretrain::{run_pretraining, PretrainConfig, TaskLoss, TaskMix};
@@ -83,6 +84,11 @@ pub struct PretrainArgs {
     /// paragraph (default: the whole paragraph).
     #[arg(long)]
     pub task_context_words: Option<usize>,
+    /// Prompt formats of the task examples (a JSON file like a model folder's
+    /// `prompt_templates.json`). Fields it leaves out, and the whole default, come
+    /// from the --model folder's own templates, else the built-in ones.
+    #[arg(long, conflicts_with_all = ["resume", "export_checkpoint"])]
+    pub prompt_templates: Option<PathBuf>,
     /// Seeds the train/validation article split and a random init.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -143,6 +149,10 @@ impl PretrainArgs {
                 self.max_consecutive_nonfinite,
             )
             .finish("pretrain")?;
+        let prompt_templates = PromptTemplates::for_model_or_file(
+            self.model.as_deref(),
+            self.prompt_templates.as_deref(),
+        )?;
         Ok(Some(PretrainConfig {
             corpus: self.corpus.clone().expect("clap requires --corpus"),
             min_words: self.min_words,
@@ -169,6 +179,7 @@ impl PretrainArgs {
                 loss: self.task_loss,
                 context_words: self.task_context_words,
             },
+            prompt_templates,
             seed: self.seed,
             data_seed: self.data_seed,
             export_dtype: self.export_dtype.clone(),

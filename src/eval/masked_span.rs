@@ -165,8 +165,9 @@ pub struct ScoredItem {
     pub extracted: Option<String>,
     pub gold: String,
     pub correct: bool,
-    /// Mean log-probability per token of the teacher-forced `gold}` after the direct
-    /// predictor prompt (see `span_likelihood`); filled in by the caller.
+    /// Mean log-probability per token of the teacher-forced answer `gold}` (after the
+    /// templates' answer lead) following the direct predictor prompt (see
+    /// `span_likelihood`); filled in by the caller.
     pub gold_loglik: Option<f64>,
 }
 

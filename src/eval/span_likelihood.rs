@@ -10,8 +10,9 @@ use crate::models::{Decoder, TextTokenizer};
 use crate::policy::prompts::PromptTemplates;
 use crate::update::token_logprobs::{response_token_scores, ResponseBatch};
 
-/// Per item, the mean log-probability per token of `gold}` after the direct predictor
-/// prompt (which ends with the forced `\boxed{`), in batches of `batch_size`.
+/// Per item, the mean log-probability per token of the answer `gold}` (after the
+/// templates' answer lead) following the direct predictor prompt (which ends with the
+/// forced `\boxed{`), in batches of `batch_size`.
 pub fn gold_span_loglik<B: RewardStepBackend>(
     model: &Decoder<B>,
     tokenizer: &TextTokenizer,
@@ -29,7 +30,10 @@ pub fn gold_span_loglik<B: RewardStepBackend>(
                     PromptTemplates::fill(&templates.predictor_direct, &item.masked_paragraph);
                 Ok((
                     tokenizer.encode(&prompt, false)?,
-                    tokenizer.encode(&format!("{}}}", item.gold), false)?,
+                    tokenizer.encode(
+                        &templates.predictor_answer(&item.gold, &item.masked_paragraph),
+                        false,
+                    )?,
                 ))
             })
             .collect::<anyhow::Result<Vec<(Vec<u32>, Vec<u32>)>>>()?;

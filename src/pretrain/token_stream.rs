@@ -166,6 +166,12 @@ impl<'a> PackedTokenStream<'a> {
         }
     }
 
+    /// Task examples in these prompt formats (default: the built-in ones).
+    pub fn with_templates(mut self, templates: PromptTemplates) -> Self {
+        self.templates = templates;
+        self
+    }
+
     pub fn position(&self) -> &StreamPosition {
         &self.position
     }
@@ -236,10 +242,17 @@ impl<'a> PackedTokenStream<'a> {
         else {
             return plain();
         };
-        let prompt = if rng.random_bool(0.5) {
-            PromptTemplates::fill(&self.templates.predictor_direct, &masked.masked)
+        let (prompt, answer) = if rng.random_bool(0.5) {
+            (
+                PromptTemplates::fill(&self.templates.predictor_direct, &masked.masked),
+                self.templates
+                    .predictor_answer(&masked.span, &masked.masked),
+            )
         } else {
-            PromptTemplates::fill(&self.templates.generator_direct, &context)
+            (
+                PromptTemplates::fill(&self.templates.generator_direct, &context),
+                masked.span + "}",
+            )
         };
         // Prompt and answer are tokenized apart, as at inference, where the answer's
         // tokens follow the prompt's (the prompt ends in the added token `\boxed{` or
@@ -250,7 +263,7 @@ impl<'a> PackedTokenStream<'a> {
                 scored: self.task_mix.loss == TaskLoss::Whole,
             },
             TextPiece {
-                text: masked.span + "}",
+                text: answer,
                 scored: true,
             },
         ]

@@ -31,6 +31,7 @@ use crate::optim::{
     accumulate_sharded_gradients, clip_global_norm, is_finite_step, BackwardShards, CosineSchedule,
     FusedAdamW, NonfiniteGuard,
 };
+use crate::policy::prompts::PromptTemplates;
 use crate::run_lock::RunLock;
 use crate::step_log::open_step_log;
 
@@ -67,6 +68,9 @@ pub struct PretrainConfig {
     pub keep_checkpoints: usize,
     pub shuffle_buffer: usize,
     pub task_mix: TaskMix,
+    /// The task examples' prompt formats; written into every exported model folder.
+    #[serde(default)]
+    pub prompt_templates: PromptTemplates,
     /// Seeds the article split and a random init.
     pub seed: u64,
     /// Seeds the paragraph order and the task mix; `None` uses `seed`. A continued
@@ -214,7 +218,8 @@ pub fn run_pretraining<B: RewardStepBackend>(
         config.data_seed.unwrap_or(config.seed),
         config.task_mix,
         state.position.clone(),
-    );
+    )
+    .with_templates(config.prompt_templates.clone());
     let schedule = CosineSchedule {
         peak_lr: config.lr,
         warmup_steps: config.warmup_steps,
@@ -315,6 +320,7 @@ pub fn run_pretraining<B: RewardStepBackend>(
         &export_dir,
         export_dtype,
     )?;
+    config.prompt_templates.save_for_model(&export_dir)?;
     Ok(PretrainSummary {
         steps: state.step,
         tokens_seen: state.tokens_seen,
@@ -474,5 +480,6 @@ pub fn export_checkpoint<B: RewardStepBackend>(
         out,
         dtype,
     )?;
+    config.prompt_templates.save_for_model(out)?;
     Ok(state.step)
 }

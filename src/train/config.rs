@@ -286,6 +286,15 @@ impl TrainConfig {
         Ok(config)
     }
 
+    /// A new run's prompts: templates the configuration leaves at their built-in values
+    /// follow the model's prompt format (its `prompt_templates.json`, if it has one).
+    /// Only a new run does this; a resumed run keeps the prompts it started with.
+    pub fn with_model_templates(mut self) -> anyhow::Result<Self> {
+        let model = PromptTemplates::for_model(&self.model)?;
+        self.policy.templates = self.policy.templates.over_model(&model);
+        Ok(self)
+    }
+
     /// Every numeric key against its valid range (all violations reported at once);
     /// `source` names where the configuration came from.
     pub fn validate(&self, source: &str) -> anyhow::Result<()> {

@@ -99,6 +99,7 @@ pub fn run_training_on_devices<B: RewardStepBackend>(
     let resume = config.is_none();
     let config = match config {
         Some(config) => {
+            let config = config.with_model_templates()?;
             refuse_started_run(run_dir, RUN_CONFIG_FILE)?;
             std::fs::write(
                 run_dir.join(RUN_CONFIG_FILE),
@@ -330,6 +331,8 @@ pub fn run_training_on_devices<B: RewardStepBackend>(
         &export_dir,
         WeightDtype::F32,
     )?;
+    // The model was trained on these prompts; evaluating it should ask it in them.
+    config.policy.templates.save_for_model(&export_dir)?;
     // The run is complete without its report; a failure here must not lose it.
     trace_phase("report", state.step);
     match crate::report::write_report(run_dir) {

@@ -13,6 +13,7 @@ mod fuzz_parsers;
 mod grpo;
 mod kill_campaign;
 mod pretrain;
+mod prompt_templates;
 mod readers;
 mod rl_loop;
 mod rollout;

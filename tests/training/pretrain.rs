@@ -13,6 +13,7 @@ use pretrainzero::models::{
     random_decoder, score_sequence, Decoder, ModelConfig, PretrainedModel, TextTokenizer,
 };
 use pretrainzero::optim::BackwardShards;
+use pretrainzero::policy::prompts::{PromptTemplates, MODEL_TEMPLATES_FILE};
 use pretrainzero::pretrain::loss::next_token_loss;
 use pretrainzero::pretrain::trainer::{train_step, ModelInit};
 use pretrainzero::pretrain::{
@@ -24,7 +25,7 @@ use crate::common::ScratchDir;
 use crate::{metrics, Cpu};
 
 /// The shipped Wikipedia sample, default paragraph rules.
-fn sample_corpus() -> CorpusSpec {
+pub(crate) fn sample_corpus() -> CorpusSpec {
     CorpusSpec {
         path: crate::wikipedia_sample(),
         format: None,
@@ -34,7 +35,7 @@ fn sample_corpus() -> CorpusSpec {
 }
 
 /// The article split the stream tests use (10 % of articles held out).
-fn sample_split() -> SplitRule {
+pub(crate) fn sample_split() -> SplitRule {
     SplitRule {
         seed: 9,
         validation_fraction: 0.1,
@@ -132,6 +133,7 @@ pub(crate) fn config(tokenizer: PathBuf) -> PretrainConfig {
             loss: TaskLoss::Whole,
             context_words: None,
         },
+        prompt_templates: PromptTemplates::default(),
         seed: 9,
         data_seed: None,
         export_dtype: "float32".into(),
@@ -146,7 +148,13 @@ fn resumed_run_matches_uninterrupted_run() {
     let tokenizer = small_tokenizer(&scratch.0.join("tokenizer"));
     let device = Default::default();
     let full = scratch.0.join("full");
-    let summary = run_pretraining::<Cpu>(Some(config(tokenizer.clone())), &full, &device).unwrap();
+    // Task examples in the suffix-first predictor format, which the exports must carry.
+    let suffix_first = crate::prompt_templates::suffix_first();
+    let run_config = PretrainConfig {
+        prompt_templates: suffix_first.clone(),
+        ..config(tokenizer.clone())
+    };
+    let summary = run_pretraining::<Cpu>(Some(run_config), &full, &device).unwrap();
     assert_eq!(summary.steps, 4);
     let full_metrics = metrics(&full);
     assert_eq!(full_metrics.len(), 4);
@@ -224,6 +232,14 @@ fn resumed_run_matches_uninterrupted_run() {
         .unwrap();
     let scores = score_sequence(&a.model, &ids, &device).unwrap();
     assert!(scores.mean_nll().is_finite());
+    // Both exports carry the prompt format their task examples were trained in.
+    for run in [&full, &interrupted] {
+        assert!(run.join("final").join(MODEL_TEMPLATES_FILE).is_file());
+        assert_eq!(
+            PromptTemplates::for_model(&run.join("final")).unwrap(),
+            suffix_first
+        );
+    }
 }
 
 pub(crate) fn copy_dir(from: &Path, to: &Path) {

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use pretrainzero::models::PretrainedModel;
+use pretrainzero::policy::prompts::{PromptTemplates, MODEL_TEMPLATES_FILE};
 use pretrainzero::train::span_log::read_span_log;
 use pretrainzero::train::{run_training, TrainConfig};
 
@@ -45,7 +46,10 @@ fn every_span_policy_runs_two_steps() {
     for policy in ["pretrainzero", "random-span", "random-ntp", "entropy-ntp"] {
         let scratch = ScratchDir::new(&format!("rl-{policy}"));
         let run = scratch.0.join("run");
-        let summary = run_training::<Cpu>(Some(small_config(policy, 2)), &run, &device).unwrap();
+        // Prompts in the suffix-first format, which the export must carry.
+        let mut config = small_config(policy, 2);
+        config.policy.templates = crate::prompt_templates::suffix_first();
+        let summary = run_training::<Cpu>(Some(config), &run, &device).unwrap();
         assert_eq!(summary.steps, 2);
         let lines = metrics(&run);
         assert_eq!(lines.len(), 2, "{policy}");
@@ -81,6 +85,12 @@ fn every_span_policy_runs_two_steps() {
         }
         check_span_log(&run, &lines, policy);
         PretrainedModel::<Cpu>::load(&summary.export_dir, &device).unwrap();
+        // The export carries the prompts the run trained on.
+        assert!(summary.export_dir.join(MODEL_TEMPLATES_FILE).is_file());
+        assert_eq!(
+            PromptTemplates::for_model(&summary.export_dir).unwrap(),
+            crate::prompt_templates::suffix_first()
+        );
     }
 }
 

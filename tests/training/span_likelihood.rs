@@ -65,35 +65,54 @@ fn a_zero_model_gives_minus_ln_vocabulary_per_token() {
     }
 }
 
+/// In the built-in format the answer is `gold}`; in the suffix-first format, whose
+/// prompt ends with the text before the mask, it is ` gold}` where a space stands
+/// before the (first) mask or the mask starts the paragraph.
 #[test]
 fn equals_the_sequence_scores_of_the_plain_forward_pass() {
     let pretrained = shipped_model();
     let tokenizer = pretrained.tokenizer.as_ref().unwrap();
-    let templates = PromptTemplates::default();
     let items = items();
+    let follows_a_space = |paragraph: &str| {
+        let before = paragraph.split("[mask]").next().unwrap();
+        before.is_empty() || before.ends_with(' ')
+    };
+    assert!(items
+        .iter()
+        .any(|item| follows_a_space(&item.masked_paragraph)));
     let device = Default::default();
-    let logliks =
-        gold_span_loglik(&pretrained.model, tokenizer, &templates, &items, 3, &device).unwrap();
-    for (item, value) in items.iter().zip(logliks) {
-        let prompt = tokenizer
-            .encode(
-                &PromptTemplates::fill(&templates.predictor_direct, &item.masked_paragraph),
-                false,
-            )
-            .unwrap();
-        let response = tokenizer
-            .encode(&format!("{}}}", item.gold), false)
-            .unwrap();
-        let ids: Vec<u32> = prompt.iter().chain(&response).copied().collect();
-        let scores = score_sequence(&pretrained.model, &ids, &device).unwrap();
-        let tail = &scores.target_logprobs[scores.target_logprobs.len() - response.len()..];
-        let expected = tail.iter().map(|&v| v as f64).sum::<f64>() / tail.len() as f64;
-        assert!(
-            (value - expected).abs() < 1e-4,
-            "{}: {value} vs {expected}",
-            item.id
-        );
-        assert!(value < 0.0);
+    for (templates, space_lead) in [
+        (PromptTemplates::default(), false),
+        (crate::prompt_templates::suffix_first(), true),
+    ] {
+        let logliks =
+            gold_span_loglik(&pretrained.model, tokenizer, &templates, &items, 3, &device).unwrap();
+        for (item, value) in items.iter().zip(logliks) {
+            let lead = if space_lead && follows_a_space(&item.masked_paragraph) {
+                " "
+            } else {
+                ""
+            };
+            let prompt = tokenizer
+                .encode(
+                    &PromptTemplates::fill(&templates.predictor_direct, &item.masked_paragraph),
+                    false,
+                )
+                .unwrap();
+            let response = tokenizer
+                .encode(&format!("{lead}{}}}", item.gold), false)
+                .unwrap();
+            let ids: Vec<u32> = prompt.iter().chain(&response).copied().collect();
+            let scores = score_sequence(&pretrained.model, &ids, &device).unwrap();
+            let tail = &scores.target_logprobs[scores.target_logprobs.len() - response.len()..];
+            let expected = tail.iter().map(|&v| v as f64).sum::<f64>() / tail.len() as f64;
+            assert!(
+                (value - expected).abs() < 1e-4,
+                "{} (lead {lead:?}): {value} vs {expected}",
+                item.id
+            );
+            assert!(value < 0.0);
+        }
     }
 }
 

@@ -16,6 +16,14 @@ import json
 import subprocess
 
 
+def text_before_mask(prompt):
+    """The paragraph's text before [mask], from a built-in or suffix-first prompt."""
+    if "Text before [mask]: " in prompt:
+        return prompt.split("Text before [mask]: ", 1)[1].split("\\boxed{")[0].rstrip()
+    paragraph = prompt.split("Paragraph: ", 1)[1].split("\n\nMissing words:")[0]
+    return paragraph.split("[mask]")[0].rstrip()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--binary", required=True)
@@ -27,8 +35,7 @@ def main():
     with open(args.items) as lines:
         items = [json.loads(line) for line in lines]
     for item in items:
-        paragraph = item["prompt"].split("Paragraph: ", 1)[1].split("\n\nMissing words:")[0]
-        left = paragraph.split("[mask]")[0].rstrip()
+        left = text_before_mask(item["prompt"])
         if not left:
             continue
         gold_words = item["gold"].split()

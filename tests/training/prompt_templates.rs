@@ -1,0 +1,151 @@
+//! Prompt formats that travel with a model: the suffix-first predictor template shipped
+//! in configs/, task examples built in it, and a model folder's templates reaching a
+//! training configuration.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use pretrainzero::models::TextTokenizer;
+use pretrainzero::policy::prompts::{PromptTemplates, MODEL_TEMPLATES_FILE};
+use pretrainzero::pretrain::{PackedTokenStream, StreamPosition, TaskLoss, TaskMix};
+use pretrainzero::train::config::TrainConfig;
+
+use crate::common::ScratchDir;
+use crate::pretrain::{sample_corpus, sample_split, small_tokenizer};
+
+/// The suffix-first templates shipped in configs/prompt-templates.
+pub(crate) fn suffix_first() -> PromptTemplates {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("configs/prompt-templates/suffix-first.json");
+    PromptTemplates::from_file(&file).unwrap()
+}
+
+/// Every predictor example of the suffix-first format gives the text after the mask,
+/// then the text before it, and the answer continues that text: the text before, the
+/// answer as written (with its leading space, if any) and the text after, joined in
+/// reading order with the span put back where `[mask]` stands, are a paragraph of the
+/// corpus. So the answer has the space that the paragraph has before the span, and
+/// no other.
+#[test]
+fn suffix_first_examples_put_the_answer_where_the_text_before_ends() {
+    let scratch = ScratchDir::new("suffix-first");
+    let tokenizer = TextTokenizer::from_file(&small_tokenizer(&scratch.0)).unwrap();
+    let templates = suffix_first();
+    assert_eq!(templates.predictor_answer_lead, " ");
+    let mix = TaskMix {
+        fraction: 1.0,
+        max_span_words: 3,
+        loss: TaskLoss::Whole,
+        context_words: None,
+    };
+    let eos = 0;
+    let mut stream = PackedTokenStream::new(
+        sample_corpus(),
+        sample_split(),
+        &tokenizer,
+        eos,
+        256,
+        500,
+        4,
+        mix,
+        StreamPosition::default(),
+    )
+    .with_templates(templates);
+    let tokens: Vec<u32> = (0..40)
+        .flat_map(|_| stream.next_chunk().unwrap().tokens)
+        .collect();
+    let normal = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let paragraphs: HashSet<String> = sample_corpus()
+        .open()
+        .unwrap()
+        .map(|p| normal(&p.text))
+        .collect();
+
+    let (mut checked, mut with_lead) = (0, 0);
+    // Examples are separated by end-of-text; the first and last may be cut.
+    for example in tokens.split(|&t| t == eos) {
+        let text = tokenizer.decode(example, false).unwrap();
+        let Some((prompt, answer)) = text.split_once("\\boxed{") else {
+            continue;
+        };
+        let Some((after, before)) = prompt
+            .split_once("Text after [mask]: ")
+            .and_then(|(_, rest)| rest.split_once("\n\nText before [mask]: "))
+        else {
+            continue;
+        };
+        let Some(written) = answer.strip_suffix('}') else {
+            continue;
+        };
+        let span = written.trim_start();
+        let (before, after) = (
+            before.replace("[mask]", span),
+            after.replace("[mask]", span),
+        );
+        // The split drops the whitespace between the span and the text after it,
+        // which a span that ends before a punctuation mark does not have.
+        let joined = [" ", ""].map(|gap| normal(&format!("{before}{written}{gap}{after}")));
+        assert!(
+            joined.iter().any(|text| paragraphs.contains(text)),
+            "not a corpus paragraph: {joined:?}"
+        );
+        checked += 1;
+        with_lead += usize::from(written.starts_with(' '));
+    }
+    assert!(checked >= 5, "{checked} predictor examples checked");
+    assert!(
+        with_lead * 10 >= checked * 9,
+        "{with_lead} of {checked} with a lead"
+    );
+}
+
+/// A new run's configuration follows its model's prompt_templates.json where it leaves
+/// a template at the built-in value, keeps its own where it sets one (the answer lead
+/// with its own predictor prompt), and names the file when that file is not valid.
+#[test]
+fn a_model_folders_templates_reach_the_training_configuration() {
+    let scratch = ScratchDir::new("model-templates");
+    let model = scratch.0.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    suffix_first().save_for_model(&model).unwrap();
+    let model_setting = format!("model={:?}", model.display().to_string());
+
+    let config = TrainConfig::built_in_default(&[model_setting.clone()])
+        .unwrap()
+        .with_model_templates()
+        .unwrap();
+    assert_eq!(config.policy.templates, suffix_first());
+
+    let own = "policy.templates.predictor_direct=\"Fill in: {paragraph} \\\\boxed{\"";
+    let config = TrainConfig::built_in_default(&[model_setting.clone(), own.into()])
+        .unwrap()
+        .with_model_templates()
+        .unwrap();
+    assert_eq!(
+        config.policy.templates.predictor_direct,
+        "Fill in: {paragraph} \\boxed{"
+    );
+    // The answer lead goes with the prompt: the configuration's own (built-in) one.
+    assert_eq!(config.policy.templates.predictor_answer_lead, "");
+    assert_eq!(
+        config.policy.templates.generator_direct,
+        PromptTemplates::default().generator_direct
+    );
+
+    std::fs::write(
+        model.join(MODEL_TEMPLATES_FILE),
+        "{\"predictor_direkt\": \"x\"}",
+    )
+    .unwrap();
+    let error = format!(
+        "{:#}",
+        TrainConfig::built_in_default(&[model_setting])
+            .unwrap()
+            .with_model_templates()
+            .unwrap_err()
+    );
+    assert!(
+        error.contains(MODEL_TEMPLATES_FILE) && error.contains("predictor_direkt"),
+        "{error}"
+    );
+}
