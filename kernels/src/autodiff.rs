@@ -1,7 +1,9 @@
 //! `Autodiff<B>`: the forward runs `B`'s implementation (kernel, CPU host loop or
 //! reference) and registers a backward that calls `B`'s backward: one pass over the
 //! logits for the reward step (no softmax is stored between the passes), one over
-//! the gate and up projections for SwiGLU, two over each row for RMSNorm.
+//! the gate and up projections for SwiGLU, two over each row for RMSNorm, two matrix
+//! products for a linear layer, and for attention (on backends with loops of their
+//! own) four products and one pass over the probabilities.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -9,7 +11,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::ops::{FloatTensor, IntTensor};
+use burn::tensor::ops::{BoolTensor, FloatTensor, IntTensor};
 
 use crate::backend_ext::{FusedLayerBackend, RewardStepBackend};
 
@@ -130,6 +132,54 @@ impl<B: FusedLayerBackend> Backward<B, 2> for SwigluBackward {
     }
 }
 
+/// The backward of a linear layer's product `x · W`: `∂x = ∂out · Wᵀ`,
+/// `∂W = xᵀ · ∂out`, the transposes as views; its state is the two operands (which
+/// burn's own linear held too).
+#[derive(Debug)]
+struct LinearBackward;
+
+impl<B: FusedLayerBackend> Backward<B, 2> for LinearBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, weight_node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, weight) = ops.state;
+        if let Some(node) = x_node {
+            let grad_x = B::linear_product(grad.clone(), B::float_transpose(weight));
+            grads.register::<B>(node.id, grad_x);
+        }
+        if let Some(node) = weight_node {
+            grads.register::<B>(node.id, B::linear_product(B::float_transpose(x), grad));
+        }
+    }
+}
+
+/// Attention's backward; its state is `q`, `k`, `v` and the probabilities.
+#[derive(Debug)]
+struct AttentionBackward;
+
+impl<B: FusedLayerBackend> Backward<B, 3> for AttentionBackward {
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+    );
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [q_node, k_node, v_node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (q, k, v, probabilities) = ops.state;
+        let (grad_q, grad_k, grad_v) = B::scaled_attention_backward(q, k, v, probabilities, grad);
+        for (node, grad) in [(q_node, grad_q), (k_node, grad_k), (v_node, grad_v)] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
 /// RMSNorm's backward; its state is the input, the scale and ε.
 #[derive(Debug)]
 struct RmsNormBackward;
@@ -161,6 +211,53 @@ impl<B: FusedLayerBackend, C: CheckpointStrategy> FusedLayerBackend for Autodiff
         {
             OpsKind::Tracked(prep) => prep.finish((x.primitive, gamma.primitive, epsilon), out),
             OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn linear_product(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        let out = B::linear_product(x.primitive.clone(), weight.primitive.clone());
+        match LinearBackward
+            .prepare::<C>([x.node.clone(), weight.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((x.primitive, weight.primitive), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn scaled_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        mask: Option<BoolTensor<Self>>,
+        is_causal: bool,
+    ) -> FloatTensor<Self> {
+        if !B::OWN_ATTENTION_BACKWARD {
+            return crate::attention::reference::forward::<Self>(q, k, v, mask, is_causal);
+        }
+        match AttentionBackward
+            .prepare::<C>([q.node.clone(), k.node.clone(), v.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (out, probabilities) = B::scaled_attention_with_probabilities(
+                    q.primitive.clone(),
+                    k.primitive.clone(),
+                    v.primitive.clone(),
+                    mask,
+                    is_causal,
+                );
+                prep.finish((q.primitive, k.primitive, v.primitive, probabilities), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::scaled_attention(
+                q.primitive,
+                k.primitive,
+                v.primitive,
+                mask,
+                is_causal,
+            )),
         }
     }
 

@@ -6,7 +6,7 @@
 //! whichever `B` it wraps.
 
 use burn::prelude::*;
-use burn::tensor::ops::{FloatTensor, IntTensor};
+use burn::tensor::ops::{BoolTensor, FloatTensor, IntTensor};
 use burn::tensor::{DType, TensorData, TensorMetadata, TensorPrimitive};
 
 use crate::reference;
@@ -67,6 +67,53 @@ pub trait FusedLayerBackend: Backend {
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         crate::rms_norm::reference::backward::<Self>(x, gamma, epsilon, grad)
+    }
+
+    /// `lhs [m, k] · rhs [k, n]`: a linear layer's product and the two of its
+    /// backward, where an operand may be a transposed view.
+    fn linear_product(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        crate::linear::reference::product::<Self>(lhs, rhs)
+    }
+
+    /// Whether [`Self::scaled_attention_with_probabilities`] and
+    /// [`Self::scaled_attention_backward`] are the backend's own loops: `Autodiff` over
+    /// it then runs attention as one operation with that backward. Otherwise it runs
+    /// burn's attention and burn's autodiff of it.
+    const OWN_ATTENTION_BACKWARD: bool = false;
+
+    /// Attention scaled by `1/√d` (see `attention.rs`): `q [batch, heads, queries, d]`,
+    /// `k`, `v [batch, heads, keys, d]`, `mask` true where a key is hidden.
+    fn scaled_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        mask: Option<BoolTensor<Self>>,
+        is_causal: bool,
+    ) -> FloatTensor<Self> {
+        crate::attention::reference::forward::<Self>(q, k, v, mask, is_causal)
+    }
+
+    /// [`Self::scaled_attention`] and its probabilities `[batch, heads, queries, keys]`.
+    fn scaled_attention_with_probabilities(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        mask: Option<BoolTensor<Self>>,
+        is_causal: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        crate::attention::reference::forward_with_probabilities::<Self>(q, k, v, mask, is_causal)
+    }
+
+    /// `(∂q, ∂k, ∂v)` of [`Self::scaled_attention`] given its probabilities and the
+    /// output gradient.
+    fn scaled_attention_backward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        probabilities: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        crate::attention::reference::backward::<Self>(q, k, v, probabilities, grad)
     }
 
     /// `silu(gate) · up`, elementwise.
@@ -246,4 +293,40 @@ impl RewardStepBackend for burn::backend::Flex {
 #[cfg(feature = "flex")]
 impl FusedLayerBackend for burn::backend::Flex {
     fused_layers_on_host!(flex);
+
+    fn linear_product(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        crate::linear::flex::product(lhs, rhs)
+    }
+
+    const OWN_ATTENTION_BACKWARD: bool = true;
+
+    fn scaled_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        mask: Option<BoolTensor<Self>>,
+        is_causal: bool,
+    ) -> FloatTensor<Self> {
+        crate::attention::flex::forward(q, k, v, mask, is_causal)
+    }
+
+    fn scaled_attention_with_probabilities(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        mask: Option<BoolTensor<Self>>,
+        is_causal: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        crate::attention::flex::forward_with_probabilities(q, k, v, mask, is_causal)
+    }
+
+    fn scaled_attention_backward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        probabilities: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        crate::attention::flex::backward(q, k, v, probabilities, grad)
+    }
 }

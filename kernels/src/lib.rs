@@ -15,6 +15,7 @@
 //! dispatched the same way through [`FusedLayerBackend`] (host loops on the CPU
 //! backends, burn's operations on GPUs).
 
+pub mod attention;
 mod autodiff;
 mod backend_ext;
 #[cfg(feature = "cube")]
@@ -23,6 +24,7 @@ mod fast_exp;
 #[cfg(feature = "flex")]
 mod flex_slices;
 mod host;
+pub mod linear;
 pub mod reference;
 pub mod rms_norm;
 pub mod swiglu;
@@ -30,7 +32,9 @@ pub mod swiglu;
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 
+pub use attention::attention;
 pub use backend_ext::{FusedLayerBackend, RewardStepBackend};
+pub use linear::linear;
 pub use rms_norm::rms_norm;
 pub use swiglu::swiglu;
 

@@ -7,9 +7,7 @@
 use burn::module::Param;
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::prelude::*;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
-use pretrainzero_kernels::{swiglu, FusedLayerBackend};
+use pretrainzero_kernels::{attention, swiglu, FusedLayerBackend};
 
 use crate::config::ModelConfig;
 use crate::error::Result;
@@ -54,13 +52,20 @@ fn apply_norm<B: FusedLayerBackend, const D: usize>(
     pretrainzero_kernels::rms_norm(x, norm.gamma.val(), norm.epsilon)
 }
 
+/// `linear` through the backend's product (on burn-flex a `gemm` call into an output
+/// buffer that nothing fills first; burn's matmul elsewhere) instead of
+/// `Linear::forward`, same formula.
+fn apply_linear<B: FusedLayerBackend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    pretrainzero_kernels::linear(x, linear.weight.val(), linear.bias.as_ref().map(Param::val))
+}
+
 /// `linear` applied to `[batch, seq, in]` as one `[batch · seq, in]` matrix. burn's
 /// linear backward takes the weight gradient of a 3-D input as one product per
 /// sequence plus a sum over the batch (a `[batch, in, out]` temporary); on the
 /// flattened input it is a single product.
-fn linear_2d<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+fn linear_2d<B: FusedLayerBackend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     let [batch, seq, width] = x.dims();
-    let out = linear.forward(x.reshape([batch * seq, width]));
+    let out = apply_linear(linear, x.reshape([batch * seq, width]));
     let out_width = out.dims()[1];
     out.reshape([batch, seq, out_width])
 }
@@ -132,12 +137,7 @@ impl<B: FusedLayerBackend> Attention<B> {
             .reshape([batch, seq, self.num_kv_heads, groups, self.head_dim])
             .permute([0, 2, 3, 1, 4])
             .reshape([batch, self.num_kv_heads, groups * seq, self.head_dim]);
-        let options = AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal: mask.is_causal,
-        };
-        let context = attention(q, k, v, mask.mask.clone(), None, options)
+        let context = attention(q, k, v, mask.mask.clone(), mask.is_causal)
             .reshape([batch, self.num_kv_heads, groups, seq, self.head_dim])
             .permute([0, 3, 1, 2, 4])
             .reshape([batch, seq, self.num_heads * self.head_dim]);
@@ -386,7 +386,7 @@ impl<B: FusedLayerBackend> Decoder<B> {
     }
 }
 
-impl<B: Backend> Decoder<B> {
+impl<B: FusedLayerBackend> Decoder<B> {
     /// LM head: `[.., hidden]` → `[.., vocab]`, as one `[rows, hidden]` product (see
     /// [`linear_2d`]).
     pub fn logits<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
@@ -395,12 +395,12 @@ impl<B: Backend> Decoder<B> {
         let rows = hidden.shape().num_elements() / width;
         let flat = hidden.reshape([rows, width]);
         let logits = match &self.lm_head {
-            Some(head) => head.forward(flat),
+            Some(head) => apply_linear(head, flat),
             // Tied head: `h · Eᵀ` with Eᵀ as a strided view. (The cheaper-on-ndarray
             // `(E · hᵀ)ᵀ` gave wrong decode logits on WGPU — single-row `hᵀ` — so the
             // plain form is used everywhere; ndarray copies the table per call.)
             None => {
-                burn::tensor::module::linear(flat, self.embed_tokens.weight.val().transpose(), None)
+                pretrainzero_kernels::linear(flat, self.embed_tokens.weight.val().transpose(), None)
             }
         };
         let mut out_dims = dims;

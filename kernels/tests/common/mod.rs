@@ -1,4 +1,6 @@
 //! Helpers shared by the fused-operation tests.
+// Each test file compiles its own copy of this module and uses only some helpers.
+#![allow(dead_code)]
 
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
