@@ -141,8 +141,8 @@ pub mod reference {
 pub(crate) mod flex {
     use super::*;
     use crate::backend_ext::all_f32;
-    use crate::fast_exp;
     use crate::flex_slices::flex_tensor;
+    use crate::{fast_exp, lanes};
     use burn::backend::flex::FlexTensor;
     use burn::backend::Flex;
     use burn::tensor::DType;
@@ -262,14 +262,24 @@ pub(crate) mod flex {
             }
         }
 
-        fn is_hidden(&self, b: usize, h: usize, row: usize, col: usize) -> bool {
+        /// Sets the scores of the keys hidden from query `row` of pair `(b, h)` to −∞.
+        fn hide(&self, b: usize, h: usize, row: usize, scores: &mut [f32]) {
             let [sb, sh, sr, sc] = self.strides;
-            let at = self.start
-                + b as isize * sb
-                + h as isize * sh
-                + row as isize * sr
-                + col as isize * sc;
-            self.bytes[at as usize] != 0
+            let first = self.start + b as isize * sb + h as isize * sh + row as isize * sr;
+            if sc == 1 {
+                let hidden = &self.bytes[first as usize..first as usize + scores.len()];
+                for (s, &hidden) in scores.iter_mut().zip(hidden) {
+                    if hidden != 0 {
+                        *s = f32::NEG_INFINITY;
+                    }
+                }
+            } else {
+                for (col, s) in scores.iter_mut().enumerate() {
+                    if self.bytes[(first + col as isize * sc) as usize] != 0 {
+                        *s = f32::NEG_INFINITY;
+                    }
+                }
+            }
         }
     }
 
@@ -322,11 +332,13 @@ pub(crate) mod flex {
             );
             product(scores, queries, keys, d, qm, km.transposed(), scale);
             for (row, scores) in scores.chunks_mut(keys).enumerate() {
-                for (col, s) in scores.iter_mut().enumerate() {
-                    let after = is_causal && col as isize > row as isize + offset;
-                    if after || hidden.as_ref().is_some_and(|m| m.is_hidden(b, h, row, col)) {
-                        *s = f32::NEG_INFINITY;
-                    }
+                if let Some(hidden) = &hidden {
+                    hidden.hide(b, h, row, scores);
+                }
+                if is_causal {
+                    // Keys after `row + offset` are in the query's future.
+                    let visible = (row as isize + offset + 1).clamp(0, keys as isize) as usize;
+                    scores[visible..].fill(f32::NEG_INFINITY);
                 }
                 softmax_in_place(scores);
             }
@@ -365,23 +377,16 @@ pub(crate) mod flex {
     /// zeros (the max is clamped to the lowest finite value, the sum to the smallest
     /// positive one, as in burn's attention).
     fn softmax_in_place(row: &mut [f32]) {
-        let max = row
-            .iter()
-            .copied()
-            .fold(f32::NEG_INFINITY, f32::max)
-            .max(f32::MIN);
-        let mut sum = 0.0f32;
+        let max = lanes::max(row).max(f32::MIN);
         for s in row.iter_mut() {
             // The vectorised exp clamps its input, so a hidden key is zeroed explicitly.
-            let e = if *s == f32::NEG_INFINITY {
+            *s = if *s == f32::NEG_INFINITY {
                 0.0
             } else {
                 fast_exp::exp(*s - max)
             };
-            *s = e;
-            sum += e;
         }
-        let inverse = 1.0 / sum.max(f32::MIN_POSITIVE);
+        let inverse = 1.0 / lanes::sum(row).max(f32::MIN_POSITIVE);
         for s in row.iter_mut() {
             *s *= inverse;
         }
@@ -452,7 +457,7 @@ pub(crate) mod flex {
                 let mut grad_s = unfilled(queries * keys);
                 product(&mut grad_s, queries, keys, dv, gm, vm.transposed(), 1.0);
                 for (grad_s, p) in grad_s.chunks_mut(keys).zip(p.chunks(keys)) {
-                    let dot: f32 = grad_s.iter().zip(p).map(|(g, p)| g * p).sum();
+                    let dot = lanes::dot(grad_s, p);
                     for (g, &p) in grad_s.iter_mut().zip(p) {
                         *g = p * (*g - dot);
                     }

@@ -210,9 +210,10 @@ pub trait RewardStepBackend: FusedLayerBackend {
     }
 }
 
-/// The CPU backends run the reward step over host slices (`host.rs`).
+/// The CPU backends run the reward step over host slices (`host.rs`); `$forward` is the
+/// forward, which reads the logits through a host copy or, on burn-flex, in place.
 macro_rules! host_reward_step {
-    () => {
+    ($forward:expr) => {
         const CPU_THREAD_POOL: bool = true;
 
         fn logprob_entropy_forward(
@@ -220,7 +221,7 @@ macro_rules! host_reward_step {
             targets: IntTensor<Self>,
             mask: FloatTensor<Self>,
         ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-            crate::host::logprob_entropy_forward::<Self>(logits, targets, mask)
+            $forward(logits, targets, mask)
         }
 
         fn logprob_entropy_backward(
@@ -277,7 +278,7 @@ macro_rules! fused_layers_on_host {
 
 #[cfg(feature = "ndarray")]
 impl RewardStepBackend for burn::backend::ndarray::NdArray<f32> {
-    host_reward_step!();
+    host_reward_step!(crate::host::logprob_entropy_forward::<Self>);
 }
 
 #[cfg(feature = "ndarray")]
@@ -287,7 +288,7 @@ impl FusedLayerBackend for burn::backend::ndarray::NdArray<f32> {
 
 #[cfg(feature = "flex")]
 impl RewardStepBackend for burn::backend::Flex {
-    host_reward_step!();
+    host_reward_step!(crate::host::flex::logprob_entropy_forward);
 }
 
 #[cfg(feature = "flex")]

@@ -6,8 +6,9 @@
 //! the forward reads each row twice (its max, then Σ e and Σ e·s in one sweep, with
 //! `s = x − max` and `e = exp(s)`) and the backward writes the gradient in one sweep,
 //! into the logits' own buffer when the backend hands it over unshared. (The forward
-//! reads a host copy: the autodiff graph still holds the logits for the backward.)
-//! Sums are f64, so a 152k-entry row keeps f32 accuracy.
+//! reads a host copy on ndarray, the tensor's own buffer on burn-flex: the autodiff
+//! graph still holds the logits for the backward.) The exponentials are vectorised
+//! (`fast_exp.rs`) and the sums f64, in lanes, so a 152k-entry row keeps f32 accuracy.
 //!
 //! Logits of another type than f32 (bf16 on burn-flex) take the reference.
 
@@ -17,7 +18,8 @@ use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
 use crate::backend_ext::{float, int, primitive};
-use crate::reference;
+use crate::lanes::{self, LANES};
+use crate::{fast_exp, reference};
 
 /// Rows per rayon task: enough work per task to amortise the scheduling.
 const ROWS_PER_TASK: usize = 8;
@@ -36,19 +38,35 @@ fn host_targets<B: Backend>(targets: IntTensor<B>) -> Vec<i64> {
 
 /// Row statistics of the forward: `(max, ln Σ exp(x − max), entropy)`.
 fn row_statistics(row: &[f32]) -> (f32, f64, f64) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let (mut sum_e, mut sum_es) = (0.0f64, 0.0f64);
-    for &x in row {
+    // A NaN logit makes Σ e NaN (as it makes the reference's), so a broken forward
+    // pass reaches the trainer's non-finite guard instead of being skipped (the max
+    // alone would skip it).
+    let max = lanes::max(row);
+    let mut sum_e = [0.0f64; LANES];
+    let mut sum_es = [0.0f64; LANES];
+    let mut add = |lane: usize, x: f32| {
         let s = x - max;
-        let e = s.exp();
-        // A NaN logit makes the sums NaN (as it makes the reference's), so a broken
-        // forward pass reaches the trainer's non-finite guard instead of being skipped.
-        sum_e += e as f64;
-        // e = 0 for a −∞ logit, whose s · e would be −∞ · 0.
-        if e > 0.0 {
-            sum_es += (e * s) as f64;
+        // e = 0 for a −∞ logit (the vectorised exp clamps its input), whose s · e
+        // would be −∞ · 0.
+        let e = if s == f32::NEG_INFINITY {
+            0.0
+        } else {
+            fast_exp::exp(s)
+        };
+        sum_e[lane] += e as f64;
+        sum_es[lane] += if e > 0.0 { (e * s) as f64 } else { 0.0 };
+    };
+    let chunks = row.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &x) in chunk.iter().enumerate() {
+            add(lane, x);
         }
     }
+    for (lane, &x) in rest.iter().enumerate() {
+        add(lane, x);
+    }
+    let (sum_e, sum_es): (f64, f64) = (sum_e.iter().sum(), sum_es.iter().sum());
     let log_sum = sum_e.ln();
     // H = −Σ p (s − log_sum) = log_sum − Σ e·s / Σ e.
     (max, log_sum, log_sum - sum_es / sum_e)
@@ -67,14 +85,33 @@ pub fn logprob_entropy_forward<B: Backend>(
         return (primitive(out), primitive(stats));
     }
     let device = logits.device();
-    let [rows, vocab] = logits.dims();
+    let [_, vocab] = logits.dims();
     let logits = host_f32(logits);
     let logits = logits.as_slice::<f32>().expect("f32 logits");
     let targets = host_targets::<B>(targets);
     let mask = host_f32(float::<B, 1>(mask))
         .into_vec::<f32>()
         .expect("f32 mask");
+    let (out, stats) = forward_rows(logits, vocab, &targets, &mask);
+    let rows = mask.len();
+    let tensor = |values| {
+        primitive(Tensor::<B, 2>::from_data(
+            TensorData::new(values, [rows, 2]),
+            &device,
+        ))
+    };
+    (tensor(out), tensor(stats))
+}
 
+/// The forward over host slices: `(out, stats)`, each `[rows, 2]` row-major.
+fn forward_rows(
+    logits: &[f32],
+    vocab: usize,
+    targets: &[i64],
+    mask: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let rows = mask.len();
+    assert_eq!(logits.len(), rows * vocab, "reward step: logits size");
     let mut out = vec![0.0f32; rows * 2];
     let mut stats = vec![0.0f32; rows * 2];
     out.par_chunks_mut(2 * ROWS_PER_TASK)
@@ -94,16 +131,36 @@ pub fn logprob_entropy_forward<B: Backend>(
                 }
             }
         });
-    (
-        primitive(Tensor::<B, 2>::from_data(
-            TensorData::new(out, [rows, 2]),
-            &device,
-        )),
-        primitive(Tensor::<B, 2>::from_data(
-            TensorData::new(stats, [rows, 2]),
-            &device,
-        )),
-    )
+    (out, stats)
+}
+
+/// burn-flex: the forward reads the logits straight from their buffer (no host copy;
+/// the autodiff graph still holds them for the backward).
+#[cfg(feature = "flex")]
+pub(crate) mod flex {
+    use super::*;
+    use crate::flex_slices::{contiguous, flex_tensor, values};
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::Flex;
+
+    pub fn logprob_entropy_forward(
+        logits: FlexTensor,
+        targets: IntTensor<Flex>,
+        mask: FlexTensor,
+    ) -> (FlexTensor, FlexTensor) {
+        if logits.dtype() != DType::F32 {
+            return super::logprob_entropy_forward::<Flex>(logits, targets, mask);
+        }
+        let logits = contiguous(logits);
+        let vocab = logits.layout().shape()[1];
+        let targets = host_targets::<Flex>(targets);
+        let mask = host_f32(float::<Flex, 1>(mask))
+            .into_vec::<f32>()
+            .expect("f32 mask");
+        let (out, stats) = forward_rows(values(&logits), vocab, &targets, &mask);
+        let shape = Shape::new([mask.len(), 2]);
+        (flex_tensor(out, shape.clone()), flex_tensor(stats, shape))
+    }
 }
 
 /// See [`crate::RewardStepBackend::logprob_entropy_backward`]:
@@ -157,14 +214,22 @@ pub fn logprob_entropy_backward<B: Backend>(
                 let (max, log_sum, entropy) = (stats[2 * r], stats[2 * r + 1], out[2 * r + 1]);
                 // (x − max) − log_sum, as in the forward: logits of ±1e4 keep their
                 // f32 accuracy, which x − (max + log_sum) would round away.
+                // A −∞ logit has p = 0 (the vectorised exp clamps its input).
+                let probability = |logp: f32| {
+                    if logp == f32::NEG_INFINITY {
+                        0.0
+                    } else {
+                        fast_exp::exp(logp)
+                    }
+                };
                 if g_ent == 0.0 {
                     for x in row.iter_mut() {
-                        *x = -g_lp * ((*x - max) - log_sum).exp();
+                        *x = -g_lp * probability((*x - max) - log_sum);
                     }
                 } else {
                     for x in row.iter_mut() {
                         let logp = (*x - max) - log_sum;
-                        let p = logp.exp();
+                        let p = probability(logp);
                         // p = 0 (a −∞ logit) contributes 0, not 0 · −∞; a NaN stays NaN.
                         *x = if p == 0.0 {
                             0.0

@@ -24,6 +24,7 @@ mod fast_exp;
 #[cfg(feature = "flex")]
 mod flex_slices;
 mod host;
+mod lanes;
 pub mod linear;
 pub mod reference;
 pub mod rms_norm;
