@@ -1,23 +1,29 @@
-//! Scaled dot-product attention with a backward of its own, for the CPU training step.
+//! Scaled dot-product attention with grouped-query heads and a backward of its own,
+//! for the CPU training step.
 //!
-//! `out = softmax(q·kᵀ / √d, masked) · v` over `[batch, heads, queries, d]` queries and
-//! `[batch, heads, keys, d]` keys and values. A key is hidden from a query where the
-//! boolean mask is true and, with `is_causal`, where it lies after the query (the
-//! boundary at the bottom-right corner when there are more keys than queries). A
+//! `out = softmax(q·kᵀ / √d, masked) · v` with `q [batch, heads, queries, d]` and `k`,
+//! `v [batch, kv_heads, keys, d]`: query head `h` reads key/value head
+//! `h / (heads / kv_heads)`. A key is hidden from a query where the boolean mask is
+//! true and, with `is_causal`, where it lies after the query (the boundary at the
+//! bottom-right corner when there are more keys than queries, as after a KV cache). A
 //! query that sees no key gets zeros, as in burn's attention.
 //!
-//! burn's attention is composed of operations: a product, two mask fills, a max, an
-//! exponential, a sum and a division over the `[batch, heads, queries, keys]` scores,
-//! another product, and under autodiff a backward for each, with copies of the
-//! broadcast mask and of permuted views in between. On burn-flex this runs per
-//! `(batch, head)` pair on rayon's pool instead: one `gemm` call for the scores, the
-//! masked softmax in place while the row is in cache, one `gemm` for the output. The
-//! forward keeps the probabilities for the backward (as burn's keeps its softmax), and
-//! the backward is four products and one pass over the scores:
-//! `∂v = pᵀ·∂out`, `∂p = ∂out·vᵀ`, `∂s = p ⊙ (∂p − Σ p ⊙ ∂p)`, `∂q = ∂s·k / √d`,
-//! `∂k = ∂sᵀ·q / √d`.
+//! burn's attention wants one key/value head per query head and is composed of
+//! operations: a product, two mask fills, a max, an exponential, a sum and a division
+//! over the `[batch, heads, queries, keys]` scores, another product, and under autodiff
+//! a backward for each, with copies of the broadcast mask and of permuted views in
+//! between. On burn-flex this runs per `(batch, head)` pair on rayon's pool instead:
+//! one `gemm` call for the scores, the masked softmax in place while the row is in
+//! cache, one `gemm` for the output, written straight into the `[batch, queries,
+//! heads, d]` order that the output projection reads (the result is a permuted view of
+//! it, so the decoder's reshape copies nothing). The forward keeps the probabilities
+//! for the backward (as burn's keeps its softmax), and the backward is four products
+//! and one pass over the scores: `∂v = pᵀ·∂out`, `∂p = ∂out·vᵀ`,
+//! `∂s = p ⊙ (∂p − Σ p ⊙ ∂p)`, `∂q = ∂s·k / √d`, `∂k = ∂sᵀ·q / √d`, with `∂k` and `∂v`
+//! summed over the query heads of a group.
 //!
-//! Other backends run burn's attention and its autodiff.
+//! Other backends run burn's attention (and its autodiff), with the query heads of a
+//! group stacked along the query axis so that keys and values are not repeated.
 
 use burn::prelude::*;
 use burn::tensor::ops::{AttentionModuleOptions, BoolTensor, FloatTensor};
@@ -25,9 +31,10 @@ use burn::tensor::{TensorMetadata, TensorPrimitive};
 
 use crate::backend_ext::FusedLayerBackend;
 
-/// Attention of `q [batch, heads, queries, d]` over `k`, `v [batch, heads, keys, d]`,
-/// scaled by `1/√d`; `mask [batch, heads, queries, keys]` is true where a key is
-/// hidden. Differentiable on `Autodiff<B>` with respect to `q`, `k` and `v`.
+/// Attention of `q [batch, heads, queries, d]` over `k`, `v [batch, kv_heads, keys, d]`
+/// (`kv_heads` divides `heads`), scaled by `1/√d`; `mask [batch, 1 or heads, queries,
+/// keys]` is true where a key is hidden. Returns `[batch, heads, queries, d_v]`.
+/// Differentiable on `Autodiff<B>` with respect to `q`, `k` and `v`.
 pub fn attention<B: FusedLayerBackend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
@@ -35,6 +42,31 @@ pub fn attention<B: FusedLayerBackend>(
     mask: Option<Tensor<B, 4, Bool>>,
     is_causal: bool,
 ) -> Tensor<B, 4> {
+    let [batch, heads, queries, d] = q.dims();
+    let [k_batch, kv_heads, keys, k_d] = k.dims();
+    let [v_batch, v_heads, v_keys, _] = v.dims();
+    assert!(
+        k_batch == batch && v_batch == batch && v_heads == kv_heads && v_keys == keys && k_d == d,
+        "attention: q {:?}, k {:?}, v {:?} do not fit",
+        q.dims(),
+        k.dims(),
+        v.dims()
+    );
+    assert!(
+        kv_heads > 0 && heads % kv_heads == 0,
+        "attention: {heads} query heads over {kv_heads} key/value heads"
+    );
+    if let Some(mask) = &mask {
+        let [mask_batch, mask_heads, mask_queries, mask_keys] = mask.dims();
+        assert!(
+            mask_batch == batch
+                && (mask_heads == 1 || mask_heads == heads)
+                && mask_queries == queries
+                && mask_keys == keys,
+            "attention: mask {:?} for {heads} heads, {queries} queries, {keys} keys",
+            mask.dims()
+        );
+    }
     let out = B::scaled_attention(
         q.into_primitive().tensor(),
         k.into_primitive().tensor(),
@@ -54,6 +86,8 @@ fn scale_of<B: Backend>(q: &FloatTensor<B>) -> f32 {
 /// The plain-tensor version: the trait's defaults and the tests' oracle.
 pub mod reference {
     use super::*;
+    use crate::backend_ext::{float, primitive};
+    use burn::tensor::TensorData;
 
     fn options(is_causal: bool) -> AttentionModuleOptions {
         AttentionModuleOptions {
@@ -63,7 +97,53 @@ pub mod reference {
         }
     }
 
-    /// The backend's own attention.
+    /// Every hidden key as one mask of `shape = [batch, heads, queries, keys]`, the
+    /// causal rule included; `None` when nothing is hidden.
+    fn hidden_keys<B: Backend>(
+        mask: Option<BoolTensor<B>>,
+        is_causal: bool,
+        shape: [usize; 4],
+        device: &B::Device,
+    ) -> Option<Tensor<B, 4, Bool>> {
+        let mask = mask.map(|mask| Tensor::<B, 4, Bool>::from_primitive(mask).expand(shape));
+        if !is_causal {
+            return mask;
+        }
+        let [_, _, queries, keys] = shape;
+        let offset = keys as i64 - queries as i64;
+        let after: Vec<bool> = (0..queries as i64)
+            .flat_map(|row| (0..keys as i64).map(move |col| col > row + offset))
+            .collect();
+        let causal =
+            Tensor::<B, 4, Bool>::from_data(TensorData::new(after, [1, 1, queries, keys]), device)
+                .expand(shape);
+        Some(match mask {
+            Some(mask) => mask.bool_or(causal),
+            None => causal,
+        })
+    }
+
+    /// `[batch, kv_heads, keys, d]` → `[batch, heads, keys, d]`: each key/value head
+    /// repeated for the query heads of its group.
+    fn repeat_heads<B: Backend>(t: Tensor<B, 4>, heads: usize) -> Tensor<B, 4> {
+        let [batch, kv_heads, keys, d] = t.dims();
+        t.reshape([batch, kv_heads, 1, keys, d])
+            .expand([batch, kv_heads, heads / kv_heads, keys, d])
+            .reshape([batch, heads, keys, d])
+    }
+
+    /// The adjoint of [`repeat_heads`]: the sum over the query heads of each group.
+    fn sum_groups<B: Backend>(t: Tensor<B, 4>, kv_heads: usize) -> Tensor<B, 4> {
+        let [batch, heads, keys, d] = t.dims();
+        t.reshape([batch, kv_heads, heads / kv_heads, keys, d])
+            .sum_dim(2)
+            .reshape([batch, kv_heads, keys, d])
+    }
+
+    /// The backend's own attention. With several query heads per key/value head, the
+    /// heads of a group are stacked along the query axis, `[batch, kv_heads, groups ·
+    /// queries, d]`, each stacked row with its own mask row, so that keys and values
+    /// are not repeated (which would copy a whole KV cache on every decode step).
     pub fn forward<B: Backend>(
         q: FloatTensor<B>,
         k: FloatTensor<B>,
@@ -71,10 +151,30 @@ pub mod reference {
         mask: Option<BoolTensor<B>>,
         is_causal: bool,
     ) -> FloatTensor<B> {
-        B::attention(q, k, v, mask, None, options(is_causal))
+        let [batch, heads, queries, d] = q.shape().dims::<4>();
+        let [_, kv_heads, keys, _] = k.shape().dims::<4>();
+        let value_width = v.shape()[3];
+        let groups = heads / kv_heads;
+        let full = [batch, heads, queries, keys];
+        if groups == 1 {
+            let mask = mask.map(|mask| {
+                Tensor::<B, 4, Bool>::from_primitive(mask)
+                    .expand(full)
+                    .into_primitive()
+            });
+            return B::attention(q, k, v, mask, None, options(is_causal));
+        }
+        let device = B::float_device(&q);
+        let stacked_rows = [batch, kv_heads, groups * queries, keys];
+        let hidden = hidden_keys::<B>(mask, is_causal, full, &device)
+            .map(|mask| mask.reshape(stacked_rows).into_primitive());
+        let q = B::float_reshape(q, Shape::new([batch, kv_heads, groups * queries, d]));
+        let out = B::attention(q, k, v, hidden, None, options(false));
+        B::float_reshape(out, Shape::new([batch, heads, queries, value_width]))
     }
 
-    /// `(out, probabilities)` from burn's operations, the formula of burn's attention.
+    /// `(out, probabilities)` from burn's operations, the formula of burn's attention;
+    /// keys and values are repeated per query head.
     pub fn forward_with_probabilities<B: Backend>(
         q: FloatTensor<B>,
         k: FloatTensor<B>,
@@ -83,36 +183,28 @@ pub mod reference {
         is_causal: bool,
     ) -> (FloatTensor<B>, FloatTensor<B>) {
         let scale = scale_of::<B>(&q);
-        let scores = B::float_mul_scalar(B::float_matmul(q, B::float_transpose(k)), scale.into());
-        let [batch, heads, queries, keys] = scores.shape().dims::<4>();
-        let device = B::float_device(&scores);
-        let mut hidden = mask;
-        if is_causal {
-            let offset = keys as i64 - queries as i64;
-            let after: Vec<bool> = (0..queries as i64)
-                .flat_map(|row| (0..keys as i64).map(move |col| col > row + offset))
-                .collect();
-            let causal = Tensor::<B, 4, Bool>::from_data(
-                burn::tensor::TensorData::new(after, [1, 1, queries, keys]),
-                &device,
-            )
-            .expand([batch, heads, queries, keys]);
-            hidden = Some(match hidden {
-                Some(mask) => Tensor::<B, 4, Bool>::from_primitive(mask)
-                    .bool_or(causal)
-                    .into_primitive(),
-                None => causal.into_primitive(),
-            });
-        }
-        let scores = match hidden {
-            Some(mask) => B::float_mask_fill(scores, mask, f32::NEG_INFINITY.into()),
+        let q = float::<B, 4>(q);
+        let [batch, heads, queries, _] = q.dims();
+        let (k, v) = (
+            repeat_heads(float::<B, 4>(k), heads),
+            repeat_heads(float::<B, 4>(v), heads),
+        );
+        let keys = k.dims()[2];
+        let device = q.device();
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+        let scores = match hidden_keys::<B>(mask, is_causal, [batch, heads, queries, keys], &device)
+        {
+            Some(mask) => scores.mask_fill(mask, f32::NEG_INFINITY),
             None => scores,
         };
-        let max = B::float_clamp_min(B::float_max_dim(scores.clone(), 3), f32::MIN.into());
-        let exp = B::float_exp(B::float_sub(scores, max));
-        let sum = B::float_clamp_min(B::float_sum_dim(exp.clone(), 3), f32::MIN_POSITIVE.into());
-        let probabilities = B::float_div(exp, sum);
-        (B::float_matmul(probabilities.clone(), v), probabilities)
+        let max = scores.clone().max_dim(3).clamp_min(f32::MIN);
+        let exp = (scores - max).exp();
+        let sum = exp.clone().sum_dim(3).clamp_min(f32::MIN_POSITIVE);
+        let probabilities = exp / sum;
+        (
+            primitive(probabilities.clone().matmul(v)),
+            primitive(probabilities),
+        )
     }
 
     /// `(∂q, ∂k, ∂v)` from burn's operations.
@@ -124,14 +216,28 @@ pub mod reference {
         grad: FloatTensor<B>,
     ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
         let scale = scale_of::<B>(&q);
-        let grad_v = B::float_matmul(B::float_transpose(probabilities.clone()), grad.clone());
-        let grad_p = B::float_matmul(grad, B::float_transpose(v));
-        let dot = B::float_sum_dim(B::float_mul(probabilities.clone(), grad_p.clone()), 3);
-        let grad_s = B::float_mul(probabilities, B::float_sub(grad_p, dot));
-        let grad_q = B::float_mul_scalar(B::float_matmul(grad_s.clone(), k), scale.into());
-        let grad_k =
-            B::float_mul_scalar(B::float_matmul(B::float_transpose(grad_s), q), scale.into());
-        (grad_q, grad_k, grad_v)
+        let (q, p, grad) = (
+            float::<B, 4>(q),
+            float::<B, 4>(probabilities),
+            float::<B, 4>(grad),
+        );
+        let heads = q.dims()[1];
+        let kv_heads = k.shape()[1];
+        let (k, v) = (
+            repeat_heads(float::<B, 4>(k), heads),
+            repeat_heads(float::<B, 4>(v), heads),
+        );
+        let grad_v = p.clone().swap_dims(2, 3).matmul(grad.clone());
+        let grad_p = grad.matmul(v.swap_dims(2, 3));
+        let dot = (p.clone() * grad_p.clone()).sum_dim(3);
+        let grad_s = p * (grad_p - dot);
+        let grad_q = grad_s.clone().matmul(k).mul_scalar(scale);
+        let grad_k = grad_s.swap_dims(2, 3).matmul(q).mul_scalar(scale);
+        (
+            primitive(grad_q),
+            primitive(sum_groups(grad_k, kv_heads)),
+            primitive(sum_groups(grad_v, kv_heads)),
+        )
     }
 }
 
@@ -141,7 +247,7 @@ pub mod reference {
 pub(crate) mod flex {
     use super::*;
     use crate::backend_ext::all_f32;
-    use crate::flex_slices::flex_tensor;
+    use crate::flex_slices::{flex_tensor, strided_flex_tensor};
     use crate::{fast_exp, lanes};
     use burn::backend::flex::FlexTensor;
     use burn::backend::Flex;
@@ -156,10 +262,20 @@ pub(crate) mod flex {
         col_stride: isize,
     }
 
-    // SAFETY: a `Matrix` only points into a tensor that outlives the parallel loop
-    // which reads it; nothing writes through it.
+    /// A row-major `[rows, cols]` matrix to write, inside a buffer shared by tasks that
+    /// write disjoint matrices.
+    #[derive(Clone, Copy)]
+    struct Destination {
+        first: *mut f32,
+        row_stride: isize,
+    }
+
+    // SAFETY: a `Matrix` points into a tensor that outlives the parallel loop reading
+    // it, and nothing writes there; each `Destination` is written by one task only.
     unsafe impl Send for Matrix {}
     unsafe impl Sync for Matrix {}
+    unsafe impl Send for Destination {}
+    unsafe impl Sync for Destination {}
 
     impl Matrix {
         /// The `[dims 2, 3]` matrix of pair `(b, h)` of a 4-D f32 tensor.
@@ -177,9 +293,9 @@ pub(crate) mod flex {
         }
 
         /// A contiguous row-major `[rows, cols]` matrix.
-        fn dense(first: *const f32, cols: usize) -> Self {
+        fn dense(values: &[f32], cols: usize) -> Self {
             Self {
-                first,
+                first: values.as_ptr(),
                 row_stride: cols as isize,
                 col_stride: 1,
             }
@@ -194,36 +310,51 @@ pub(crate) mod flex {
         }
     }
 
-    /// `out [m, n] = scale · lhs [m, k] · rhs [k, n]`, `out` row-major and written
-    /// whole, on the calling thread (pairs already run in parallel).
-    fn product(
-        out: &mut [f32],
+    impl Destination {
+        fn dense(values: &mut [f32], cols: usize) -> Self {
+            Self {
+                first: values.as_mut_ptr(),
+                row_stride: cols as isize,
+            }
+        }
+    }
+
+    /// `out [m, n] = scale · lhs [m, k] · rhs [k, n]`, or `out += …` with `accumulate`,
+    /// on the calling thread (pairs already run in parallel).
+    ///
+    /// # Safety
+    /// `out` must address `m` rows of `n` values that no other thread touches, and with
+    /// `accumulate` hold initialised values; `lhs` and `rhs` must point into live
+    /// tensors with their strides.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn product(
+        out: Destination,
         m: usize,
         n: usize,
         k: usize,
         lhs: Matrix,
         rhs: Matrix,
         scale: f32,
+        accumulate: bool,
     ) {
-        assert_eq!(out.len(), m * n, "attention product: output size");
-        // SAFETY: `out` holds m·n values, written row-major and not read
-        // (`read_dst = false`); the operands point into live tensors with their strides.
+        // SAFETY: as the caller promises; without `accumulate` (`read_dst = false`)
+        // gemm writes every value of `out` and reads none.
         unsafe {
             gemm::gemm(
                 m,
                 n,
                 k,
-                out.as_mut_ptr(),
+                out.first,
                 1,
-                n as isize,
-                false,
+                out.row_stride,
+                accumulate,
                 lhs.first,
                 lhs.col_stride,
                 lhs.row_stride,
                 rhs.first,
                 rhs.col_stride,
                 rhs.row_stride,
-                0.0,
+                1.0,
                 scale,
                 false,
                 false,
@@ -255,10 +386,16 @@ pub(crate) mod flex {
     impl<'a> HiddenKeys<'a> {
         fn of(mask: &'a FlexTensor) -> Self {
             let s = mask.layout().strides();
+            // A mask with one head applies to every head.
+            let head_stride = if mask.layout().shape()[1] == 1 {
+                0
+            } else {
+                s[1]
+            };
             Self {
                 bytes: mask.bytes(),
                 start: mask.layout().start_offset() as isize,
-                strides: [s[0], s[1], s[2], s[3]],
+                strides: [s[0], head_stride, s[2], s[3]],
             }
         }
 
@@ -283,28 +420,98 @@ pub(crate) mod flex {
         }
     }
 
-    /// The shapes this path handles: f32 values, one `(batch, heads)` grid for all three
-    /// tensors, no empty dimension, a full-shape one-byte boolean mask.
+    /// The sizes of one call.
+    #[derive(Clone, Copy)]
+    struct Sizes {
+        batch: usize,
+        heads: usize,
+        kv_heads: usize,
+        queries: usize,
+        keys: usize,
+        d: usize,
+        value_width: usize,
+    }
+
+    impl Sizes {
+        fn of(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor) -> Self {
+            let (qs, ks, vs) = (q.layout().shape(), k.layout().shape(), v.layout().shape());
+            Self {
+                batch: qs[0],
+                heads: qs[1],
+                kv_heads: ks[1],
+                queries: qs[2],
+                keys: ks[2],
+                d: qs[3],
+                value_width: vs[3],
+            }
+        }
+
+        /// The key/value head that query head `h` reads.
+        fn kv_head(&self, h: usize) -> usize {
+            h / (self.heads / self.kv_heads)
+        }
+
+        /// Pair `(b, h)`'s `[queries, width]` block in a buffer laid out `[batch,
+        /// queries, heads, width]`, the order the output projection reads.
+        fn token_major(
+            &self,
+            buffer: Destination,
+            b: usize,
+            h: usize,
+            width: usize,
+        ) -> Destination {
+            let offset = (b * self.queries * self.heads + h) * width;
+            Destination {
+                // SAFETY: (b, h) indexes a block inside a buffer of that layout.
+                first: unsafe { buffer.first.add(offset) },
+                row_stride: (self.heads * width) as isize,
+            }
+        }
+
+        /// A `[batch, heads, queries, width]` tensor over a `[batch, queries, heads,
+        /// width]` buffer.
+        fn heads_view(&self, values: Vec<f32>, width: usize) -> FlexTensor {
+            let (q, h) = (self.queries, self.heads);
+            strided_flex_tensor(
+                values,
+                Shape::new([self.batch, h, q, width]),
+                vec![
+                    (q * h * width) as isize,
+                    width as isize,
+                    (h * width) as isize,
+                    1,
+                ],
+            )
+        }
+    }
+
+    /// The shapes this path handles: f32 values, one batch, `kv_heads` dividing
+    /// `heads`, no empty dimension, a one-byte boolean mask of one or all heads.
     fn supported(
         q: &FlexTensor,
         k: &FlexTensor,
         v: &FlexTensor,
         mask: Option<&FlexTensor>,
     ) -> bool {
-        let (qs, ks, vs) = (q.shape(), k.shape(), v.shape());
+        let (qs, ks, vs) = (q.layout().shape(), k.layout().shape(), v.layout().shape());
         if qs.num_dims() != 4 || ks.num_dims() != 4 || vs.num_dims() != 4 {
             return false;
         }
-        let grid = qs[0] == ks[0] && qs[1] == ks[1] && ks[0] == vs[0] && ks[1] == vs[1];
-        let inner = qs[3] == ks[3] && ks[2] == vs[2];
         let nonempty = (0..4).all(|i| qs[i] > 0 && ks[i] > 0 && vs[i] > 0);
+        let grid =
+            qs[0] == ks[0] && ks[0] == vs[0] && ks[1] == vs[1] && ks[1] > 0 && qs[1] % ks[1] == 0;
+        let inner = qs[3] == ks[3] && ks[2] == vs[2];
         let mask_fits = mask.is_none_or(|m| {
+            let ms = m.layout().shape();
             matches!(m.dtype(), DType::Bool(_))
                 && m.dtype().size() == 1
-                && m.shape().num_dims() == 4
-                && (0..4).all(|i| m.shape()[i] == if i == 3 { ks[2] } else { qs[i] })
+                && ms.num_dims() == 4
+                && ms[0] == qs[0]
+                && (ms[1] == 1 || ms[1] == qs[1])
+                && ms[2] == qs[2]
+                && ms[3] == ks[2]
         });
-        all_f32::<Flex>(&[q, k, v]) && grid && inner && nonempty && mask_fits
+        nonempty && all_f32::<Flex>(&[q, k, v]) && grid && inner && mask_fits
     }
 
     /// `out` and, with `keep`, the probabilities `[batch, heads, queries, keys]`.
@@ -316,61 +523,81 @@ pub(crate) mod flex {
         is_causal: bool,
         keep: bool,
     ) -> (FlexTensor, Option<FlexTensor>) {
-        let (batch, heads, queries, d) = (q.shape()[0], q.shape()[1], q.shape()[2], q.shape()[3]);
-        let (keys, dv) = (k.shape()[2], v.shape()[3]);
+        let n = Sizes::of(q, k, v);
         let scale = scale_of::<Flex>(q);
         let hidden = mask.map(HiddenKeys::of);
         // Causal: key `col` is hidden from query `row` where col > row + offset.
-        let offset = keys as isize - queries as isize;
+        let offset = n.keys as isize - n.queries as isize;
+        let mut out = unfilled(n.batch * n.queries * n.heads * n.value_width);
+        let out_start = Destination::dense(&mut out, 0);
         // One pair: scores, the masked softmax in place, then the output rows.
-        let pair = |pair: usize, out: &mut [f32], scores: &mut [f32]| {
-            let (b, h) = (pair / heads, pair % heads);
+        let pair = |pair: usize, scores: &mut [f32]| {
+            let (b, h) = (pair / n.heads, pair % n.heads);
+            let kv = n.kv_head(h);
             let (qm, km, vm) = (
                 Matrix::of(q, b, h),
-                Matrix::of(k, b, h),
-                Matrix::of(v, b, h),
+                Matrix::of(k, b, kv),
+                Matrix::of(v, b, kv),
             );
-            product(scores, queries, keys, d, qm, km.transposed(), scale);
-            for (row, scores) in scores.chunks_mut(keys).enumerate() {
+            let scores_out = Destination::dense(scores, n.keys);
+            // SAFETY: `scores` is this task's own [queries, keys] buffer.
+            unsafe {
+                product(
+                    scores_out,
+                    n.queries,
+                    n.keys,
+                    n.d,
+                    qm,
+                    km.transposed(),
+                    scale,
+                    false,
+                )
+            };
+            for (row, scores) in scores.chunks_mut(n.keys).enumerate() {
                 if let Some(hidden) = &hidden {
                     hidden.hide(b, h, row, scores);
                 }
                 if is_causal {
                     // Keys after `row + offset` are in the query's future.
-                    let visible = (row as isize + offset + 1).clamp(0, keys as isize) as usize;
+                    let visible = (row as isize + offset + 1).clamp(0, n.keys as isize) as usize;
                     scores[visible..].fill(f32::NEG_INFINITY);
                 }
                 softmax_in_place(scores);
             }
-            product(
-                out,
-                queries,
-                dv,
-                keys,
-                Matrix::dense(scores.as_ptr(), keys),
-                vm,
-                1.0,
-            );
+            let destination = n.token_major(out_start, b, h, n.value_width);
+            // SAFETY: pair (b, h) owns its block of `out`, which outlives the loop.
+            unsafe {
+                product(
+                    destination,
+                    n.queries,
+                    n.value_width,
+                    n.keys,
+                    Matrix::dense(scores, n.keys),
+                    vm,
+                    1.0,
+                    false,
+                )
+            };
         };
-        let mut out = unfilled(batch * heads * queries * dv);
-        let out_chunks = out.par_chunks_mut(queries * dv).enumerate();
+        let pairs = n.batch * n.heads;
+        let scores_per_pair = n.queries * n.keys;
         let probabilities = if keep {
-            let mut probabilities = unfilled(batch * heads * queries * keys);
-            out_chunks
-                .zip(probabilities.par_chunks_mut(queries * keys))
-                .for_each(|((i, out), scores)| pair(i, out, scores));
+            let mut probabilities = unfilled(pairs * scores_per_pair);
+            probabilities
+                .par_chunks_mut(scores_per_pair)
+                .enumerate()
+                .for_each(|(i, scores)| pair(i, scores));
             Some(flex_tensor(
                 probabilities,
-                Shape::new([batch, heads, queries, keys]),
+                Shape::new([n.batch, n.heads, n.queries, n.keys]),
             ))
         } else {
-            out_chunks.for_each(|(i, out)| pair(i, out, &mut unfilled(queries * keys)));
+            (0..pairs)
+                .into_par_iter()
+                .for_each(|i| pair(i, &mut unfilled(scores_per_pair)));
             None
         };
-        (
-            flex_tensor(out, Shape::new([batch, heads, queries, dv])),
-            probabilities,
-        )
+        (n.heads_view(out, n.value_width), probabilities)
     }
 
     /// Softmax of one row whose hidden keys are −∞; a row with every key hidden becomes
@@ -419,6 +646,9 @@ pub(crate) mod flex {
         (out, probabilities.expect("kept"))
     }
 
+    /// Per `(batch, key/value head)`: the query heads of its group one after another,
+    /// `∂k` and `∂v` summed over them, `∂q` written in the `[batch, queries, heads, d]`
+    /// order that the query projection's backward reads.
     pub fn backward(
         q: FlexTensor,
         k: FlexTensor,
@@ -430,46 +660,93 @@ pub(crate) mod flex {
         if !supported(&q, &k, &v, None) || !all_f32::<Flex>(&[&grad]) || !dense_probabilities {
             return reference::backward::<Flex>(q, k, v, probabilities, grad);
         }
-        let (batch, heads, queries, d) = (q.shape()[0], q.shape()[1], q.shape()[2], q.shape()[3]);
-        let (keys, dv) = (k.shape()[2], v.shape()[3]);
+        let n = Sizes::of(&q, &k, &v);
         let scale = scale_of::<Flex>(&q);
-        let p_all = probabilities.as_slice::<f32>().expect("checked above");
-        let mut grad_q = unfilled(batch * heads * queries * d);
-        let mut grad_k = unfilled(batch * heads * keys * d);
-        let mut grad_v = unfilled(batch * heads * keys * dv);
-        grad_q
-            .par_chunks_mut(queries * d)
-            .zip(grad_k.par_chunks_mut(keys * d))
-            .zip(grad_v.par_chunks_mut(keys * dv))
+        let groups = n.heads / n.kv_heads;
+        let all_probabilities = probabilities.as_slice::<f32>().expect("checked above");
+        let scores_per_pair = n.queries * n.keys;
+        let mut grad_q = unfilled(n.batch * n.queries * n.heads * n.d);
+        let grad_q_start = Destination::dense(&mut grad_q, 0);
+        let mut grad_k = unfilled(n.batch * n.kv_heads * n.keys * n.d);
+        let mut grad_v = unfilled(n.batch * n.kv_heads * n.keys * n.value_width);
+        grad_k
+            .par_chunks_mut(n.keys * n.d)
+            .zip(grad_v.par_chunks_mut(n.keys * n.value_width))
             .enumerate()
-            .for_each(|(pair, ((grad_q, grad_k), grad_v))| {
-                let (b, h) = (pair / heads, pair % heads);
-                let p = &p_all[pair * queries * keys..(pair + 1) * queries * keys];
-                let pm = Matrix::dense(p.as_ptr(), keys);
-                let (qm, km, vm) = (
-                    Matrix::of(&q, b, h),
-                    Matrix::of(&k, b, h),
-                    Matrix::of(&v, b, h),
+            .for_each(|(kv_pair, (grad_k, grad_v))| {
+                let (b, kv) = (kv_pair / n.kv_heads, kv_pair % n.kv_heads);
+                let (km, vm) = (Matrix::of(&k, b, kv), Matrix::of(&v, b, kv));
+                let (grad_k, grad_v) = (
+                    Destination::dense(grad_k, n.d),
+                    Destination::dense(grad_v, n.value_width),
                 );
-                let gm = Matrix::of(&grad, b, h);
-                product(grad_v, keys, dv, queries, pm.transposed(), gm, 1.0);
-                // ∂p, then ∂s in its place.
-                let mut grad_s = unfilled(queries * keys);
-                product(&mut grad_s, queries, keys, dv, gm, vm.transposed(), 1.0);
-                for (grad_s, p) in grad_s.chunks_mut(keys).zip(p.chunks(keys)) {
-                    let dot = lanes::dot(grad_s, p);
-                    for (g, &p) in grad_s.iter_mut().zip(p) {
-                        *g = p * (*g - dot);
+                let mut grad_s = unfilled(scores_per_pair);
+                for g in 0..groups {
+                    let h = kv * groups + g;
+                    let pair = b * n.heads + h;
+                    let p =
+                        &all_probabilities[pair * scores_per_pair..(pair + 1) * scores_per_pair];
+                    let pm = Matrix::dense(p, n.keys);
+                    let (qm, gm) = (Matrix::of(&q, b, h), Matrix::of(&grad, b, h));
+                    let accumulate = g > 0;
+                    // SAFETY: this task owns pair (b, kv)'s blocks of ∂k and ∂v (written
+                    // whole by g = 0, accumulated after), its own ∂s buffer, and the
+                    // (b, h) blocks of ∂q for the heads of its group.
+                    unsafe {
+                        product(
+                            grad_v,
+                            n.keys,
+                            n.value_width,
+                            n.queries,
+                            pm.transposed(),
+                            gm,
+                            1.0,
+                            accumulate,
+                        );
+                        // ∂p, then ∂s in its place.
+                        let grad_s_out = Destination::dense(&mut grad_s, n.keys);
+                        product(
+                            grad_s_out,
+                            n.queries,
+                            n.keys,
+                            n.value_width,
+                            gm,
+                            vm.transposed(),
+                            1.0,
+                            false,
+                        );
+                    }
+                    for (grad_s, p) in grad_s.chunks_mut(n.keys).zip(p.chunks(n.keys)) {
+                        let dot = lanes::dot(grad_s, p);
+                        for (g, &p) in grad_s.iter_mut().zip(p) {
+                            *g = p * (*g - dot);
+                        }
+                    }
+                    let sm = Matrix::dense(&grad_s, n.keys);
+                    let grad_q_out = n.token_major(grad_q_start, b, h, n.d);
+                    // SAFETY: as above.
+                    unsafe {
+                        product(grad_q_out, n.queries, n.d, n.keys, sm, km, scale, false);
+                        product(
+                            grad_k,
+                            n.keys,
+                            n.d,
+                            n.queries,
+                            sm.transposed(),
+                            qm,
+                            scale,
+                            accumulate,
+                        );
                     }
                 }
-                let sm = Matrix::dense(grad_s.as_ptr(), keys);
-                product(grad_q, queries, d, keys, sm, km, scale);
-                product(grad_k, keys, d, queries, sm.transposed(), qm, scale);
             });
         (
-            flex_tensor(grad_q, Shape::new([batch, heads, queries, d])),
-            flex_tensor(grad_k, Shape::new([batch, heads, keys, d])),
-            flex_tensor(grad_v, Shape::new([batch, heads, keys, dv])),
+            n.heads_view(grad_q, n.d),
+            flex_tensor(grad_k, Shape::new([n.batch, n.kv_heads, n.keys, n.d])),
+            flex_tensor(
+                grad_v,
+                Shape::new([n.batch, n.kv_heads, n.keys, n.value_width]),
+            ),
         )
     }
 }

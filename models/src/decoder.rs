@@ -24,16 +24,14 @@ pub enum AttentionMask<B: Backend> {
     Explicit(Tensor<B, 4, Bool>),
 }
 
-/// The mask in the layout every layer's attention call takes: the query heads that
-/// share a key/value head stacked along the query axis (see [`Attention::forward`]).
-/// All layers share one shape, so it is built once per forward pass.
-#[derive(Debug, Clone)]
-pub struct StackedMask<B: Backend> {
-    /// `[batch, kv_heads, groups · queries, keys]`; `None` with `is_causal`.
-    mask: Option<Tensor<B, 4, Bool>>,
-    /// Plain causal attention with one query head per key/value head: the backend's
-    /// causal fast path, no mask tensor.
-    is_causal: bool,
+impl<B: Backend> AttentionMask<B> {
+    /// `(mask, is_causal)` as the attention operation takes them.
+    fn parts(&self) -> (Option<Tensor<B, 4, Bool>>, bool) {
+        match self {
+            AttentionMask::Causal => (None, true),
+            AttentionMask::Explicit(mask) => (Some(mask.clone()), false),
+        }
+    }
 }
 
 #[derive(Module, Debug)]
@@ -99,7 +97,7 @@ impl<B: FusedLayerBackend> Attention<B> {
         &self,
         x: Tensor<B, 3>,
         angles: &RotaryAngles<B>,
-        mask: &StackedMask<B>,
+        mask: &AttentionMask<B>,
         cache: Option<&mut LayerCache<B>>,
     ) -> Tensor<B, 3> {
         let [batch, seq, _] = x.dims();
@@ -126,73 +124,16 @@ impl<B: FusedLayerBackend> Attention<B> {
             Some(cache) => cache.append(k, v),
             None => (k, v),
         };
-        let groups = self.num_heads / self.num_kv_heads;
-
-        // Grouped-query attention without copying keys/values per query head: the
-        // `groups` query heads that share a key/value head are stacked along the query
-        // axis, `[batch, kv_heads, groups · seq, head_dim]`, and each stacked row keeps
-        // its own mask row. (Repeating K/V instead would copy the whole KV cache on
-        // every decode step.)
-        let q = q
-            .reshape([batch, seq, self.num_kv_heads, groups, self.head_dim])
-            .permute([0, 2, 3, 1, 4])
-            .reshape([batch, self.num_kv_heads, groups * seq, self.head_dim]);
-        let context = attention(q, k, v, mask.mask.clone(), mask.is_causal)
-            .reshape([batch, self.num_kv_heads, groups, seq, self.head_dim])
-            .permute([0, 3, 1, 2, 4])
+        // Grouped-query attention: query head `h` reads key/value head
+        // `h / (num_heads / num_kv_heads)` inside the operation, which neither repeats
+        // keys and values nor needs the heads moved forward in memory (on burn-flex its
+        // output is a view of `[batch, seq, heads, head_dim]`, so the reshape is free).
+        let (mask, is_causal) = mask.parts();
+        let context = attention(q.swap_dims(1, 2), k, v, mask, is_causal)
+            .swap_dims(1, 2)
             .reshape([batch, seq, self.num_heads * self.head_dim]);
         linear_2d(&self.o_proj, context)
     }
-}
-
-impl<B: Backend> Attention<B> {
-    /// `mask` for `queries` new tokens attending to `keys` keys, stacked for this
-    /// attention's grouping.
-    pub fn stacked_mask(
-        &self,
-        mask: &AttentionMask<B>,
-        batch: usize,
-        queries: usize,
-        keys: usize,
-        device: &B::Device,
-    ) -> StackedMask<B> {
-        let groups = self.num_heads / self.num_kv_heads;
-        let shape = [batch, self.num_kv_heads, groups * queries, keys];
-        let mask = match (mask, groups) {
-            (AttentionMask::Causal, 1) => None,
-            (AttentionMask::Causal, _) => {
-                Some(stacked_causal_mask::<B>(groups, queries, keys, device).expand(shape))
-            }
-            (AttentionMask::Explicit(mask), _) => Some(
-                mask.clone()
-                    .reshape([batch, 1, 1, queries, keys])
-                    .expand([batch, self.num_kv_heads, groups, queries, keys])
-                    .reshape(shape),
-            ),
-        };
-        StackedMask {
-            is_causal: mask.is_none(),
-            mask,
-        }
-    }
-}
-
-/// `[1, 1, groups · seq, keys]`, true where stacked query row `g · seq + t` (query
-/// position `t`, with the `keys − seq` cached keys before it) must not see a key.
-fn stacked_causal_mask<B: Backend>(
-    groups: usize,
-    seq: usize,
-    keys: usize,
-    device: &B::Device,
-) -> Tensor<B, 4, Bool> {
-    let past = keys - seq;
-    let masked: Vec<bool> = (0..groups * seq)
-        .flat_map(|row| {
-            let query = past + row % seq;
-            (0..keys).map(move |key| key > query)
-        })
-        .collect();
-    Tensor::from_data(TensorData::new(masked, [1, 1, groups * seq, keys]), device)
 }
 
 #[derive(Module, Debug)]
@@ -208,7 +149,7 @@ impl<B: FusedLayerBackend> DecoderLayer<B> {
         &self,
         x: Tensor<B, 3>,
         angles: &RotaryAngles<B>,
-        mask: &StackedMask<B>,
+        mask: &AttentionMask<B>,
         cache: Option<&mut LayerCache<B>>,
     ) -> Tensor<B, 3> {
         let attended = self.self_attn.forward(
@@ -368,19 +309,15 @@ impl<B: FusedLayerBackend> Decoder<B> {
                 .reshape([1, seq])
                 .expand([batch, seq])
         });
-        let keys = seq + cache.as_deref().map_or(0, KvCache::len);
         let mut x = self.embed_tokens.forward(tokens);
         let Some(first) = self.layers.first() else {
             return apply_norm(&self.norm, x);
         };
         let heads = [first.self_attn.num_heads, first.self_attn.num_kv_heads];
         let angles = self.rotary.angles(positions, &heads);
-        let mask = first
-            .self_attn
-            .stacked_mask(mask, batch, seq, keys, &device);
         for (i, layer) in self.layers.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| c.layer(i));
-            x = layer.forward(x, &angles, &mask, layer_cache);
+            x = layer.forward(x, &angles, mask, layer_cache);
         }
         apply_norm(&self.norm, x)
     }
