@@ -44,28 +44,35 @@ fn row_statistics(row: &[f32]) -> (f32, f64, f64) {
     let max = lanes::max(row);
     let mut sum_e = [0.0f64; LANES];
     let mut sum_es = [0.0f64; LANES];
-    let mut add = |lane: usize, x: f32| {
-        let s = x - max;
-        // e = 0 for a −∞ logit (the vectorised exp clamps its input), whose s · e
-        // would be −∞ · 0.
-        let e = if s == f32::NEG_INFINITY {
-            0.0
-        } else {
-            fast_exp::exp(s)
-        };
-        sum_e[lane] += e as f64;
-        sum_es[lane] += if e > 0.0 { (e * s) as f64 } else { 0.0 };
+    // One chunk of LANES logits: e and e·s in f32 (a loop the compiler vectorises),
+    // then added to the f64 lanes.
+    let mut add = |chunk: &[f32; LANES]| {
+        let (mut e, mut es) = ([0.0f32; LANES], [0.0f32; LANES]);
+        for ((e, es), &x) in e.iter_mut().zip(es.iter_mut()).zip(chunk) {
+            let s = x - max;
+            // e = 0 for a −∞ logit (the vectorised exp clamps its input), whose s · e
+            // would be −∞ · 0.
+            *e = if s == f32::NEG_INFINITY {
+                0.0
+            } else {
+                fast_exp::exp(s)
+            };
+            *es = if *e > 0.0 { *e * s } else { 0.0 };
+        }
+        for i in 0..LANES {
+            sum_e[i] += e[i] as f64;
+            sum_es[i] += es[i] as f64;
+        }
     };
     let chunks = row.chunks_exact(LANES);
     let rest = chunks.remainder();
     for chunk in chunks {
-        for (lane, &x) in chunk.iter().enumerate() {
-            add(lane, x);
-        }
+        add(chunk.try_into().expect("chunks of LANES values"));
     }
-    for (lane, &x) in rest.iter().enumerate() {
-        add(lane, x);
-    }
+    // The remainder, padded with −∞ logits, which add nothing.
+    let mut padded = [f32::NEG_INFINITY; LANES];
+    padded[..rest.len()].copy_from_slice(rest);
+    add(&padded);
     let (sum_e, sum_es): (f64, f64) = (sum_e.iter().sum(), sum_es.iter().sum());
     let log_sum = sum_e.ln();
     // H = −Σ p (s − log_sum) = log_sum − Σ e·s / Σ e.
