@@ -123,6 +123,27 @@ pub mod reference {
         })
     }
 
+    /// `[1, 1, groups · queries, keys]`, true where stacked query row `g · queries + t`
+    /// (query `t`, after the `keys − queries` keys before it) must not see a key.
+    fn stacked_causal_mask<B: Backend>(
+        groups: usize,
+        queries: usize,
+        keys: usize,
+        device: &B::Device,
+    ) -> Tensor<B, 4, Bool> {
+        let offset = keys as i64 - queries as i64;
+        let hidden: Vec<bool> = (0..groups * queries)
+            .flat_map(|row| {
+                let query = (row % queries) as i64;
+                (0..keys as i64).map(move |key| key > query + offset)
+            })
+            .collect();
+        Tensor::from_data(
+            TensorData::new(hidden, [1, 1, groups * queries, keys]),
+            device,
+        )
+    }
+
     /// `[batch, kv_heads, keys, d]` → `[batch, heads, keys, d]`: each key/value head
     /// repeated for the query heads of its group.
     fn repeat_heads<B: Backend>(t: Tensor<B, 4>, heads: usize) -> Tensor<B, 4> {
@@ -166,8 +187,16 @@ pub mod reference {
         }
         let device = B::float_device(&q);
         let stacked_rows = [batch, kv_heads, groups * queries, keys];
-        let hidden = hidden_keys::<B>(mask, is_causal, full, &device)
-            .map(|mask| mask.reshape(stacked_rows).into_primitive());
+        let hidden = match (mask, is_causal) {
+            // The causal rule alone: one `[groups · queries, keys]` pattern, broadcast
+            // over batch and key/value heads as a view.
+            (None, true) => {
+                Some(stacked_causal_mask::<B>(groups, queries, keys, &device).expand(stacked_rows))
+            }
+            (mask, is_causal) => hidden_keys::<B>(mask, is_causal, full, &device)
+                .map(|mask| mask.reshape(stacked_rows)),
+        }
+        .map(Tensor::into_primitive);
         let q = B::float_reshape(q, Shape::new([batch, kv_heads, groups * queries, d]));
         let out = B::attention(q, k, v, hidden, None, options(false));
         B::float_reshape(out, Shape::new([batch, heads, queries, value_width]))
@@ -197,9 +226,12 @@ pub mod reference {
             Some(mask) => scores.mask_fill(mask, f32::NEG_INFINITY),
             None => scores,
         };
-        let max = scores.clone().max_dim(3).clamp_min(f32::MIN);
+        // The dtype's own limits, as burn's attention: a row with every key hidden
+        // becomes zeros.
+        let limits = scores.dtype().finfo().expect("float scores");
+        let max = scores.clone().max_dim(3).clamp_min(limits.min);
         let exp = (scores - max).exp();
-        let sum = exp.clone().sum_dim(3).clamp_min(f32::MIN_POSITIVE);
+        let sum = exp.clone().sum_dim(3).clamp_min(limits.min_positive);
         let probabilities = exp / sum;
         (
             primitive(probabilities.clone().matmul(v)),
@@ -270,10 +302,8 @@ pub(crate) mod flex {
         row_stride: isize,
     }
 
-    // SAFETY: a `Matrix` points into a tensor that outlives the parallel loop reading
-    // it, and nothing writes there; each `Destination` is written by one task only.
-    unsafe impl Send for Matrix {}
-    unsafe impl Sync for Matrix {}
+    // SAFETY: a `Destination` is shared by the tasks of one parallel loop, within which
+    // the buffer it points into stays alive and each task writes its own block only.
     unsafe impl Send for Destination {}
     unsafe impl Sync for Destination {}
 
@@ -311,11 +341,59 @@ pub(crate) mod flex {
     }
 
     impl Destination {
-        fn dense(values: &mut [f32], cols: usize) -> Self {
+        /// The row-major `[rows, cols]` block that starts `offset` values after `self`.
+        ///
+        /// # Safety
+        /// The block must lie inside the buffer `self` points into.
+        unsafe fn block(self, offset: usize, cols: usize) -> Self {
             Self {
-                first: values.as_mut_ptr(),
+                // SAFETY: as the caller promises.
+                first: unsafe { self.first.add(offset) },
                 row_stride: cols as isize,
             }
+        }
+
+        /// The block's `len` values as a slice.
+        ///
+        /// # Safety
+        /// All `len` values must have been written, and no other thread may touch them
+        /// while the slice lives.
+        #[allow(clippy::mut_from_ref)]
+        unsafe fn written(&self, len: usize) -> &mut [f32] {
+            // SAFETY: as the caller promises.
+            unsafe { std::slice::from_raw_parts_mut(self.first, len) }
+        }
+    }
+
+    /// A buffer of `len` values that products fill before anything reads them: until
+    /// [`Unwritten::into_written`] its memory is reached through raw pointers only.
+    struct Unwritten {
+        values: Vec<f32>,
+        len: usize,
+    }
+
+    impl Unwritten {
+        fn new(len: usize) -> Self {
+            Self {
+                values: Vec::with_capacity(len),
+                len,
+            }
+        }
+
+        /// The buffer's start, for tasks that locate their own blocks in it.
+        fn start(&mut self) -> Destination {
+            Destination {
+                first: self.values.as_mut_ptr(),
+                row_stride: 0,
+            }
+        }
+
+        /// # Safety
+        /// Every one of the `len` values must have been written.
+        unsafe fn into_written(mut self) -> Vec<f32> {
+            // SAFETY: as the caller promises; the capacity is at least `len`.
+            unsafe { self.values.set_len(self.len) };
+            self.values
         }
     }
 
@@ -362,18 +440,6 @@ pub(crate) mod flex {
                 gemm::Parallelism::None,
             );
         }
-    }
-
-    /// A buffer of `len` values that the caller writes whole before reading.
-    fn unfilled(len: usize) -> Vec<f32> {
-        let mut values = Vec::with_capacity(len);
-        // SAFETY: f32 has no invalid bit patterns, and every caller overwrites the
-        // whole buffer (a `gemm` with `read_dst = false`) before reading it.
-        #[allow(clippy::uninit_vec)]
-        unsafe {
-            values.set_len(len)
-        };
-        values
     }
 
     /// The mask as bytes, read with its strides (a broadcast mask has zero strides).
@@ -485,7 +551,7 @@ pub(crate) mod flex {
         }
     }
 
-    /// The shapes this path handles: f32 values, one batch, `kv_heads` dividing
+    /// The shapes this path handles: f32 values, the same batch size, `kv_heads` dividing
     /// `heads`, no empty dimension, a one-byte boolean mask of one or all heads.
     fn supported(
         q: &FlexTensor,
@@ -528,10 +594,12 @@ pub(crate) mod flex {
         let hidden = mask.map(HiddenKeys::of);
         // Causal: key `col` is hidden from query `row` where col > row + offset.
         let offset = n.keys as isize - n.queries as isize;
-        let mut out = unfilled(n.batch * n.queries * n.heads * n.value_width);
-        let out_start = Destination::dense(&mut out, 0);
-        // One pair: scores, the masked softmax in place, then the output rows.
-        let pair = |pair: usize, scores: &mut [f32]| {
+        let mut out = Unwritten::new(n.batch * n.queries * n.heads * n.value_width);
+        let out_start = out.start();
+        let scores_per_pair = n.queries * n.keys;
+        // One pair: scores (into the task's own `[queries, keys]` block), the masked
+        // softmax in place, then the output rows.
+        let pair = |pair: usize, scores_out: Destination| {
             let (b, h) = (pair / n.heads, pair % n.heads);
             let kv = n.kv_head(h);
             let (qm, km, vm) = (
@@ -539,8 +607,7 @@ pub(crate) mod flex {
                 Matrix::of(k, b, kv),
                 Matrix::of(v, b, kv),
             );
-            let scores_out = Destination::dense(scores, n.keys);
-            // SAFETY: `scores` is this task's own [queries, keys] buffer.
+            // SAFETY: `scores_out` is this task's own block.
             unsafe {
                 product(
                     scores_out,
@@ -553,6 +620,8 @@ pub(crate) mod flex {
                     false,
                 )
             };
+            // SAFETY: the product above wrote the whole block.
+            let scores = unsafe { scores_out.written(scores_per_pair) };
             for (row, scores) in scores.chunks_mut(n.keys).enumerate() {
                 if let Some(hidden) = &hidden {
                     hidden.hide(b, h, row, scores);
@@ -580,23 +649,29 @@ pub(crate) mod flex {
             };
         };
         let pairs = n.batch * n.heads;
-        let scores_per_pair = n.queries * n.keys;
         let probabilities = if keep {
-            let mut probabilities = unfilled(pairs * scores_per_pair);
-            probabilities
-                .par_chunks_mut(scores_per_pair)
-                .enumerate()
-                .for_each(|(i, scores)| pair(i, scores));
+            let mut probabilities = Unwritten::new(pairs * scores_per_pair);
+            let start = probabilities.start();
+            (0..pairs).into_par_iter().for_each(|i| {
+                // SAFETY: pair i's block of the probabilities.
+                pair(i, unsafe { start.block(i * scores_per_pair, n.keys) })
+            });
+            // SAFETY: every pair wrote its block.
+            let probabilities = unsafe { probabilities.into_written() };
             Some(flex_tensor(
                 probabilities,
                 Shape::new([n.batch, n.heads, n.queries, n.keys]),
             ))
         } else {
-            (0..pairs)
-                .into_par_iter()
-                .for_each(|i| pair(i, &mut unfilled(scores_per_pair)));
+            (0..pairs).into_par_iter().for_each(|i| {
+                let mut scores = Unwritten::new(scores_per_pair);
+                // SAFETY: the task's own buffer.
+                pair(i, unsafe { scores.start().block(0, n.keys) })
+            });
             None
         };
+        // SAFETY: every pair wrote its block of the output.
+        let out = unsafe { out.into_written() };
         (n.heads_view(out, n.value_width), probabilities)
     }
 
@@ -656,31 +731,42 @@ pub(crate) mod flex {
         probabilities: FlexTensor,
         grad: FlexTensor,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let dense_probabilities = probabilities.as_slice::<f32>().is_some();
-        if !supported(&q, &k, &v, None) || !all_f32::<Flex>(&[&grad]) || !dense_probabilities {
+        let n = Sizes::of(&q, &k, &v);
+        let dense_probabilities = probabilities.as_slice::<f32>().is_some()
+            && probabilities.layout().shape().dims::<4>() == [n.batch, n.heads, n.queries, n.keys];
+        let grad_fits =
+            grad.layout().shape().dims::<4>() == [n.batch, n.heads, n.queries, n.value_width];
+        if !supported(&q, &k, &v, None)
+            || !all_f32::<Flex>(&[&grad])
+            || !dense_probabilities
+            || !grad_fits
+        {
             return reference::backward::<Flex>(q, k, v, probabilities, grad);
         }
-        let n = Sizes::of(&q, &k, &v);
         let scale = scale_of::<Flex>(&q);
         let groups = n.heads / n.kv_heads;
         let all_probabilities = probabilities.as_slice::<f32>().expect("checked above");
         let scores_per_pair = n.queries * n.keys;
-        let mut grad_q = unfilled(n.batch * n.queries * n.heads * n.d);
-        let grad_q_start = Destination::dense(&mut grad_q, 0);
-        let mut grad_k = unfilled(n.batch * n.kv_heads * n.keys * n.d);
-        let mut grad_v = unfilled(n.batch * n.kv_heads * n.keys * n.value_width);
-        grad_k
-            .par_chunks_mut(n.keys * n.d)
-            .zip(grad_v.par_chunks_mut(n.keys * n.value_width))
-            .enumerate()
-            .for_each(|(kv_pair, (grad_k, grad_v))| {
+        let mut grad_q = Unwritten::new(n.batch * n.queries * n.heads * n.d);
+        let mut grad_k = Unwritten::new(n.batch * n.kv_heads * n.keys * n.d);
+        let mut grad_v = Unwritten::new(n.batch * n.kv_heads * n.keys * n.value_width);
+        let (grad_q_start, grad_k_start, grad_v_start) =
+            (grad_q.start(), grad_k.start(), grad_v.start());
+        (0..n.batch * n.kv_heads)
+            .into_par_iter()
+            .for_each(|kv_pair| {
                 let (b, kv) = (kv_pair / n.kv_heads, kv_pair % n.kv_heads);
                 let (km, vm) = (Matrix::of(&k, b, kv), Matrix::of(&v, b, kv));
-                let (grad_k, grad_v) = (
-                    Destination::dense(grad_k, n.d),
-                    Destination::dense(grad_v, n.value_width),
-                );
-                let mut grad_s = unfilled(scores_per_pair);
+                // SAFETY: pair (b, kv)'s blocks of ∂k and ∂v.
+                let (grad_k, grad_v) = unsafe {
+                    (
+                        grad_k_start.block(kv_pair * n.keys * n.d, n.d),
+                        grad_v_start.block(kv_pair * n.keys * n.value_width, n.value_width),
+                    )
+                };
+                let mut grad_s_buffer = Unwritten::new(scores_per_pair);
+                // SAFETY: the task's own buffer.
+                let grad_s_out = unsafe { grad_s_buffer.start().block(0, n.keys) };
                 for g in 0..groups {
                     let h = kv * groups + g;
                     let pair = b * n.heads + h;
@@ -704,7 +790,6 @@ pub(crate) mod flex {
                             accumulate,
                         );
                         // ∂p, then ∂s in its place.
-                        let grad_s_out = Destination::dense(&mut grad_s, n.keys);
                         product(
                             grad_s_out,
                             n.queries,
@@ -716,13 +801,15 @@ pub(crate) mod flex {
                             false,
                         );
                     }
+                    // SAFETY: the product above wrote the whole buffer.
+                    let grad_s = unsafe { grad_s_out.written(scores_per_pair) };
                     for (grad_s, p) in grad_s.chunks_mut(n.keys).zip(p.chunks(n.keys)) {
                         let dot = lanes::dot(grad_s, p);
                         for (g, &p) in grad_s.iter_mut().zip(p) {
                             *g = p * (*g - dot);
                         }
                     }
-                    let sm = Matrix::dense(&grad_s, n.keys);
+                    let sm = Matrix::dense(grad_s, n.keys);
                     let grad_q_out = n.token_major(grad_q_start, b, h, n.d);
                     // SAFETY: as above.
                     unsafe {
@@ -741,10 +828,15 @@ pub(crate) mod flex {
                 }
             });
         (
-            n.heads_view(grad_q, n.d),
-            flex_tensor(grad_k, Shape::new([n.batch, n.kv_heads, n.keys, n.d])),
+            // SAFETY: every task wrote its blocks of all three (∂q for each head of its
+            // group; ∂k and ∂v with the group's first head).
+            n.heads_view(unsafe { grad_q.into_written() }, n.d),
             flex_tensor(
-                grad_v,
+                unsafe { grad_k.into_written() },
+                Shape::new([n.batch, n.kv_heads, n.keys, n.d]),
+            ),
+            flex_tensor(
+                unsafe { grad_v.into_written() },
                 Shape::new([n.batch, n.kv_heads, n.keys, n.value_width]),
             ),
         )

@@ -1,8 +1,9 @@
 //! The backend extension traits: [`FusedLayerBackend`] for the decoder's layers,
 //! [`RewardStepBackend`] for the reward step (and everything training needs). Their
 //! default methods are the plain-tensor reference; the CPU backends (ndarray,
-//! burn-flex) override them with host loops, `CubeBackend` (WGPU, CUDA) the reward
-//! step with the CubeCL kernels, and `Autodiff<B>` adds the custom backward on top of
+//! burn-flex) override the reward step, SwiGLU and RMSNorm with host loops, burn-flex
+//! also the linear products and attention, `CubeBackend` (WGPU, CUDA) the reward step
+//! with the CubeCL kernels, and `Autodiff<B>` adds the custom backward on top of
 //! whichever `B` it wraps.
 
 use burn::prelude::*;
@@ -82,7 +83,7 @@ pub trait FusedLayerBackend: Backend {
     const OWN_ATTENTION_BACKWARD: bool = false;
 
     /// Attention scaled by `1/√d` (see `attention.rs`): `q [batch, heads, queries, d]`,
-    /// `k`, `v [batch, heads, keys, d]`, `mask` true where a key is hidden.
+    /// `k`, `v [batch, kv_heads, keys, d]`, `mask` true where a key is hidden.
     fn scaled_attention(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,

@@ -13,7 +13,9 @@
 //!
 //! The decoder's fused SwiGLU gating, [`swiglu`], and its RMSNorm, [`rms_norm`], are
 //! dispatched the same way through [`FusedLayerBackend`] (host loops on the CPU
-//! backends, burn's operations on GPUs).
+//! backends, burn's operations on GPUs), and so are its linear products, [`linear`],
+//! and its grouped-query attention, [`attention`] (`gemm` calls over burn-flex's
+//! buffers, burn's operations elsewhere).
 
 pub mod attention;
 mod autodiff;

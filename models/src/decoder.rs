@@ -125,9 +125,9 @@ impl<B: FusedLayerBackend> Attention<B> {
             None => (k, v),
         };
         // Grouped-query attention: query head `h` reads key/value head
-        // `h / (num_heads / num_kv_heads)` inside the operation, which neither repeats
-        // keys and values nor needs the heads moved forward in memory (on burn-flex its
-        // output is a view of `[batch, seq, heads, head_dim]`, so the reshape is free).
+        // `h / (num_heads / num_kv_heads)` inside the operation, without repeating keys
+        // and values. On burn-flex it reads q in this layout and its output is a view of
+        // `[batch, seq, heads, head_dim]`, so neither swap nor the reshape copies.
         let (mask, is_causal) = mask.parts();
         let context = attention(q.swap_dims(1, 2), k, v, mask, is_causal)
             .swap_dims(1, 2)

@@ -1,5 +1,6 @@
 //! Incremental decoding with the KV cache equals recomputing the whole sequence, and
-//! batching prompts of different lengths (left padding) changes nothing.
+//! batching prompts of different lengths (left padding) changes nothing; both on the
+//! two CPU backends (burn-flex runs its own attention over the cache's views).
 
 use burn::prelude::*;
 use pretrainzero::models::decoder::AttentionMask;
@@ -9,18 +10,26 @@ use pretrainzero::models::{
 };
 
 use crate::reference::{max_abs_diff, Reference};
+use burn::backend::Flex;
+use pretrainzero::kernels::FusedLayerBackend;
+
 use crate::{require_shared, Cpu};
 
-fn to_vec(t: Tensor<Cpu, 3>) -> Vec<f32> {
+fn to_vec<B: Backend>(t: Tensor<B, 3>) -> Vec<f32> {
     t.into_data().convert::<f32>().into_vec().unwrap()
 }
 
 #[test]
 fn cached_decoding_matches_full_recompute() {
     let dir = require_shared!("models/tiny-random-qwen3");
+    check_cached_decoding::<Cpu>(&dir);
+    check_cached_decoding::<Flex>(&dir);
+}
+
+fn check_cached_decoding<B: FusedLayerBackend>(dir: &std::path::Path) {
     let device = Default::default();
-    let model = PretrainedModel::<Cpu>::load(&dir, &device).unwrap().model;
-    let ids: Vec<i64> = Reference::load(&dir)
+    let model = PretrainedModel::<B>::load(dir, &device).unwrap().model;
+    let ids: Vec<i64> = Reference::load(dir)
         .unwrap()
         .input_ids
         .iter()
@@ -28,18 +37,18 @@ fn cached_decoding_matches_full_recompute() {
         .collect();
     let len = ids.len();
     let prefix = 10;
-    let tokens = Tensor::<Cpu, 2, Int>::from_data(TensorData::new(ids.clone(), [1, len]), &device);
+    let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids.clone(), [1, len]), &device);
     let full = model.forward(tokens.clone());
     let vocab = model.vocab_size();
 
     let mut cache = model.new_cache(1, len, &device);
-    let no_padding = Tensor::<Cpu, 1, Int>::zeros([1], &device);
+    let no_padding = Tensor::<B, 1, Int>::zeros([1], &device);
     let mut chunks = vec![(0, prefix)];
     chunks.extend((prefix..len).map(|t| (t, 1)));
     let mut worst = 0.0f32;
     for (start, size) in chunks {
         let chunk = tokens.clone().slice([0..1, start..start + size]);
-        let positions = Tensor::<Cpu, 1, Int>::arange(start as i64..(start + size) as i64, &device)
+        let positions = Tensor::<B, 1, Int>::arange(start as i64..(start + size) as i64, &device)
             .reshape([1, size]);
         let mask = padding_mask(&no_padding, start, size, start + size);
         let hidden = model.hidden_states(
@@ -62,9 +71,14 @@ fn cached_decoding_matches_full_recompute() {
 #[test]
 fn batched_prompts_of_different_lengths_match_single_runs() {
     let dir = require_shared!("models/stories260K-hf");
+    check_batched_prompts::<Cpu>(&dir);
+    check_batched_prompts::<Flex>(&dir);
+}
+
+fn check_batched_prompts<B: FusedLayerBackend>(dir: &std::path::Path) {
     let device = Default::default();
-    let model = PretrainedModel::<Cpu>::load(&dir, &device).unwrap().model;
-    let ids = Reference::load(&dir).unwrap().input_ids;
+    let model = PretrainedModel::<B>::load(dir, &device).unwrap().model;
+    let ids = Reference::load(dir).unwrap().input_ids;
     let prompts: Vec<Vec<u32>> = [3usize, 11, 7, 16]
         .iter()
         .map(|&n| ids[..n].to_vec())

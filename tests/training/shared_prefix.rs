@@ -15,8 +15,8 @@ use pretrainzero::update::token_logprobs::ResponseBatch;
 
 use crate::Cpu;
 
-/// Grouped-query attention (2 query heads per key/value head), so the stacked mask of
-/// the chunk pass is exercised too.
+/// Grouped-query attention (2 query heads per key/value head), so the chunk pass's
+/// grouped attention over cached keys is exercised too.
 fn model<B: Backend>(device: &B::Device) -> Decoder<B> {
     let config = ModelConfig::from_json(
         serde_json::json!({"model_type": "qwen3", "vocab_size": 48, "hidden_size": 32,
