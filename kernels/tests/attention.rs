@@ -4,7 +4,8 @@
 //! query head; not against our backward formula). Cases: grouped-query heads (two
 //! query heads per key/value head) and one query head per key/value head, a transposed
 //! (strided) key tensor, a value width other than the key width, more keys than
-//! queries, a mask broadcast over heads and a query row that sees no key. On ndarray
+//! queries, a mask broadcast over heads, a per-head mask stored transposed, and a
+//! query row that sees no key. On ndarray
 //! `attention` is burn's attention (with the heads of a group stacked), so the f64
 //! check also pins down that both backends agree on the semantics.
 
@@ -26,8 +27,10 @@ const QUERIES: usize = 5;
 const KEYS: usize = 7;
 const WIDTH: usize = 4;
 const VALUE_WIDTH: usize = 6;
-/// Key/value head counts tested: two query heads per key/value head, and one.
-const KV_HEADS: [usize; 2] = [2, HEADS];
+/// `(kv_heads, per_head_mask)` cases: two query heads per key/value head and one,
+/// with a mask broadcast over heads; and two per key/value head with a mask of its own
+/// per head, stored transposed (a mask whose key axis has a stride other than 1).
+const CASES: [(usize, bool); 3] = [(2, false), (HEADS, false), (2, true)];
 /// `(mask, causal)` combinations.
 const MASKINGS: [(bool, bool); 4] = [(true, false), (false, true), (true, true), (false, false)];
 
@@ -38,25 +41,35 @@ struct Case {
     q: Vec<f32>,
     k: Vec<f32>,
     v: Vec<f32>,
-    /// `[batch, 1, queries, keys]`, broadcast over heads.
+    /// `[batch, heads, queries, keys]`.
     mask: Vec<bool>,
+    /// Whether the mask differs between heads (else it is passed as `[batch, 1, ..]`).
+    per_head_mask: bool,
 }
 
-fn case(kv_heads: usize) -> Case {
+fn case(kv_heads: usize, per_head_mask: bool) -> Case {
     let normal = |shape: [usize; 4], salt: usize| pseudo_normal(shape.iter().product(), salt);
-    let mask = (0..BATCH * QUERIES * KEYS)
-        .map(|i| {
-            let (b, row) = (i / (QUERIES * KEYS), (i / KEYS) % QUERIES);
-            // Batch 1's first query sees no key; elsewhere a fixed scatter of holes.
-            (b == 1 && row == 0) || (i * 7 + 3) % 5 == 0
-        })
-        .collect();
+    let mut mask = Vec::with_capacity(BATCH * HEADS * QUERIES * KEYS);
+    for b in 0..BATCH {
+        for h in 0..HEADS {
+            for row in 0..QUERIES {
+                for col in 0..KEYS {
+                    let i = (b * QUERIES + row) * KEYS + col;
+                    // Batch 1's first query sees no key; elsewhere a fixed scatter of
+                    // holes, with more of them per head in the per-head case.
+                    let own = per_head_mask && (h * 5 + row * 3 + col) % 4 == 0;
+                    mask.push((b == 1 && row == 0) || (i * 7 + 3) % 5 == 0 || own);
+                }
+            }
+        }
+    }
     Case {
         kv_heads,
         q: normal([BATCH, HEADS, QUERIES, WIDTH], 1),
         k: normal([BATCH, kv_heads, KEYS, WIDTH], 2),
         v: normal([BATCH, kv_heads, KEYS, VALUE_WIDTH], 3),
         mask,
+        per_head_mask,
     }
 }
 
@@ -88,10 +101,27 @@ fn tensors<B: Backend>(
         TensorData::new(case.v.clone(), [BATCH, kv_heads, KEYS, VALUE_WIDTH]),
         device,
     );
-    let mask = Tensor::<B, 4, Bool>::from_data(
-        TensorData::new(case.mask.clone(), [BATCH, 1, QUERIES, KEYS]),
-        device,
-    );
+    let mask = if case.per_head_mask {
+        // Stored `[batch, heads, keys, queries]` and viewed back.
+        let mut transposed = Vec::with_capacity(case.mask.len());
+        for pair in 0..BATCH * HEADS {
+            for col in 0..KEYS {
+                transposed
+                    .extend((0..QUERIES).map(|row| case.mask[(pair * QUERIES + row) * KEYS + col]));
+            }
+        }
+        let shape = [BATCH, HEADS, KEYS, QUERIES];
+        Tensor::<B, 4, Bool>::from_data(TensorData::new(transposed, shape), device).swap_dims(2, 3)
+    } else {
+        // Head 0's mask, which every head shares.
+        let shared: Vec<bool> = (0..BATCH)
+            .flat_map(|b| {
+                let first = b * HEADS * QUERIES * KEYS;
+                case.mask[first..first + QUERIES * KEYS].to_vec()
+            })
+            .collect();
+        Tensor::<B, 4, Bool>::from_data(TensorData::new(shared, [BATCH, 1, QUERIES, KEYS]), device)
+    };
     (q, k, v, mask)
 }
 
@@ -105,7 +135,7 @@ fn oracle(case: &Case, use_mask: bool, is_causal: bool) -> Vec<f32> {
             let kv_pair = b * case.kv_heads + h / (HEADS / case.kv_heads);
             for i in 0..QUERIES {
                 let visible: Vec<usize> = (0..KEYS)
-                    .filter(|&j| !(use_mask && case.mask[(b * QUERIES + i) * KEYS + j]))
+                    .filter(|&j| !(use_mask && case.mask[(pair * QUERIES + i) * KEYS + j]))
                     .filter(|&j| !(is_causal && j > i + (KEYS - QUERIES)))
                     .collect();
                 let scores: Vec<f64> = visible
@@ -158,7 +188,7 @@ fn gradient_oracle(case: &Case, weights: &[f32], use_mask: bool, is_causal: bool
             let w = |i: usize, c: usize| weights[(pair * QUERIES + i) * VALUE_WIDTH + c] as f64;
             for i in 0..QUERIES {
                 let hidden = |j: usize| {
-                    (use_mask && case.mask[(b * QUERIES + i) * KEYS + j])
+                    (use_mask && case.mask[(pair * QUERIES + i) * KEYS + j])
                         || (is_causal && j > i + (KEYS - QUERIES))
                 };
                 let scores: Vec<f64> = (0..KEYS)
@@ -205,8 +235,8 @@ fn gradient_oracle(case: &Case, weights: &[f32], use_mask: bool, is_causal: bool
 
 fn check_forward<B: FusedLayerBackend>(name: &str) {
     let device = Default::default();
-    for kv_heads in KV_HEADS {
-        let case = case(kv_heads);
+    for (kv_heads, per_head) in CASES {
+        let case = case(kv_heads, per_head);
         for (use_mask, is_causal) in MASKINGS {
             let (q, k, v, mask) = tensors::<B>(&case, &device);
             let got = host_values(attention(q, k, v, use_mask.then_some(mask), is_causal));
@@ -214,7 +244,7 @@ fn check_forward<B: FusedLayerBackend>(name: &str) {
                 &got,
                 &oracle(&case, use_mask, is_causal),
                 TOLERANCE,
-                &format!("{name} out ({kv_heads} kv heads, mask {use_mask}, causal {is_causal})"),
+                &format!("{name} out ({kv_heads} kv heads, per-head mask {per_head}, mask {use_mask}, causal {is_causal})"),
             );
         }
     }
@@ -297,12 +327,12 @@ fn pseudo_normal(len: usize, salt: usize) -> Vec<f32> {
 #[test]
 fn gradients_match_f64_and_burns_autodiff() {
     let weights = output_weights();
-    for kv_heads in KV_HEADS {
-        let case = case(kv_heads);
+    for (kv_heads, per_head) in CASES {
+        let case = case(kv_heads, per_head);
         for masking in MASKINGS {
             let exact = gradient_oracle(&case, &weights, masking.0, masking.1);
             let what = |who: &str, name: &str| {
-                format!("{who} {name} ({kv_heads} kv heads, mask/causal {masking:?})")
+                format!("{who} {name} ({kv_heads} kv heads, per-head mask {per_head}, mask/causal {masking:?})")
             };
             let burn = gradients::<NdArray<f32>>(&case, &weights, masking, false);
             for ((name, burn), exact) in ["dq", "dk", "dv"].into_iter().zip(&burn).zip(&exact) {
@@ -336,8 +366,8 @@ fn reference_matches_f64() {
     type B = NdArray<f32>;
     let device = Default::default();
     let weights = output_weights();
-    for kv_heads in KV_HEADS {
-        let case = case(kv_heads);
+    for (kv_heads, per_head) in CASES {
+        let case = case(kv_heads, per_head);
         let exact = gradient_oracle(&case, &weights, true, true);
         let (q, k, v, mask) = tensors::<B>(&case, &device);
         let prim = |t: Tensor<B, 4>| t.into_primitive().tensor();
@@ -353,7 +383,7 @@ fn reference_matches_f64() {
             &primitive_values::<B, 4>(out),
             &oracle(&case, true, true),
             TOLERANCE,
-            &format!("reference out ({kv_heads} kv heads)"),
+            &format!("reference out ({kv_heads} kv heads, per-head mask {per_head})"),
         );
         let grad = Tensor::<B, 4>::from_data(
             TensorData::new(weights.clone(), [BATCH, HEADS, QUERIES, VALUE_WIDTH]),
@@ -371,7 +401,7 @@ fn reference_matches_f64() {
                 &primitive_values::<B, 4>(ours),
                 exact,
                 TOLERANCE,
-                &format!("reference {name} ({kv_heads} kv heads)"),
+                &format!("reference {name} ({kv_heads} kv heads, per-head mask {per_head})"),
             );
         }
     }

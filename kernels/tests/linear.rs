@@ -139,3 +139,28 @@ fn gradients_match_burns_autodiff() {
         }
     }
 }
+
+#[test]
+fn product_large_enough_for_the_thread_pool_matches_f64() {
+    // 192 · 200 · 190 multiply-adds: above the size from which the product runs on
+    // rayon's pool.
+    let (rows, width, out) = (192, 200, 190);
+    let value =
+        |i: usize, salt: usize| (((i * 7919 + salt * 104_729) % 2003) as f32 - 1001.0) / 577.0;
+    let x: Vec<f32> = (0..rows * width).map(|i| value(i, 1)).collect();
+    let w: Vec<f32> = (0..width * out).map(|i| value(i, 2)).collect();
+    let mut expected = vec![0.0f32; rows * out];
+    for r in 0..rows {
+        for o in 0..out {
+            let dot: f64 = (0..width)
+                .map(|i| x[r * width + i] as f64 * w[i * out + o] as f64)
+                .sum();
+            expected[r * out + o] = dot as f32;
+        }
+    }
+    let device = Default::default();
+    let x = Tensor::<Flex, 2>::from_data(TensorData::new(x, [rows, width]), &device);
+    let w = Tensor::<Flex, 2>::from_data(TensorData::new(w, [width, out]), &device);
+    let got = host_values(linear(x, w, None));
+    close(&got, &expected, TOLERANCE, "flex out, thread pool");
+}
