@@ -110,13 +110,7 @@ pub mod reference {
             return mask;
         }
         let [_, _, queries, keys] = shape;
-        let offset = keys as i64 - queries as i64;
-        let after: Vec<bool> = (0..queries as i64)
-            .flat_map(|row| (0..keys as i64).map(move |col| col > row + offset))
-            .collect();
-        let causal =
-            Tensor::<B, 4, Bool>::from_data(TensorData::new(after, [1, 1, queries, keys]), device)
-                .expand(shape);
+        let causal = stacked_causal_mask::<B>(1, queries, keys, device).expand(shape);
         Some(match mask {
             Some(mask) => mask.bool_or(causal),
             None => causal,
@@ -279,168 +273,14 @@ pub mod reference {
 pub(crate) mod flex {
     use super::*;
     use crate::backend_ext::all_f32;
+    use crate::flex_gemm::{product, Destination, Matrix, Unwritten};
     use crate::flex_slices::{flex_tensor, strided_flex_tensor};
     use crate::{fast_exp, lanes};
     use burn::backend::flex::FlexTensor;
     use burn::backend::Flex;
     use burn::tensor::DType;
+    use gemm::Parallelism;
     use rayon::prelude::*;
-
-    /// A `[rows, cols]` matrix inside a tensor's buffer: its first element and strides.
-    #[derive(Clone, Copy)]
-    struct Matrix {
-        first: *const f32,
-        row_stride: isize,
-        col_stride: isize,
-    }
-
-    /// A row-major `[rows, cols]` matrix to write, inside a buffer shared by tasks that
-    /// write disjoint matrices.
-    #[derive(Clone, Copy)]
-    struct Destination {
-        first: *mut f32,
-        row_stride: isize,
-    }
-
-    // SAFETY: a `Destination` is shared by the tasks of one parallel loop, within which
-    // the buffer it points into stays alive and each task writes its own block only.
-    unsafe impl Send for Destination {}
-    unsafe impl Sync for Destination {}
-
-    impl Matrix {
-        /// The `[dims 2, 3]` matrix of pair `(b, h)` of a 4-D f32 tensor.
-        fn of(t: &FlexTensor, b: usize, h: usize) -> Self {
-            let s = t.layout().strides();
-            let storage: &[f32] = t.storage();
-            let offset = t.layout().start_offset() as isize + b as isize * s[0] + h as isize * s[1];
-            // SAFETY: the offset of an element of the tensor lies inside its storage.
-            let first = unsafe { storage.as_ptr().offset(offset) };
-            Self {
-                first,
-                row_stride: s[2],
-                col_stride: s[3],
-            }
-        }
-
-        /// A contiguous row-major `[rows, cols]` matrix.
-        fn dense(values: &[f32], cols: usize) -> Self {
-            Self {
-                first: values.as_ptr(),
-                row_stride: cols as isize,
-                col_stride: 1,
-            }
-        }
-
-        fn transposed(self) -> Self {
-            Self {
-                first: self.first,
-                row_stride: self.col_stride,
-                col_stride: self.row_stride,
-            }
-        }
-    }
-
-    impl Destination {
-        /// The row-major `[rows, cols]` block that starts `offset` values after `self`.
-        ///
-        /// # Safety
-        /// The block must lie inside the buffer `self` points into.
-        unsafe fn block(self, offset: usize, cols: usize) -> Self {
-            Self {
-                // SAFETY: as the caller promises.
-                first: unsafe { self.first.add(offset) },
-                row_stride: cols as isize,
-            }
-        }
-
-        /// The block's `len` values as a slice.
-        ///
-        /// # Safety
-        /// All `len` values must have been written, and no other thread may touch them
-        /// while the slice lives.
-        #[allow(clippy::mut_from_ref)]
-        unsafe fn written(&self, len: usize) -> &mut [f32] {
-            // SAFETY: as the caller promises.
-            unsafe { std::slice::from_raw_parts_mut(self.first, len) }
-        }
-    }
-
-    /// A buffer of `len` values that products fill before anything reads them: until
-    /// [`Unwritten::into_written`] its memory is reached through raw pointers only.
-    struct Unwritten {
-        values: Vec<f32>,
-        len: usize,
-    }
-
-    impl Unwritten {
-        fn new(len: usize) -> Self {
-            Self {
-                values: Vec::with_capacity(len),
-                len,
-            }
-        }
-
-        /// The buffer's start, for tasks that locate their own blocks in it.
-        fn start(&mut self) -> Destination {
-            Destination {
-                first: self.values.as_mut_ptr(),
-                row_stride: 0,
-            }
-        }
-
-        /// # Safety
-        /// Every one of the `len` values must have been written.
-        unsafe fn into_written(mut self) -> Vec<f32> {
-            // SAFETY: as the caller promises; the capacity is at least `len`.
-            unsafe { self.values.set_len(self.len) };
-            self.values
-        }
-    }
-
-    /// `out [m, n] = scale · lhs [m, k] · rhs [k, n]`, or `out += …` with `accumulate`,
-    /// on the calling thread (pairs already run in parallel).
-    ///
-    /// # Safety
-    /// `out` must address `m` rows of `n` values that no other thread touches, and with
-    /// `accumulate` hold initialised values; `lhs` and `rhs` must point into live
-    /// tensors with their strides.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn product(
-        out: Destination,
-        m: usize,
-        n: usize,
-        k: usize,
-        lhs: Matrix,
-        rhs: Matrix,
-        scale: f32,
-        accumulate: bool,
-    ) {
-        // SAFETY: as the caller promises; without `accumulate` (`read_dst = false`)
-        // gemm writes every value of `out` and reads none.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                out.first,
-                1,
-                out.row_stride,
-                accumulate,
-                lhs.first,
-                lhs.col_stride,
-                lhs.row_stride,
-                rhs.first,
-                rhs.col_stride,
-                rhs.row_stride,
-                1.0,
-                scale,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
-    }
 
     /// The mask as bytes, read with its strides (a broadcast mask has zero strides).
     struct HiddenKeys<'a> {
@@ -603,9 +443,9 @@ pub(crate) mod flex {
             let (b, h) = (pair / n.heads, pair % n.heads);
             let kv = n.kv_head(h);
             let (qm, km, vm) = (
-                Matrix::of(q, b, h),
-                Matrix::of(k, b, kv),
-                Matrix::of(v, b, kv),
+                Matrix::of(q, &[b, h]),
+                Matrix::of(k, &[b, kv]),
+                Matrix::of(v, &[b, kv]),
             );
             // SAFETY: `scores_out` is this task's own block.
             unsafe {
@@ -618,6 +458,7 @@ pub(crate) mod flex {
                     km.transposed(),
                     scale,
                     false,
+                    Parallelism::None,
                 )
             };
             // SAFETY: the product above wrote the whole block.
@@ -645,6 +486,7 @@ pub(crate) mod flex {
                     vm,
                     1.0,
                     false,
+                    Parallelism::None,
                 )
             };
         };
@@ -756,7 +598,7 @@ pub(crate) mod flex {
             .into_par_iter()
             .for_each(|kv_pair| {
                 let (b, kv) = (kv_pair / n.kv_heads, kv_pair % n.kv_heads);
-                let (km, vm) = (Matrix::of(&k, b, kv), Matrix::of(&v, b, kv));
+                let (km, vm) = (Matrix::of(&k, &[b, kv]), Matrix::of(&v, &[b, kv]));
                 // SAFETY: pair (b, kv)'s blocks of ∂k and ∂v.
                 let (grad_k, grad_v) = unsafe {
                     (
@@ -773,7 +615,7 @@ pub(crate) mod flex {
                     let p =
                         &all_probabilities[pair * scores_per_pair..(pair + 1) * scores_per_pair];
                     let pm = Matrix::dense(p, n.keys);
-                    let (qm, gm) = (Matrix::of(&q, b, h), Matrix::of(&grad, b, h));
+                    let (qm, gm) = (Matrix::of(&q, &[b, h]), Matrix::of(&grad, &[b, h]));
                     let accumulate = g > 0;
                     // SAFETY: this task owns pair (b, kv)'s blocks of ∂k and ∂v (written
                     // whole by g = 0, accumulated after), its own ∂s buffer, and the
@@ -788,6 +630,7 @@ pub(crate) mod flex {
                             gm,
                             1.0,
                             accumulate,
+                            Parallelism::None,
                         );
                         // ∂p, then ∂s in its place.
                         product(
@@ -799,6 +642,7 @@ pub(crate) mod flex {
                             vm.transposed(),
                             1.0,
                             false,
+                            Parallelism::None,
                         );
                     }
                     // SAFETY: the product above wrote the whole buffer.
@@ -813,7 +657,17 @@ pub(crate) mod flex {
                     let grad_q_out = n.token_major(grad_q_start, b, h, n.d);
                     // SAFETY: as above.
                     unsafe {
-                        product(grad_q_out, n.queries, n.d, n.keys, sm, km, scale, false);
+                        product(
+                            grad_q_out,
+                            n.queries,
+                            n.d,
+                            n.keys,
+                            sm,
+                            km,
+                            scale,
+                            false,
+                            Parallelism::None,
+                        );
                         product(
                             grad_k,
                             n.keys,
@@ -823,6 +677,7 @@ pub(crate) mod flex {
                             qm,
                             scale,
                             accumulate,
+                            Parallelism::None,
                         );
                     }
                 }

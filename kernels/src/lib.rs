@@ -24,6 +24,8 @@ mod backend_ext;
 mod cube;
 mod fast_exp;
 #[cfg(feature = "flex")]
+mod flex_gemm;
+#[cfg(feature = "flex")]
 mod flex_slices;
 mod host;
 mod lanes;

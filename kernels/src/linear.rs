@@ -56,23 +56,16 @@ pub mod reference {
 pub(crate) mod flex {
     use super::*;
     use crate::backend_ext::all_f32;
+    use crate::flex_gemm::{self, Matrix, Unwritten};
     use crate::flex_slices::flex_tensor;
     use burn::backend::flex::FlexTensor;
     use burn::backend::Flex;
     use burn::tensor::TensorMetadata;
+    use gemm::Parallelism;
 
     /// Products with at least this many multiply-adds use rayon's pool (burn-flex's own
     /// threshold, so that the split between threads is what its matmul would choose).
     const PARALLEL_MULTIPLY_ADDS: usize = 192 * 192 * 192;
-
-    /// `(row stride, column stride)` and the first element of a 2-D f32 tensor.
-    fn strided_matrix(t: &FlexTensor) -> (*const f32, isize, isize) {
-        let strides = t.layout().strides();
-        let storage: &[f32] = t.storage();
-        // SAFETY: the layout's start offset lies inside the tensor's storage.
-        let first = unsafe { storage.as_ptr().add(t.layout().start_offset()) };
-        (first, strides[0], strides[1])
-    }
 
     /// `lhs [m, k] · rhs [k, n]`, inputs in any 2-D layout (a transpose is a view).
     pub fn product(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
@@ -82,47 +75,25 @@ pub(crate) mod flex {
         }
         let (m, k, n) = (lhs.shape()[0], lhs.shape()[1], rhs.shape()[1]);
         assert_eq!(k, rhs.shape()[0], "product: inner dimensions differ");
-        let mut out: Vec<f32> = Vec::with_capacity(m * n);
-        if k == 0 {
-            out.resize(m * n, 0.0);
-        } else if m * n > 0 {
-            let (lhs_first, lhs_row, lhs_col) = strided_matrix(&lhs);
-            let (rhs_first, rhs_row, rhs_col) = strided_matrix(&rhs);
+        let out = if k == 0 || m * n == 0 {
+            vec![0.0; m * n]
+        } else {
             let multiply_adds = m.saturating_mul(n).saturating_mul(k);
             let parallelism = if multiply_adds >= PARALLEL_MULTIPLY_ADDS {
-                gemm::Parallelism::Rayon(0)
+                Parallelism::Rayon(0)
             } else {
-                gemm::Parallelism::None
+                Parallelism::None
             };
-            // SAFETY: `out` has room for m·n values, written row-major (column stride
-            // 1, row stride n); with `read_dst = false` gemm writes every one of them
-            // (`dst = 1 · lhs · rhs`) and reads none. The inputs' pointers and strides
-            // come from their own layouts.
+            let mut out = Unwritten::new(m * n);
+            // SAFETY: the product writes all m·n values of `out` (row-major, nothing
+            // read first); the operands' pointers and strides come from their layouts.
             unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    out.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    lhs_first,
-                    lhs_col,
-                    lhs_row,
-                    rhs_first,
-                    rhs_col,
-                    rhs_row,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    parallelism,
-                );
-                out.set_len(m * n);
+                let destination = out.start().block(0, n);
+                let (lhs, rhs) = (Matrix::of(&lhs, &[]), Matrix::of(&rhs, &[]));
+                flex_gemm::product(destination, m, n, k, lhs, rhs, 1.0, false, parallelism);
+                out.into_written()
             }
-        }
+        };
         flex_tensor(out, Shape::new([m, n]))
     }
 }
