@@ -12,6 +12,12 @@
 //! running text, the task a language model is trained on, instead of a span whose
 //! place the model must first find in the paragraph.
 //!
+//! `{before_tail}` and `{after_head}` are the last and the first
+//! [`WINDOW_WORDS`] words of those two sides. A prompt that repeats the words around
+//! the mask just before the answer puts the context that decides the answer's first
+//! word and its end (the word that follows the span) a few tokens from where the
+//! model writes it, instead of a paragraph away.
+//!
 //! A model folder may carry its own templates in `prompt_templates.json` (fields left
 //! out keep the built-in ones), since a model answers best in the format it was
 //! trained on; `pretrain` and `train` write that file into every model folder they
@@ -23,6 +29,9 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::span_rules::MASK_TOKEN;
+
+/// How many words `{before_tail}` and `{after_head}` hold.
+pub const WINDOW_WORDS: usize = 4;
 
 /// The file in a model folder that holds the prompt format the model was trained on.
 pub const MODEL_TEMPLATES_FILE: &str = "prompt_templates.json";
@@ -61,15 +70,20 @@ impl Default for PromptTemplates {
 }
 
 impl PromptTemplates {
-    /// `template` with `{paragraph}`, `{before}` and `{after}` substituted (a paragraph
-    /// without `[mask]` is all `{before}`). One pass over the template: text put in is
-    /// never searched for placeholders again, so a paragraph may contain `{after}`.
+    /// `template` with `{paragraph}`, `{before}`, `{after}`, `{before_tail}` and
+    /// `{after_head}` substituted (a paragraph without `[mask]` is all `{before}`).
+    /// One pass over the template: text put in is never searched for placeholders
+    /// again, so a paragraph may contain `{after}`.
     pub fn fill(template: &str, paragraph: &str) -> String {
         let (before, after) = split_at_mask(paragraph);
+        let (before, after) = (before.trim_end(), after.trim_start());
+        // Longer names first: `{before}` must not match the start of `{before_tail}`.
         let placeholders = [
             ("{paragraph}", paragraph),
-            ("{before}", before.trim_end()),
-            ("{after}", after.trim_start()),
+            ("{before_tail}", last_words(before, WINDOW_WORDS)),
+            ("{after_head}", first_words(after, WINDOW_WORDS)),
+            ("{before}", before),
+            ("{after}", after),
         ];
         let mut filled = String::with_capacity(template.len() + 2 * paragraph.len());
         let mut rest = template;
@@ -185,6 +199,38 @@ fn split_at_mask(paragraph: &str) -> (&str, &str) {
     paragraph.split_once(MASK_TOKEN).unwrap_or((paragraph, ""))
 }
 
+/// The last `count` whitespace-separated words of `text` (which ends with a word),
+/// as they stand in it.
+fn last_words(text: &str, count: usize) -> &str {
+    let mut start = text.len();
+    for _ in 0..count {
+        let word_start = text[..start]
+            .trim_end()
+            .rfind(char::is_whitespace)
+            .map_or(0, |space| space + 1);
+        if word_start == 0 {
+            return text;
+        }
+        start = word_start;
+    }
+    &text[start..]
+}
+
+/// The first `count` whitespace-separated words of `text` (which starts with a word),
+/// as they stand in it.
+fn first_words(text: &str, count: usize) -> &str {
+    let mut end = 0;
+    for _ in 0..count {
+        let rest = &text[end..];
+        let word_start = end + (rest.len() - rest.trim_start().len());
+        match text[word_start..].find(char::is_whitespace) {
+            Some(length) => end = word_start + length,
+            None => return text,
+        }
+    }
+    &text[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +251,22 @@ mod tests {
             PromptTemplates::fill("{paragraph} {x} {after", "a {after} [mask] b"),
             "a {after} [mask] b {x} {after"
         );
+    }
+
+    #[test]
+    fn the_window_holds_the_words_next_to_the_mask() {
+        let template = "{before_tail} [mask] {after_head}|{before}";
+        assert_eq!(
+            PromptTemplates::fill(template, "a b  c d e f [mask] g h\ni j k l"),
+            "c d e f [mask] g h\ni j|a b  c d e f"
+        );
+        // Fewer words than the window: all of them; an empty side stays empty.
+        assert_eq!(
+            PromptTemplates::fill(template, "x(y [mask], z"),
+            "x(y [mask] , z|x(y"
+        );
+        assert_eq!(PromptTemplates::fill(template, "[mask] z"), " [mask] z|");
+        assert_eq!(PromptTemplates::fill(template, "x [mask]"), "x [mask] |x");
     }
 
     #[test]
