@@ -90,6 +90,10 @@ impl<B: RewardStepBackend, C: CheckpointStrategy> RewardStepBackend for Autodiff
         B::reserved_memory_bytes(device)
     }
 
+    fn reward_step_form(device: &Self::Device) -> &'static str {
+        B::reward_step_form(device)
+    }
+
     fn group_advantages(
         rewards: FloatTensor<Self>,
         group_size: usize,

@@ -200,6 +200,11 @@ pub trait RewardStepBackend: FusedLayerBackend {
         None
     }
 
+    /// How the masked-token reward step runs on `device`, for benchmark reports.
+    fn reward_step_form(_device: &Self::Device) -> &'static str {
+        "plain-tensor reference"
+    }
+
     /// `[M / answers_per_mask]` generator rewards from predictor rewards.
     fn generator_rewards(
         predictor_rewards: FloatTensor<Self>,
@@ -216,6 +221,10 @@ pub trait RewardStepBackend: FusedLayerBackend {
 macro_rules! host_reward_step {
     ($forward:expr) => {
         const CPU_THREAD_POOL: bool = true;
+
+        fn reward_step_form(_device: &Self::Device) -> &'static str {
+            "host loops"
+        }
 
         fn logprob_entropy_forward(
             logits: FloatTensor<Self>,

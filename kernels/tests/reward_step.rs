@@ -96,6 +96,23 @@ impl Case {
         case
     }
 
+    /// Rows that are −∞ but for the target and a few logits near the row's start, so
+    /// that most units (on a GPU, whole planes) see no finite logit.
+    fn sparse(rows: usize, vocab: usize, rng: &mut StdRng) -> Self {
+        let mut case = Self::random(rows, vocab, rng);
+        for r in 0..rows {
+            let row = &mut case.logits[r * vocab..(r + 1) * vocab];
+            let target = case.targets[r] as usize;
+            for (v, x) in row.iter_mut().enumerate() {
+                if v != target && v >= 5 {
+                    *x = f32::NEG_INFINITY;
+                }
+            }
+        }
+        case.mask = vec![1.0; rows];
+        case
+    }
+
     fn tensors<B: Backend>(
         &self,
         device: &B::Device,
@@ -269,8 +286,17 @@ where
     Autodiff<B>: RewardStepBackend,
 {
     let mut rng = StdRng::seed_from_u64(fresh_seed());
-    // V not a multiple of the 256-unit block, N = 1, a Qwen3-sized row, masked rows.
-    for (rows, vocab) in [(1, 1000), (37, 1000), (16, 32_001), (3, 151_936)] {
+    // V not a multiple of the 256-unit block, N = 1, a Qwen3-sized row, masked rows;
+    // V of 64 (most units, and on a GPU most planes, see no logit) and of 2 mod 4 (a
+    // vector width of 2 where 4 is the widest load).
+    for (rows, vocab) in [
+        (1, 1000),
+        (37, 1000),
+        (16, 32_001),
+        (3, 151_936),
+        (4, 64),
+        (5, 1002),
+    ] {
         let case = Case::random(rows, vocab, &mut rng);
         assert_forward_close::<B>(&case, device, &format!("{name} random {rows}x{vocab}"));
     }
@@ -281,6 +307,8 @@ where
     assert_forward_close::<B>(&fully_masked, device, &format!("{name} fully masked"));
     let extreme = Case::extreme(6, 777, &mut rng);
     assert_forward_close::<B>(&extreme, device, &format!("{name} extreme"));
+    let sparse = Case::sparse(3, 4096, &mut rng);
+    assert_forward_close::<B>(&sparse, device, &format!("{name} sparse"));
 
     // Gradients: ordinary rows against autodiff of the reference, extreme rows
     // (where 0 · −∞ makes autodiff of the reference NaN) against the f64 formula.
@@ -496,6 +524,9 @@ fn cubecl_kernels_on_wgpu() {
         eprintln!("SKIPPED: no WGPU adapter (install mesa-vulkan-drivers libvulkan1 for a software Vulkan device)");
         return;
     }
+    // CubeCL enables no plane operations on CPU adapters such as Mesa's software Vulkan
+    // driver: there the shared-memory merge is what runs.
+    eprintln!("wgpu: {}", Wgpu::reward_step_form(&device));
     check_backend::<Wgpu>(&device, "wgpu");
 }
 
@@ -510,6 +541,9 @@ fn cubecl_kernels_on_cuda() {
         eprintln!("SKIPPED: no CUDA device");
         return;
     }
+    let form = Cuda::reward_step_form(&device);
+    eprintln!("cuda: {form}");
+    assert!(form.contains("plane merge"), "CUDA should run the plane merge: {form}");
     check_backend::<Cuda>(&device, "cuda");
     check_bf16_logits::<Cuda>(&device, "cuda");
 }

@@ -105,6 +105,8 @@ pub struct AgreementRow {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct KernelBenchReport {
     pub device: &'static str,
+    /// How the backend runs the reward step (kernel form, host loops or reference).
+    pub kernel_form: &'static str,
     pub dtype: LogitsDtype,
     pub iters: usize,
     pub timings: Vec<KernelBenchRow>,
@@ -124,9 +126,10 @@ pub fn run(args: KernelBenchArgs) -> anyhow::Result<()> {
         );
     }
     let (json, dtype, iters) = (args.json, args.dtype, args.iters);
-    let (timings, copy, agreement) = run_on(device, KernelBench { args })?;
+    let (kernel_form, timings, copy, agreement) = run_on(device, KernelBench { args })?;
     let report = KernelBenchReport {
         device: device.name(),
+        kernel_form,
         dtype,
         iters,
         timings,
@@ -138,8 +141,9 @@ pub fn run(args: KernelBenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "bench kernels: device {}, {:?} logits, {} timed iterations after one warm-up",
+        "bench kernels: device {} ({}), {:?} logits, {} timed iterations after one warm-up",
         device.name(),
+        report.kernel_form,
         dtype,
         iters
     );
@@ -181,7 +185,12 @@ struct KernelBench {
 }
 
 impl BackendTask for KernelBench {
-    type Output = (Vec<KernelBenchRow>, Vec<CopyRow>, Vec<AgreementRow>);
+    type Output = (
+        &'static str,
+        Vec<KernelBenchRow>,
+        Vec<CopyRow>,
+        Vec<AgreementRow>,
+    );
 
     fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output {
         let dtype = self.args.dtype;
@@ -269,7 +278,7 @@ impl BackendTask for KernelBench {
                 }
             }
         }
-        (table, copies, agreements)
+        (B::reward_step_form(device), table, copies, agreements)
     }
 }
 

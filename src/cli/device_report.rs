@@ -118,6 +118,8 @@ pub struct DeviceReport {
     pub parity_passed: Option<bool>,
     pub parity_worst_logprob_diff: Option<f64>,
     pub kernel_agreement: Vec<AgreementLine>,
+    /// How `bench kernels` ran the reward step (the merge the device allowed).
+    pub kernel_form: Option<String>,
     pub kernels: Vec<KernelLine>,
     /// Decode tokens/s per batch size.
     pub generate: Vec<RatioLine>,
@@ -298,6 +300,11 @@ impl DeviceReport {
             parity_passed: parts.parity.as_ref().and_then(|p| p["passed"].as_bool()),
             parity_worst_logprob_diff,
             kernel_agreement,
+            kernel_form: parts
+                .kernels_f32
+                .as_ref()
+                .and_then(|k| k["kernel_form"].as_str())
+                .map(str::to_string),
             kernels,
             generate,
             train,
@@ -349,6 +356,11 @@ impl DeviceReport {
                 scientific_cell(a.gradient_max_abs_diff)
             ));
         }
+        line(String::new());
+        line(format!(
+            "Reward-step kernels: {}",
+            self.kernel_form.as_deref().unwrap_or("not reported")
+        ));
         line(String::new());
         line("| logits | N | V | forward ms | % of copy bandwidth | × PyTorch | fwd+bwd ms | × PyTorch |".into());
         line("|---|--:|--:|--:|--:|--:|--:|--:|".into());
@@ -424,6 +436,7 @@ mod tests {
                 {"fixture": "b", "target_logprob_max_diff": 7e-6, "logsumexp_max_diff": 1e-6,
                  "mean_nll_relative_diff": 1e-8, "greedy_continuation_matches": true}]})),
             kernels_f32: Some(json!({"device": "cuda", "dtype": "f32", "iters": 5,
+                "kernel_form": "CubeCL kernels, vector loads where the vocabulary allows, plane merge",
                 "timings": [
                     {"rows": 16384, "vocab": 151936, "path": "kernel", "pass": "forward",
                      "ms": 2.5, "gb_per_s": 4000.0, "peak_extra_mb": 0.5},
@@ -472,6 +485,10 @@ mod tests {
         assert_eq!(report.parity_worst_logprob_diff, Some(7e-6));
         assert_eq!(report.kernel_agreement.len(), 1);
         assert_eq!(report.kernel_agreement[0].forward_max_abs_diff, Some(3e-6));
+        assert_eq!(
+            report.kernel_form.as_deref(),
+            Some("CubeCL kernels, vector loads where the vocabulary allows, plane merge")
+        );
         let f32_line = &report.kernels[0];
         // 4000 / 5000 GB/s; PyTorch 50 ms / 2.5 ms and 120 ms / 8 ms.
         assert_eq!(f32_line.forward_percent_of_copy_bandwidth, Some(80.0));

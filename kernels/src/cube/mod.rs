@@ -30,14 +30,35 @@ fn row_grid(rows: usize) -> CubeCount {
     CubeCount::Static(x as u32, y as u32, 1)
 }
 
-fn block_for<R: CubeRuntime>(tensor: &CubeTensor<R>) -> u32 {
-    let hardware_max = tensor.client.properties().hardware.max_cube_dim.0;
+/// Units per cube for the row kernels on this device.
+fn row_block<R: CubeRuntime>(client: &ComputeClient<R>) -> u32 {
+    let hardware_max = client.properties().hardware.max_cube_dim.0;
     // A power of two, for the tree merge.
     let mut block = ROW_BLOCK.min(hardware_max);
     while !block.is_power_of_two() {
         block -= 1;
     }
     block
+}
+
+/// The widest vector of logits one load can move that divides the row (1 for a
+/// vocabulary of odd size). `logits` is contiguous.
+fn row_vector_width<R: CubeRuntime>(logits: &CubeTensor<R>) -> usize {
+    cubecl::tensor_vector_size_parallel(
+        logits.client.io_optimized_vector_sizes(logits.dtype.size()),
+        logits.meta.shape(),
+        logits.meta.strides(),
+        1,
+    )
+}
+
+/// Whether the forward kernel may merge its units' partial sums with plane
+/// operations: the runtime has them, and whole planes fit in the cube (plane sizes and
+/// the cube size are powers of two, so the cube then holds a whole number of planes).
+fn plane_merge<R: CubeRuntime>(client: &ComputeClient<R>, block: u32) -> bool {
+    let properties = client.properties();
+    properties.features.plane.contains(cubecl::features::Plane::Ops)
+        && properties.hardware.plane_size_max <= block
 }
 
 fn empty<R: CubeRuntime>(like: &CubeTensor<R>, shape: Shape, dtype: DType) -> CubeTensor<R> {
@@ -69,6 +90,15 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RewardStep
             .map(|usage| usage.bytes_reserved)
     }
 
+    fn reward_step_form(device: &Self::Device) -> &'static str {
+        let client = R::client(device);
+        if plane_merge(&client, row_block(&client)) {
+            "CubeCL kernels, vector loads where the vocabulary allows, plane merge"
+        } else {
+            "CubeCL kernels, vector loads where the vocabulary allows, shared-memory merge"
+        }
+    }
+
     fn logprob_entropy_forward(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
@@ -82,18 +112,22 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RewardStep
         let mask = f32_tensor(mask);
         let out = empty(&logits, Shape::new([rows, 2]), DType::F32);
         let stats = empty(&logits, Shape::new([rows, 2]), DType::F32);
-        let block = block_for(&logits);
+        let block = row_block(&logits.client);
+        let width = row_vector_width(&logits);
+        let plane = plane_merge(&logits.client, block);
         let dtypes = [logits.dtype.into(), DType::F32.into(), targets.dtype.into()];
         logprob_entropy::logprob_entropy_forward_kernel::launch::<R>(
             &logits.client.clone(),
             row_grid(rows),
             CubeDim::new_1d(block),
+            width,
             logits.into_tensor_arg(),
             targets.into_tensor_arg(),
             mask.into_tensor_arg(),
             out.clone().into_tensor_arg(),
             stats.clone().into_tensor_arg(),
             block,
+            plane,
             dtypes,
         );
         (out, stats)
@@ -122,12 +156,14 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RewardStep
         let shape = logits.shape();
         let [rows, _] = shape.dims::<2>();
         let grad_logits = empty(&logits, shape, logits.dtype);
-        let block = block_for(&logits);
+        let block = row_block(&logits.client);
+        let width = row_vector_width(&logits);
         let dtypes = [logits.dtype.into(), DType::F32.into(), targets.dtype.into()];
         logprob_entropy::logprob_entropy_backward_kernel::launch::<R>(
             &logits.client.clone(),
             row_grid(rows),
             CubeDim::new_1d(block),
+            width,
             logits.into_tensor_arg(),
             targets.into_tensor_arg(),
             mask.into_tensor_arg(),
