@@ -72,45 +72,54 @@ impl Case {
         }
     }
 
-    /// Rows with logits of ±1e4 and −∞ entries (never at the target).
-    fn extreme(rows: usize, vocab: usize, rng: &mut StdRng) -> Self {
+    /// Random rows, all kept, with `edit(v, logit, rng)` applied to every logit but the
+    /// row's target.
+    fn edited_off_target(
+        rows: usize,
+        vocab: usize,
+        rng: &mut StdRng,
+        mut edit: impl FnMut(usize, &mut f32, &mut StdRng),
+    ) -> Self {
         let mut case = Self::random(rows, vocab, rng);
         for r in 0..rows {
-            let row = &mut case.logits[r * vocab..(r + 1) * vocab];
             let target = case.targets[r] as usize;
+            let row = &mut case.logits[r * vocab..(r + 1) * vocab];
             for (v, x) in row.iter_mut().enumerate() {
-                if v == target {
-                    continue;
-                }
-                match rng.random_range(0..10) {
-                    0 => *x = f32::NEG_INFINITY,
-                    1 => *x = -1.0e4,
-                    2 => *x = 1.0e4 + rng.random_range(-3.0..3.0),
-                    _ => {}
+                if v != target {
+                    edit(v, x, rng);
                 }
             }
-            // The target sits near the top half of the time, deep below otherwise.
-            row[target] = if r % 2 == 0 { 1.0e4 } else { -1.0e4 };
         }
         case.mask = vec![1.0; rows];
+        case
+    }
+
+    /// Rows with logits of ±1e4 and −∞ entries (never at the target).
+    fn extreme(rows: usize, vocab: usize, rng: &mut StdRng) -> Self {
+        let mut case = Self::edited_off_target(rows, vocab, rng, |_, x, rng| {
+            match rng.random_range(0..10) {
+                0 => *x = f32::NEG_INFINITY,
+                1 => *x = -1.0e4,
+                2 => *x = 1.0e4 + rng.random_range(-3.0..3.0),
+                _ => {}
+            }
+        });
+        // The target sits near the top half of the time, deep below otherwise.
+        for r in 0..rows {
+            let target = case.targets[r] as usize;
+            case.logits[r * vocab + target] = if r % 2 == 0 { 1.0e4 } else { -1.0e4 };
+        }
         case
     }
 
     /// Rows that are −∞ but for the target and a few logits near the row's start, so
     /// that most units (on a GPU, whole planes) see no finite logit.
     fn sparse(rows: usize, vocab: usize, rng: &mut StdRng) -> Self {
-        let mut case = Self::random(rows, vocab, rng);
-        for r in 0..rows {
-            let row = &mut case.logits[r * vocab..(r + 1) * vocab];
-            let target = case.targets[r] as usize;
-            for (v, x) in row.iter_mut().enumerate() {
-                if v != target && v >= 5 {
-                    *x = f32::NEG_INFINITY;
-                }
+        Self::edited_off_target(rows, vocab, rng, |v, x, _| {
+            if v >= 5 {
+                *x = f32::NEG_INFINITY;
             }
-        }
-        case.mask = vec![1.0; rows];
-        case
+        })
     }
 
     fn tensors<B: Backend>(
@@ -543,7 +552,10 @@ fn cubecl_kernels_on_cuda() {
     }
     let form = Cuda::reward_step_form(&device);
     eprintln!("cuda: {form}");
-    assert!(form.contains("plane merge"), "CUDA should run the plane merge: {form}");
+    assert!(
+        form.contains("plane merge"),
+        "CUDA should run the plane merge: {form}"
+    );
     check_backend::<Cuda>(&device, "cuda");
     check_bf16_logits::<Cuda>(&device, "cuda");
 }

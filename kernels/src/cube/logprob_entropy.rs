@@ -167,7 +167,13 @@ pub fn logprob_entropy_forward_kernel<F: Float, A: Float, I: Numeric, W: Size>(
         let mut stride = (CUBE_DIM_X / 2) as usize;
         while stride > 0 {
             if unit < stride {
-                merge_slots(&mut shared_m, &mut shared_s, &mut shared_u, unit, unit + stride);
+                merge_slots(
+                    &mut shared_m,
+                    &mut shared_s,
+                    &mut shared_u,
+                    unit,
+                    unit + stride,
+                );
             }
             sync_cube();
             stride /= 2;
@@ -199,12 +205,12 @@ pub fn logprob_entropy_forward_kernel<F: Float, A: Float, I: Numeric, W: Size>(
 
 #[cube(launch)]
 pub fn logprob_entropy_backward_kernel<F: Float, A: Float, I: Numeric, W: Size>(
-    logits: &Tensor<Vector<F, W>>,          // [N, V], contiguous, V a multiple of the width
-    targets: &Tensor<I>,                    // [N]
-    mask: &Tensor<A>,                       // [N]
-    stats: &Tensor<A>,                      // [N, 2]
-    out: &Tensor<A>,                        // [N, 2]
-    grad_out: &Tensor<A>,                   // [N, 2], contiguous
+    logits: &Tensor<Vector<F, W>>, // [N, V], contiguous, V a multiple of the width
+    targets: &Tensor<I>,           // [N]
+    mask: &Tensor<A>,              // [N]
+    stats: &Tensor<A>,             // [N, 2]
+    out: &Tensor<A>,               // [N, 2]
+    grad_out: &Tensor<A>,          // [N, 2], contiguous
     grad_logits: &mut Tensor<Vector<F, W>>, // [N, V]
     #[comptime] block: u32,
     #[define(F, A, I)] _dtypes: [StorageType; 3],

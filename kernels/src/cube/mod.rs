@@ -57,7 +57,10 @@ fn row_vector_width<R: CubeRuntime>(logits: &CubeTensor<R>) -> usize {
 /// the cube size are powers of two, so the cube then holds a whole number of planes).
 fn plane_merge<R: CubeRuntime>(client: &ComputeClient<R>, block: u32) -> bool {
     let properties = client.properties();
-    properties.features.plane.contains(cubecl::features::Plane::Ops)
+    properties
+        .features
+        .plane
+        .contains(cubecl::features::Plane::Ops)
         && properties.hardware.plane_size_max <= block
 }
 
