@@ -21,8 +21,9 @@
 # kernels against the reference at the tests' shapes and [16384, 151936], f32 and
 # bf16 logits; `bench kernels` at N ∈ {4096, 16384} × V ∈ {32000, 151936} with the
 # device's copy bandwidth; `bench generate --preset qwen3-0.6b` at batch 1/8/64/256;
-# `bench train --preset qwen3-0.6b`; three default-config RL steps; and the PyTorch
-# peers (skipped, and said so, when torch or its CUDA is absent). A part that fails or
+# `bench train --preset qwen3-0.6b`; three default-config RL steps; the PyTorch
+# peers (skipped, and said so, when torch or its CUDA is absent); then the same in
+# bf16 mixed precision: parity, `bench train` against PyTorch autocast, RL steps. A part that fails or
 # runs out of time is recorded as such and the others still run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -141,10 +142,23 @@ else
   echo "torch with CUDA is not importable here: the PyTorch ratios are left out" | tee "$OUT/parts/torch-absent.txt"
 fi
 
+# bf16 mixed precision (f32 master weights), after everything in f32 so that a
+# shortage of time costs these first: parity against the same f32 reference,
+# `bench train --dtype bf16` next to PyTorch under autocast, and three RL steps.
+part parity-bf16 30 "$BIN" check parity --fixtures "$CARRY/fixtures" --device cuda --dtype bf16 --json
+part train-bf16 60 "$BIN" bench train --device cuda --preset qwen3-0.6b --dtype bf16 --json
+if [ "$mode" = dry ] || python3 -c "import torch; assert torch.cuda.is_available()" >/dev/null 2>&1; then
+  part torch-train-bf16 30 python3 "$CARRY/perf/torch_bench.py" --device cuda --dtype bf16 --config "$OUT/train-config.json" --settings "$OUT/train-settings.json"
+fi
+RL_BF16_RUN=${TMPDIR:-/tmp}/pretrainzero-device-check-rl-bf16
+[ "$mode" = run ] && rm -rf "$RL_BF16_RUN"
+part rl-bf16 60 "$BIN" train --device cuda --run-dir "$RL_BF16_RUN" --set optim.steps=3 --set checkpoint.every=0 --set model.dtype=bf16
+
 if [ "$mode" = dry ]; then
   echo "would run: $BIN bench device-report $OUT"
   exit 0
 fi
 cp "$RL_RUN/metrics.jsonl" "$OUT/parts/rl-metrics.jsonl" 2>/dev/null
+cp "$RL_BF16_RUN/metrics.jsonl" "$OUT/parts/rl-bf16-metrics.jsonl" 2>/dev/null
 "$BIN" bench device-report "$OUT" | tee "$OUT/device-check.md"
 echo "total $(( $(date +%s) - started )) s"

@@ -15,9 +15,14 @@ torch offers it, and the LM head applied only at response positions in the GRPO
 update (as TRL's `logits_to_keep` does). The GRPO update is measured twice: on full
 sequences, as TRL and verl run it, and with each group's shared prompt run once, as
 the project's update does (the same numbers, checked at the start).
+
+`--dtype bf16` is the peer of `bench train --dtype bf16`: training under
+`torch.autocast(bfloat16)` with f32 master weights, generation with the weights cast
+to bf16 once, as the project does.
 """
 
 import argparse
+import contextlib
 import json
 import math
 import statistics
@@ -115,7 +120,10 @@ class Qwen3(torch.nn.Module):
         pos = torch.arange(start, start + s, dtype=torch.float32, device=self.inv_freq.device)
         freqs = pos[:, None] * self.inv_freq[None, :]
         emb = torch.cat((freqs, freqs), dim=-1)
-        return emb.cos()[None, None], emb.sin()[None, None]
+        # In the weights' type: f32 in training (autocast casts where it multiplies),
+        # bf16 when generation runs on bf16 weights.
+        dtype = self.embed_tokens.weight.dtype
+        return emb.cos()[None, None].to(dtype), emb.sin()[None, None].to(dtype)
 
     def hidden(self, ids, caches=None, start=0):
         cos, sin = self.rope(start, ids.shape[1])
@@ -129,6 +137,21 @@ class Qwen3(torch.nn.Module):
 
 
 DEVICE = torch.device("cpu")
+BF16 = False
+
+
+def compute():
+    """The training passes' precision: autocast to bf16 under --dtype bf16."""
+    if BF16:
+        return torch.autocast(DEVICE.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def weights_to_bf16(model):
+    """Generation's weights in bf16, cast once; the rotary frequencies stay f32."""
+    inv_freq = model.inv_freq.clone()
+    model.to(torch.bfloat16)
+    model.inv_freq = inv_freq
 
 
 def synchronize():
@@ -169,8 +192,9 @@ def bench_pretrain(model, opt, s, vocab):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        logits = model.head(model.hidden(inputs))
-        loss = F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1))
+        with compute():
+            logits = model.head(model.hidden(inputs))
+        loss = F.cross_entropy(logits.float().reshape(-1, vocab), targets.reshape(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -231,15 +255,22 @@ def bench_grpo(model, opt, s, vocab, shared_prompt=False):
     per_mini = math.ceil(n / minis)
     eps_low, eps_high = 0.2, 0.28
 
+    def in_compute(fn):
+        def run(batch, p):
+            with compute():
+                return fn(batch, p)
+        return run
+
     if shared_prompt:
         if g < 2 or micro % g or per_mini % g or n % g:
             return None
-        scores = lambda batch, p: response_scores_shared(model, batch, p, g)
+        scores = in_compute(lambda batch, p: response_scores_shared(model, batch, p, g))
         with torch.no_grad():  # the peer's own check: the same numbers as the plain pass
-            for a, b in zip(scores(ids[:micro], p), response_scores(model, ids[:micro], p)):
-                assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+            plain = in_compute(lambda batch, p: response_scores(model, batch, p))
+            for a, b in zip(scores(ids[:micro], p), plain(ids[:micro], p)):
+                assert torch.allclose(a, b, atol=0.1 if BF16 else 1e-4), (a - b).abs().max()
     else:
-        scores = lambda batch, p: response_scores(model, batch, p)
+        scores = in_compute(lambda batch, p: response_scores(model, batch, p))
 
     def update():
         with torch.no_grad():
@@ -271,14 +302,15 @@ def bench_generation(model, s, vocab):
     @torch.no_grad()
     def generate(new_tokens):
         shape = (b, c["num_key_value_heads"], p + new_tokens, c["head_dim"])
+        dtype = model.embed_tokens.weight.dtype
         caches = [
-            (torch.empty(shape, device=DEVICE), torch.empty(shape, device=DEVICE))
+            (torch.empty(shape, device=DEVICE, dtype=dtype), torch.empty(shape, device=DEVICE, dtype=dtype))
             for _ in model.layers
         ]
         ids, start = prompts, 0
         for _ in range(new_tokens):
             h = model.hidden(ids, caches, start)
-            probs = torch.softmax(model.head(h[:, -1]), dim=-1)
+            probs = torch.softmax(model.head(h[:, -1]).float(), dim=-1)
             start += ids.shape[1]
             ids = torch.multinomial(probs, 1)
 
@@ -298,11 +330,14 @@ def main():
     ap.add_argument("--settings", required=True, help="JSON of the benchmark settings")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"],
+                    help="bf16: autocast training with f32 master weights, bf16 generation")
     ap.add_argument("--generation-batches", default=None,
                     help="only prefill and decode, at each of these batch sizes (comma-separated)")
     args = ap.parse_args()
-    global DEVICE
+    global DEVICE, BF16
     DEVICE = torch.device(args.device)
+    BF16 = args.dtype == "bf16"
     with open(args.config) as f:
         config = json.load(f)
     with open(args.settings) as f:
@@ -314,6 +349,8 @@ def main():
     model = Qwen3(config).to(DEVICE)
     if args.generation_batches:
         model.eval()
+        if BF16:
+            weights_to_bf16(model)
         rows = []
         for batch in map(int, args.generation_batches.split(",")):
             prefill, decode = bench_generation(model, dict(settings, generation_batch=batch), vocab)
@@ -329,9 +366,12 @@ def main():
     shared = bench_grpo(model, opt, settings, vocab, shared_prompt=True)
     out += [shared] if shared else []
     model.eval()
+    if BF16:
+        weights_to_bf16(model)
     out += bench_generation(model, settings, vocab)
     print(json.dumps({
         "torch": torch.__version__,
+        "dtype": args.dtype,
         "threads": torch.get_num_threads(),
         "device": str(DEVICE),
         "parameters": sum(p.numel() for p in model.parameters()),

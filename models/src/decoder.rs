@@ -4,9 +4,10 @@
 //!
 //! Tensor names are HuggingFace's, so a checkpoint maps onto the structs one to one.
 
-use burn::module::Param;
+use burn::module::{ModuleMapper, Param};
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::prelude::*;
+use burn::tensor::{DType, FloatDType};
 use pretrainzero_kernels::{attention, swiglu, FusedLayerBackend};
 
 use crate::config::ModelConfig;
@@ -41,20 +42,42 @@ pub struct Mlp<B: Backend> {
     pub down_proj: Linear<B>,
 }
 
+/// `t` as `dtype`: the tensor itself when it already is (no copy, and no cast in the
+/// autodiff graph), so the f32 path is exactly what it was without a compute type.
+fn as_dtype<B: Backend, const D: usize>(t: Tensor<B, D>, dtype: DType) -> Tensor<B, D> {
+    if t.dtype() == dtype {
+        t
+    } else {
+        t.cast(FloatDType::from(dtype))
+    }
+}
+
 /// RMSNorm through the backend's fused operation (a host loop over the rows on the
-/// CPU backends) instead of burn's `RmsNorm::forward`, same formula.
+/// CPU backends) instead of burn's `RmsNorm::forward`, same formula. Always computed
+/// in f32, as transformers does: a bf16 sum of squares over thousands of channels
+/// loses the low bits that the normalisation then multiplies up.
 fn apply_norm<B: FusedLayerBackend, const D: usize>(
     norm: &RmsNorm<B>,
     x: Tensor<B, D>,
 ) -> Tensor<B, D> {
-    pretrainzero_kernels::rms_norm(x, norm.gamma.val(), norm.epsilon)
+    let dtype = x.dtype();
+    let gamma = as_dtype(norm.gamma.val(), DType::F32);
+    let normed = pretrainzero_kernels::rms_norm(as_dtype(x, DType::F32), gamma, norm.epsilon);
+    as_dtype(normed, dtype)
 }
 
 /// `linear` through the backend's product (on burn-flex a `gemm` call into an output
 /// buffer that nothing fills first; burn's matmul elsewhere) instead of
-/// `Linear::forward`, same formula.
+/// `Linear::forward`, same formula. The weights are cast to the input's type, so
+/// under a bf16 compute type the product is bf16 and the f32 weights (the
+/// optimizer's master copy) get their gradient back through the cast.
 fn apply_linear<B: FusedLayerBackend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
-    pretrainzero_kernels::linear(x, linear.weight.val(), linear.bias.as_ref().map(Param::val))
+    let dtype = x.dtype();
+    pretrainzero_kernels::linear(
+        x,
+        as_dtype(linear.weight.val(), dtype),
+        linear.bias.as_ref().map(|b| as_dtype(b.val(), dtype)),
+    )
 }
 
 /// `linear` applied to `[batch, seq, in]` as one `[batch · seq, in]` matrix. burn's
@@ -174,6 +197,11 @@ pub struct Decoder<B: Backend> {
     /// `None` when the head is tied to `embed_tokens`.
     pub lm_head: Option<Linear<B>>,
     pub rotary: RotaryEmbedding<B>,
+    /// The float type of the activations, the products and the logits: f32, or bf16
+    /// (mixed precision: weights cast at each use, RMSNorm in f32). Not part of the
+    /// checkpoint; each run sets it (see [`Decoder::with_compute_dtype`]).
+    #[module(skip)]
+    pub compute_dtype: FloatDType,
 }
 
 impl<B: Backend> Decoder<B> {
@@ -275,7 +303,27 @@ impl<B: Backend> Decoder<B> {
             norm: rms_norm(source, "model.norm", d, eps)?,
             lm_head,
             rotary: RotaryEmbedding::new(config, device),
+            compute_dtype: FloatDType::F32,
         })
+    }
+
+    /// Computes in `dtype` from now on (f32, or bf16 where the backend has it). The
+    /// weights keep their type: in training they are the f32 master copy that AdamW
+    /// updates, and each is cast to `dtype` where a layer uses it.
+    pub fn with_compute_dtype(mut self, dtype: FloatDType) -> Self {
+        self.compute_dtype = dtype;
+        self
+    }
+
+    /// The same model with every weight cast to the compute type once, for inference
+    /// (rollouts, evaluation): a decode step would otherwise cast every weight again
+    /// for each new token. Unchanged under f32.
+    pub fn with_weights_in_compute_dtype(self) -> Self {
+        let dtype = self.compute_dtype;
+        if dtype == FloatDType::F32 {
+            return self;
+        }
+        self.map(&mut CastWeights { dtype })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -309,12 +357,15 @@ impl<B: FusedLayerBackend> Decoder<B> {
                 .reshape([1, seq])
                 .expand([batch, seq])
         });
-        let mut x = self.embed_tokens.forward(tokens);
+        // Every later tensor follows the embedding's type: the products cast their
+        // weights to it, and the rotation tables are made in it.
+        let dtype = DType::from(self.compute_dtype);
+        let mut x = as_dtype(self.embed_tokens.forward(tokens), dtype);
         let Some(first) = self.layers.first() else {
             return apply_norm(&self.norm, x);
         };
         let heads = [first.self_attn.num_heads, first.self_attn.num_kv_heads];
-        let angles = self.rotary.angles(positions, &heads);
+        let angles = self.rotary.angles(positions, &heads, self.compute_dtype);
         for (i, layer) in self.layers.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| c.layer(i));
             x = layer.forward(x, &angles, mask, layer_cache);
@@ -325,7 +376,8 @@ impl<B: FusedLayerBackend> Decoder<B> {
 
 impl<B: FusedLayerBackend> Decoder<B> {
     /// LM head: `[.., hidden]` → `[.., vocab]`, as one `[rows, hidden]` product (see
-    /// [`linear_2d`]).
+    /// [`linear_2d`]), in the hidden states' type (bf16 logits under a bf16 compute
+    /// type: the reward step reads them in half the bytes and sums in f32).
     pub fn logits<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
         let dims = hidden.dims();
         let width = dims[D - 1];
@@ -337,7 +389,8 @@ impl<B: FusedLayerBackend> Decoder<B> {
             // `(E · hᵀ)ᵀ` gave wrong decode logits on WGPU — single-row `hᵀ` — so the
             // plain form is used everywhere; ndarray copies the table per call.)
             None => {
-                pretrainzero_kernels::linear(flat, self.embed_tokens.weight.val().transpose(), None)
+                let table = as_dtype(self.embed_tokens.weight.val(), flat.dtype());
+                pretrainzero_kernels::linear(flat, table.transpose(), None)
             }
         };
         let mut out_dims = dims;
@@ -345,7 +398,8 @@ impl<B: FusedLayerBackend> Decoder<B> {
         logits.reshape(out_dims)
     }
 
-    /// An empty cache for `batch` sequences of up to `capacity` tokens.
+    /// An empty cache for `batch` sequences of up to `capacity` tokens, in the compute
+    /// type.
     pub fn new_cache(&self, batch: usize, capacity: usize, device: &B::Device) -> KvCache<B> {
         let attn = &self.layers[0].self_attn;
         KvCache::new(
@@ -354,8 +408,21 @@ impl<B: FusedLayerBackend> Decoder<B> {
             attn.num_kv_heads,
             capacity,
             attn.head_dim,
-            device,
+            (device, DType::from(self.compute_dtype)),
         )
+    }
+}
+
+/// Casts every float parameter to `dtype` (see [`Decoder::with_weights_in_compute_dtype`]).
+struct CastWeights {
+    dtype: FloatDType,
+}
+
+impl<B: Backend> ModuleMapper<B> for CastWeights {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let cast = as_dtype(tensor, DType::from(self.dtype));
+        Param::from_mapped_value(id, cast, mapper)
     }
 }
 

@@ -66,9 +66,9 @@ impl<B: Backend> KvCache<B> {
         kv_heads: usize,
         capacity: usize,
         head_dim: usize,
-        device: &B::Device,
+        options: (&B::Device, burn::tensor::DType),
     ) -> Self {
-        let empty = || Tensor::zeros([batch, kv_heads, capacity, head_dim], device);
+        let empty = || Tensor::zeros([batch, kv_heads, capacity, head_dim], options);
         Self {
             layers: (0..num_layers)
                 .map(|_| LayerCache {

@@ -8,6 +8,7 @@ pub mod decoder;
 pub mod error;
 pub mod generate;
 pub mod kv_cache;
+pub mod precision;
 pub mod pretrained;
 pub mod rope;
 pub mod row_ops;
@@ -24,6 +25,7 @@ pub use generate::{
     TokenConstraint,
 };
 pub use kv_cache::KvCache;
+pub use precision::ComputeDtype;
 pub use pretrained::{random_decoder, save_pretrained, PretrainedModel};
 pub use sampling::{sample, SamplingConfig};
 pub use scoring::{score_sequence, SequenceScores};

@@ -37,8 +37,15 @@ impl<B: Backend> RotaryEmbedding<B> {
     }
 
     /// `positions`: `[batch, seq]` absolute positions of the tokens; `head_counts`: the
-    /// numbers of heads the tables will rotate (query and key/value heads).
-    pub fn angles(&self, positions: Tensor<B, 2, Int>, head_counts: &[usize]) -> RotaryAngles<B> {
+    /// numbers of heads the tables will rotate (query and key/value heads); `dtype`:
+    /// the type of the q/k they will rotate (the angles themselves are computed in
+    /// f32, and only the finished cos/sin tables are cast, as transformers does).
+    pub fn angles(
+        &self,
+        positions: Tensor<B, 2, Int>,
+        head_counts: &[usize],
+        dtype: burn::tensor::FloatDType,
+    ) -> RotaryAngles<B> {
         let [batch, seq] = positions.dims();
         let half = self.inv_freq.dims()[0];
         // Same order of operations as transformers: float32 positions times float32
@@ -50,8 +57,15 @@ impl<B: Backend> RotaryEmbedding<B> {
         let table = |first: Tensor<B, 3>, second: Tensor<B, 3>| {
             Tensor::cat(vec![first, second], 2).reshape([batch, seq, 1, 2 * half])
         };
-        let signed_sin = table(sin.clone().neg(), sin);
-        let cos = table(cos.clone(), cos);
+        let in_dtype = |t: Tensor<B, 4>| {
+            if dtype == burn::tensor::FloatDType::F32 {
+                t
+            } else {
+                t.cast(dtype)
+            }
+        };
+        let signed_sin = in_dtype(table(sin.clone().neg(), sin));
+        let cos = in_dtype(table(cos.clone(), cos));
         let mut expanded = Vec::new();
         for &heads in head_counts {
             if expanded.iter().any(|(h, _, _)| *h == heads) {

@@ -44,7 +44,10 @@ pub fn score_sequence<B: FusedLayerBackend>(
         TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, len]),
         device,
     );
-    let logits = model.forward(tokens).reshape([len, vocab]);
+    let logits = model
+        .forward(tokens)
+        .reshape([len, vocab])
+        .cast(burn::tensor::FloatDType::F32);
     let logsumexp = row_logsumexp(logits.clone());
     let targets = Tensor::<B, 2, Int>::from_data(
         TensorData::new(

@@ -11,7 +11,7 @@ use super::bench::{median_seconds, synthetic_ids, time_generation};
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
 use crate::kernels::RewardStepBackend;
-use crate::models::{random_decoder, Decoder, ModelConfig, WeightDtype};
+use crate::models::{random_decoder, ComputeDtype, Decoder, ModelConfig, WeightDtype};
 use crate::optim::{BackwardShards, FusedAdamW};
 use crate::pretrain::trainer::train_step;
 use crate::pretrain::TokenChunk;
@@ -55,6 +55,10 @@ pub struct TrainBenchArgs {
     /// the unsharded step.
     #[arg(long)]
     pub backward_shards: Option<usize>,
+    /// Type the model computes in: f32, or bf16 (mixed precision with f32 master
+    /// weights; CUDA and --device flex).
+    #[arg(long, default_value_t = ComputeDtype::F32)]
+    pub dtype: ComputeDtype,
     /// Print one JSON object instead of the table (read by perf/compare.py).
     #[arg(long)]
     pub json: bool,
@@ -77,6 +81,7 @@ struct Report {
     preset: String,
     parameters: usize,
     device: &'static str,
+    dtype: ComputeDtype,
     threads: usize,
     /// The HF config.json of the benchmarked shape (so a peer can build the same model).
     config: serde_json::Value,
@@ -102,6 +107,7 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
         preset: args.preset.clone(),
         parameters: config.num_parameters(),
         device: device.name(),
+        dtype: args.dtype,
         threads: rayon_threads(),
         config: config.to_json(WeightDtype::F32),
         settings: serde_json::json!({
@@ -118,17 +124,18 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
                 args: args.clone(),
                 config: config.clone(),
             },
-        )?,
+        )??,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }
     println!(
-        "bench train: preset {} ({:.1} M parameters), device {}, {} threads",
+        "bench train: preset {} ({:.1} M parameters), device {}, computing in {}, {} threads",
         report.preset,
         report.parameters as f64 / 1e6,
         report.device,
+        report.dtype,
         report.threads
     );
     println!("| measurement | shape | ms | tokens/s | tokens counted |");
@@ -161,10 +168,14 @@ struct TrainBench {
 }
 
 impl BackendTask for TrainBench {
-    type Output = Vec<Measurement>;
+    type Output = anyhow::Result<Vec<Measurement>>;
 
     fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output {
         let args = &self.args;
+        let dtype = args.dtype.float_dtype();
+        args.dtype
+            .check_backend::<B>(device)
+            .map_err(|problem| anyhow::anyhow!("--dtype {}: {problem}", args.dtype))?;
         let vocab = self.config.vocab_size;
         let mut out = Vec::new();
         let pretraining_shards = args
@@ -177,7 +188,8 @@ impl BackendTask for TrainBench {
             .unwrap_or_else(BackwardShards::for_backend::<B>);
 
         // 1. Pretraining step.
-        let mut model = Some(random_decoder::<Autodiff<B>>(&self.config, 0, device));
+        let mut model =
+            Some(random_decoder::<Autodiff<B>>(&self.config, 0, device).with_compute_dtype(dtype));
         let mut optimizer = FusedAdamW::new()
             .with_weight_decay(0.01)
             .init::<Autodiff<B>, Decoder<Autodiff<B>>>();
@@ -242,7 +254,9 @@ impl BackendTask for TrainBench {
         drop(model);
 
         // 3. Generation: prefill alone, then prefill + decode.
-        let inference = random_decoder::<B>(&self.config, 0, device);
+        let inference = random_decoder::<B>(&self.config, 0, device)
+            .with_compute_dtype(dtype)
+            .with_weights_in_compute_dtype();
         let prompts: Vec<Vec<u32>> = (0..args.generation_batch)
             .map(|b| synthetic_ids(b, args.prompt_len, vocab))
             .collect();
@@ -272,6 +286,6 @@ impl BackendTask for TrainBench {
             tokens_per_s: args.generation_batch as f64 / decode_step,
             tokens_counted: "new (ms per step)",
         });
-        out
+        Ok(out)
     }
 }

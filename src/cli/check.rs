@@ -1,7 +1,7 @@
 //! `pretrainzero check parity`: the project's outputs against PyTorch transformers on
 //! HF fixture models with stored reference outputs, on any compiled-in backend (on a
-//! GPU machine: `--device cuda`). Exits non-zero when a fixture is outside the
-//! tolerances of the CPU tests.
+//! GPU machine: `--device cuda`), in f32 or bf16. Exits non-zero when a fixture is
+//! outside the tolerances of the CPU tests for that type.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +9,7 @@ use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
 use crate::eval::fixture_parity::{check_fixture, FixtureParity};
 use crate::kernels::RewardStepBackend;
+use crate::models::ComputeDtype;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
@@ -31,6 +32,10 @@ pub struct ParityArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Type the model computes in (bf16: CUDA and --device flex), against the same
+    /// f32 reference with bf16's wider tolerances.
+    #[arg(long, default_value_t = ComputeDtype::F32)]
+    pub dtype: ComputeDtype,
     #[command(flatten)]
     pub device: DeviceArg,
 }
@@ -44,15 +49,16 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
 fn run_parity(args: ParityArgs) -> anyhow::Result<()> {
     let fixtures = fixture_folders(&args.fixtures)?;
     let device = args.device.kind();
-    let results = run_on(device, ParityTask { fixtures })??;
+    let dtype = args.dtype;
+    let results = run_on(device, ParityTask { fixtures, dtype })??;
     let passed = results.iter().all(FixtureParity::passes);
     if args.json {
         println!(
             "{}",
-            serde_json::json!({"device": device.name(), "passed": passed, "fixtures": results})
+            serde_json::json!({"device": device.name(), "dtype": dtype, "passed": passed, "fixtures": results})
         );
     } else {
-        println!("check parity on {}", device.name());
+        println!("check parity on {}, computing in {dtype}", device.name());
         println!("| fixture | log-prob max abs Δ | log-sum-exp max abs Δ | mean NLL rel. Δ | greedy | pass |");
         println!("|---|---:|---:|---:|---|---|");
         for r in &results {
@@ -101,6 +107,7 @@ fn fixture_folders(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 struct ParityTask {
     fixtures: Vec<PathBuf>,
+    dtype: ComputeDtype,
 }
 
 impl BackendTask for ParityTask {
@@ -109,7 +116,7 @@ impl BackendTask for ParityTask {
     fn run<B: RewardStepBackend>(self, device: &B::Device) -> Self::Output {
         self.fixtures
             .iter()
-            .map(|dir| check_fixture::<B>(dir, device))
+            .map(|dir| check_fixture::<B>(dir, self.dtype, device))
             .collect()
     }
 }

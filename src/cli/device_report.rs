@@ -23,16 +23,24 @@ pub struct Parts {
     /// One object per line of `status.jsonl`: `{part, rc, seconds}`.
     pub status: Vec<Value>,
     pub parity: Option<Value>,
+    /// `check parity --dtype bf16`.
+    pub parity_bf16: Option<Value>,
     pub kernels_shapes: Option<Value>,
     pub kernels_f32: Option<Value>,
     pub kernels_bf16: Option<Value>,
     pub generate: Option<Value>,
     pub train: Option<Value>,
+    /// `bench train --dtype bf16`.
+    pub train_bf16: Option<Value>,
     pub torch_kernels: Option<Value>,
     pub torch_generate: Option<Value>,
     pub torch_train: Option<Value>,
+    /// `torch_bench.py --dtype bf16` (autocast).
+    pub torch_train_bf16: Option<Value>,
     /// The `metrics.jsonl` rows of the RL steps.
     pub rl_metrics: Vec<Value>,
+    /// The same, computing in bf16.
+    pub rl_bf16_metrics: Vec<Value>,
 }
 
 impl Parts {
@@ -57,15 +65,19 @@ impl Parts {
                 .map(|s| s.trim().to_string()),
             status: lines("status.jsonl"),
             parity: json("parity"),
+            parity_bf16: json("parity-bf16"),
             kernels_shapes: json("kernels-shapes"),
             kernels_f32: json("kernels-f32"),
             kernels_bf16: json("kernels-bf16"),
             generate: json("generate"),
             train: json("train"),
+            train_bf16: json("train-bf16"),
             torch_kernels: json("torch-kernels"),
             torch_generate: json("torch-generate"),
             torch_train: json("torch-train"),
+            torch_train_bf16: json("torch-train-bf16"),
             rl_metrics: lines("rl-metrics.jsonl"),
+            rl_bf16_metrics: lines("rl-bf16-metrics.jsonl"),
         }
     }
 }
@@ -117,38 +129,101 @@ pub struct DeviceReport {
     pub parts: Vec<Value>,
     pub parity_passed: Option<bool>,
     pub parity_worst_logprob_diff: Option<f64>,
+    /// The same in bf16, against the same f32 reference with bf16's tolerances.
+    pub parity_bf16_passed: Option<bool>,
+    pub parity_bf16_worst_logprob_diff: Option<f64>,
     pub kernel_agreement: Vec<AgreementLine>,
     /// How `bench kernels` ran the reward step (the merge the device allowed).
     pub kernel_form: Option<String>,
     pub kernels: Vec<KernelLine>,
     /// Decode tokens/s per batch size.
     pub generate: Vec<RatioLine>,
-    /// Tokens/s of `bench train`'s measurements.
+    /// Tokens/s of `bench train`'s measurements, f32 then bf16 (names end in
+    /// ", bf16"; the peer is PyTorch under autocast).
     pub train: Vec<RatioLine>,
     pub rl: Option<RlSummary>,
+    pub rl_bf16: Option<RlSummary>,
 }
 
 fn ratio(ours: f64, theirs: Option<f64>) -> Option<f64> {
     theirs.filter(|t| *t > 0.0).map(|t| ours / t)
 }
 
+/// `(passed, worst log-prob |Δ|)` of a `check parity --json` output.
+fn parity_summary(parity: &Option<Value>) -> (Option<bool>, Option<f64>) {
+    let Some(parity) = parity else {
+        return (None, None);
+    };
+    let worst = parity["fixtures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| {
+            Some(
+                x["target_logprob_max_diff"]
+                    .as_f64()?
+                    .max(x["logsumexp_max_diff"].as_f64()?),
+            )
+        })
+        .reduce(f64::max);
+    (parity["passed"].as_bool(), worst)
+}
+
+/// `bench train`'s measurements against the PyTorch peer's of the same names; `label`
+/// is appended to each name (", bf16").
+fn train_lines(ours: &Option<Value>, torch: &Option<Value>, label: &str) -> Vec<RatioLine> {
+    let peer = |peer_name: &str| {
+        torch.as_ref().and_then(|t| {
+            t["measurements"]
+                .as_array()?
+                .iter()
+                .find(|x| x["name"] == peer_name)
+                .and_then(|x| x["tokens_per_s"].as_f64())
+        })
+    };
+    ours.as_ref()
+        .and_then(|t| t["measurements"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|m| Some((m["name"].as_str()?, m["tokens_per_s"].as_f64()?)))
+        .flat_map(|(name, ours)| {
+            // The GRPO update's peer runs full sequences (as TRL and verl do) and,
+            // where it reports it, also each group's shared prompt once, as ours does.
+            let shared = format!("{name}, shared prompt");
+            let mut lines = vec![(format!("{name}{label}"), peer(name))];
+            if let Some(torch) = peer(&shared) {
+                lines.push((
+                    format!("{name}{label} vs PyTorch shared prompt"),
+                    Some(torch),
+                ));
+            }
+            lines.into_iter().map(move |(name, torch)| RatioLine {
+                name,
+                ours,
+                torch,
+                ratio: ratio(ours, torch),
+            })
+        })
+        .collect()
+}
+
+/// Medians of the RL steps' `metrics.jsonl` rows; `None` when none ran.
+fn rl_summary(metrics: &[Value]) -> Option<RlSummary> {
+    let column =
+        |key: &str| -> Vec<f64> { metrics.iter().filter_map(|m| m[key].as_f64()).collect() };
+    (!metrics.is_empty()).then(|| RlSummary {
+        steps: metrics.len(),
+        median_step_seconds: median(column("step_seconds")),
+        median_rollout_tokens_per_s: median(column("rollout_tokens_per_s")),
+        median_update_tokens_per_s: median(column("update_tokens_per_s")),
+    })
+}
+
 impl DeviceReport {
     pub fn from_parts(parts: &Parts) -> Self {
-        let parity_fixtures = parts
-            .parity
-            .as_ref()
-            .and_then(|p| p["fixtures"].as_array().cloned())
-            .unwrap_or_default();
-        let parity_worst_logprob_diff = parity_fixtures
-            .iter()
-            .filter_map(|x| {
-                Some(
-                    x["target_logprob_max_diff"]
-                        .as_f64()?
-                        .max(x["logsumexp_max_diff"].as_f64()?),
-                )
-            })
-            .reduce(f64::max);
+        let (parity_passed, parity_worst_logprob_diff) = parity_summary(&parts.parity);
+        let (parity_bf16_passed, parity_bf16_worst_logprob_diff) =
+            parity_summary(&parts.parity_bf16);
 
         let mut kernel_agreement = Vec::new();
         let mut kernels = Vec::new();
@@ -249,56 +324,19 @@ impl DeviceReport {
                 })
             })
             .collect();
-        let train = parts
-            .train
-            .as_ref()
-            .and_then(|t| t["measurements"].as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|m| Some((m["name"].as_str()?, m["tokens_per_s"].as_f64()?)))
-            .flat_map(|(name, ours)| {
-                let peer = |peer_name: &str| {
-                    parts.torch_train.as_ref().and_then(|t| {
-                        t["measurements"]
-                            .as_array()?
-                            .iter()
-                            .find(|x| x["name"] == peer_name)
-                            .and_then(|x| x["tokens_per_s"].as_f64())
-                    })
-                };
-                // The GRPO update's peer runs full sequences (as TRL and verl do) and,
-                // where it reports it, also each group's shared prompt once, as ours does.
-                let shared = format!("{name}, shared prompt");
-                let mut lines = vec![(name.to_string(), peer(name))];
-                if let Some(torch) = peer(&shared) {
-                    lines.push((format!("{name} vs PyTorch shared prompt"), Some(torch)));
-                }
-                lines.into_iter().map(move |(name, torch)| RatioLine {
-                    name,
-                    ours,
-                    torch,
-                    ratio: ratio(ours, torch),
-                })
-            })
-            .collect();
-        let column = |key: &str| -> Vec<f64> {
-            parts
-                .rl_metrics
-                .iter()
-                .filter_map(|m| m[key].as_f64())
-                .collect()
-        };
-        let rl = (!parts.rl_metrics.is_empty()).then(|| RlSummary {
-            steps: parts.rl_metrics.len(),
-            median_step_seconds: median(column("step_seconds")),
-            median_rollout_tokens_per_s: median(column("rollout_tokens_per_s")),
-            median_update_tokens_per_s: median(column("update_tokens_per_s")),
-        });
+        let mut train = train_lines(&parts.train, &parts.torch_train, "");
+        train.extend(train_lines(
+            &parts.train_bf16,
+            &parts.torch_train_bf16,
+            ", bf16",
+        ));
         Self {
             gpu: parts.gpu.clone(),
             parts: parts.status.clone(),
-            parity_passed: parts.parity.as_ref().and_then(|p| p["passed"].as_bool()),
+            parity_passed,
             parity_worst_logprob_diff,
+            parity_bf16_passed,
+            parity_bf16_worst_logprob_diff,
             kernel_agreement,
             kernel_form: parts
                 .kernels_f32
@@ -308,7 +346,8 @@ impl DeviceReport {
             kernels,
             generate,
             train,
-            rl,
+            rl: rl_summary(&parts.rl_metrics),
+            rl_bf16: rl_summary(&parts.rl_bf16_metrics),
         }
     }
 
@@ -334,14 +373,17 @@ impl DeviceReport {
             ));
         }
         line(String::new());
+        let verdict = |passed: Option<bool>| match passed {
+            Some(true) => "passed",
+            Some(false) => "FAILED",
+            None => "not run",
+        };
         line(format!(
-            "Parity with transformers: {} (worst log-prob |Δ| {})",
-            match self.parity_passed {
-                Some(true) => "passed",
-                Some(false) => "FAILED",
-                None => "not run",
-            },
-            scientific_cell(self.parity_worst_logprob_diff)
+            "Parity with transformers: {} (worst log-prob |Δ| {}); in bf16: {} (worst |Δ| {})",
+            verdict(self.parity_passed),
+            scientific_cell(self.parity_worst_logprob_diff),
+            verdict(self.parity_bf16_passed),
+            scientific_cell(self.parity_bf16_worst_logprob_diff)
         ));
         line(String::new());
         line("| logits | N | V | kernel − reference: out | grad |".into());
@@ -390,15 +432,17 @@ impl DeviceReport {
             ));
         }
         line(String::new());
-        match &self.rl {
-            Some(rl) => line(format!(
-                "RL steps (default config): {}, median {:.2} s per step, rollout {:.0} tokens/s, update {:.0} tokens/s",
-                rl.steps,
-                rl.median_step_seconds,
-                rl.median_rollout_tokens_per_s,
-                rl.median_update_tokens_per_s
-            )),
-            None => line("RL steps: not run".into()),
+        for (rl, label) in [(&self.rl, ""), (&self.rl_bf16, ", bf16")] {
+            match rl {
+                Some(rl) => line(format!(
+                    "RL steps (default config{label}): {}, median {:.2} s per step, rollout {:.0} tokens/s, update {:.0} tokens/s",
+                    rl.steps,
+                    rl.median_step_seconds,
+                    rl.median_rollout_tokens_per_s,
+                    rl.median_update_tokens_per_s
+                )),
+                None => line(format!("RL steps{label}: not run")),
+            }
         }
         out
     }
@@ -460,6 +504,19 @@ mod tests {
                  "tokens_counted": "input"},
                 {"name": "GRPO update", "shape": "64 x 144", "ms": 100.0, "tokens_per_s": 3000.0,
                  "tokens_counted": "response"}]})),
+            train_bf16: Some(json!({"dtype": "bf16", "measurements": [
+                {"name": "pretrain step", "shape": "8 x 512", "ms": 50.0, "tokens_per_s": 90000.0,
+                 "tokens_counted": "input"}]})),
+            torch_train_bf16: Some(json!({"dtype": "bf16", "measurements": [
+                {"name": "pretrain step", "ms": 40.0, "tokens_per_s": 60000.0}]})),
+            parity_bf16: Some(
+                json!({"device": "cuda", "dtype": "bf16", "passed": true, "fixtures": [
+                {"fixture": "a", "dtype": "bf16", "target_logprob_max_diff": 0.03, "logsumexp_max_diff": 0.09,
+                 "mean_nll_relative_diff": 1e-3, "greedy_continuation_matches": false}]}),
+            ),
+            rl_bf16_metrics: vec![
+                json!({"step": 1, "step_seconds": 1.5, "rollout_tokens_per_s": 400.0, "update_tokens_per_s": 40.0}),
+            ],
             torch_train: Some(json!({"measurements": [
                 {"name": "pretrain step", "ms": 80.0, "tokens_per_s": 50000.0},
                 {"name": "GRPO update", "ms": 100.0, "tokens_per_s": 2000.0},
@@ -506,6 +563,12 @@ mod tests {
         assert_eq!(report.train[1].ratio, Some(1.5));
         assert_eq!(report.train[2].name, "GRPO update vs PyTorch shared prompt");
         assert_eq!(report.train[2].ratio, Some(0.5));
+        // bf16 against PyTorch under autocast: 90000 / 60000.
+        assert_eq!(report.train[3].name, "pretrain step, bf16");
+        assert_eq!(report.train[3].ratio, Some(1.5));
+        assert_eq!(report.parity_bf16_passed, Some(true));
+        assert_eq!(report.parity_bf16_worst_logprob_diff, Some(0.09));
+        assert_eq!(report.rl_bf16.as_ref().map(|rl| rl.steps), Some(1));
         assert_eq!(report.generate[0].ratio, Some(2.0));
         assert_eq!(report.generate[1].torch, None);
         let rl = report.rl.as_ref().unwrap();
@@ -529,6 +592,8 @@ mod tests {
         assert!(report.kernels.is_empty() && report.rl.is_none());
         let table = report.markdown();
         assert!(table.contains("Parity with transformers: not run"));
+        assert!(table.contains("in bf16: not run"));
         assert!(table.contains("RL steps: not run"));
+        assert!(table.contains("RL steps, bf16: not run"));
     }
 }

@@ -11,6 +11,7 @@ use crate::pretrain::trainer::read_run_config;
 use crate::pretrain::trainer::{ModelInit, PretrainSummary};
 use crate::pretrain::{run_pretraining, PretrainConfig, TaskLoss, TaskMix};
 use crate::settings_check::RangeCheck;
+use pretrainzero_models::ComputeDtype;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PretrainArgs {
@@ -108,6 +109,10 @@ pub struct PretrainArgs {
     /// Storage type of the exported weights: float32, bfloat16 or float16.
     #[arg(long, default_value = "float32")]
     pub export_dtype: String,
+    /// Type the model computes in: f32, or bf16 (mixed precision with f32 master
+    /// weights for AdamW; CUDA and --device flex).
+    #[arg(long, default_value_t = ComputeDtype::F32)]
+    pub dtype: ComputeDtype,
     #[command(flatten)]
     pub device: DeviceArg,
 }
@@ -183,6 +188,7 @@ impl PretrainArgs {
             seed: self.seed,
             data_seed: self.data_seed,
             export_dtype: self.export_dtype.clone(),
+            dtype: self.dtype,
             max_consecutive_nonfinite: self.max_consecutive_nonfinite,
             deterministic: self.deterministic,
         }))

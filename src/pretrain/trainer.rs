@@ -24,8 +24,8 @@ use crate::data::tokenizer_training::END_OF_TEXT;
 use crate::data::{CorpusSpec, SplitRule};
 use crate::kernels::RewardStepBackend;
 use crate::models::{
-    random_decoder, save_pretrained, Decoder, ModelConfig, PretrainedModel, TextTokenizer,
-    WeightDtype,
+    random_decoder, save_pretrained, ComputeDtype, Decoder, ModelConfig, PretrainedModel,
+    TextTokenizer, WeightDtype,
 };
 use crate::optim::{
     accumulate_sharded_gradients, clip_global_norm, is_finite_step, BackwardShards, CosineSchedule,
@@ -79,6 +79,9 @@ pub struct PretrainConfig {
     #[serde(default)]
     pub data_seed: Option<u64>,
     pub export_dtype: String,
+    /// The type the model computes in; bf16 keeps f32 master weights for AdamW.
+    #[serde(default)]
+    pub dtype: ComputeDtype,
     /// The run stops after this many consecutive steps with a NaN or infinite loss or
     /// gradient (each is skipped, not applied).
     #[serde(default = "default_max_consecutive_nonfinite")]
@@ -146,8 +149,17 @@ pub fn run_pretraining<B: RewardStepBackend>(
 ) -> anyhow::Result<PretrainSummary> {
     let _lock = RunLock::acquire(run_dir)?;
     let resume = config.is_none();
+    // Before anything is written: a new run folder stays empty when the backend
+    // cannot compute in the configured type.
+    let check_dtype = |config: &PretrainConfig| {
+        config
+            .dtype
+            .check_backend::<B>(device)
+            .map_err(|problem| anyhow::anyhow!("--dtype {}: {problem}", config.dtype))
+    };
     let config = match config {
         Some(config) => {
+            check_dtype(&config)?;
             refuse_started_run(run_dir, CONFIG_FILE)?;
             std::fs::write(
                 run_dir.join(CONFIG_FILE),
@@ -156,7 +168,11 @@ pub fn run_pretraining<B: RewardStepBackend>(
             .with_context(|| format!("{}: cannot write", run_dir.join(CONFIG_FILE).display()))?;
             config
         }
-        None => read_run_config(run_dir)?,
+        None => {
+            let config = read_run_config(run_dir)?;
+            check_dtype(&config)?;
+            config
+        }
     };
     let export_dtype = WeightDtype::parse(&config.export_dtype).with_context(|| {
         format!(
@@ -168,6 +184,7 @@ pub fn run_pretraining<B: RewardStepBackend>(
     type Ad<B> = Autodiff<B>;
     let (model_config, model, tokenizer, tokenizer_path) =
         init_model::<Ad<B>>(&config.init, config.seed, device)?;
+    let model = model.with_compute_dtype(config.dtype.float_dtype());
     let eos = tokenizer
         .token_to_id(END_OF_TEXT)
         .or_else(|| model_config.eos_token_ids.first().copied())

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use pretrainzero_models::ComputeDtype;
+
 use crate::policy::prompts::PromptTemplates;
 use crate::policy::span_rules::SpanRules;
 use crate::settings_check::RangeCheck;
@@ -34,8 +36,8 @@ pub enum PromptStyle {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    /// HF model folder (with tokenizer.json) to start from.
-    pub model: PathBuf,
+    /// The policy model. `model = "PATH"` is shorthand for `[model] path = "PATH"`.
+    pub model: ModelSection,
     pub seed: u64,
     /// Bitwise-reproducible CPU runs (one thread; see `determinism`).
     #[serde(default)]
@@ -45,6 +47,18 @@ pub struct TrainConfig {
     pub rollout: RolloutSection,
     pub optim: OptimSection,
     pub checkpoint: CheckpointSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// HF model folder (with tokenizer.json) to start from.
+    pub path: PathBuf,
+    /// `f32`, or `bf16`: mixed precision with f32 master weights for AdamW (see
+    /// `pretrainzero_models::precision`); bf16 needs a backend that has it (CUDA,
+    /// burn-flex).
+    #[serde(default)]
+    pub dtype: ComputeDtype,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -273,6 +287,7 @@ impl TrainConfig {
     pub fn from_toml(text: &str, source: &str, overrides: &[String]) -> anyhow::Result<Self> {
         let mut value: toml::Table =
             toml::from_str(text).with_context(|| format!("{source}: invalid TOML"))?;
+        model_path_as_section(&mut value);
         for assignment in overrides {
             apply_override(&mut value, assignment)
                 .with_context(|| format!("--set {assignment}"))?;
@@ -280,7 +295,7 @@ impl TrainConfig {
         let mut config: TrainConfig = toml::Value::Table(value)
             .try_into()
             .with_context(|| format!("{source}: invalid configuration"))?;
-        config.model = resolve_project_path(&config.model);
+        config.model.path = resolve_project_path(&config.model.path);
         config.data.corpus = resolve_project_path(&config.data.corpus);
         config.validate(source)?;
         Ok(config)
@@ -290,7 +305,7 @@ impl TrainConfig {
     /// follow the model's prompt format (its `prompt_templates.json`, if it has one).
     /// Only a new run does this; a resumed run keeps the prompts it started with.
     pub fn with_model_templates(mut self) -> anyhow::Result<Self> {
-        let model = PromptTemplates::for_model(&self.model)?;
+        let model = PromptTemplates::for_model(&self.model.path)?;
         self.policy.templates = self.policy.templates.over_model(&model);
         Ok(self)
     }
@@ -387,8 +402,23 @@ pub fn resolve_project_path(path: &Path) -> PathBuf {
     std::path::absolute(&chosen).unwrap_or(chosen)
 }
 
+/// `model = "PATH"`, a file's shorthand, as the section `[model] path = "PATH"` it
+/// stands for.
+fn model_path_as_section(table: &mut toml::Table) {
+    if let Some(toml::Value::String(path)) = table.get("model") {
+        let section = toml::Table::from_iter([("path".into(), toml::Value::String(path.clone()))]);
+        table.insert("model".into(), toml::Value::Table(section));
+    }
+}
+
 fn apply_override(table: &mut toml::Table, assignment: &str) -> anyhow::Result<()> {
     let (key, raw) = assignment.split_once('=').context("expected key=value")?;
+    // `--set model=PATH` sets the model's path and keeps its other keys (`model.dtype`).
+    let key = if key.trim() == "model" {
+        "model.path"
+    } else {
+        key
+    };
     let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
         Ok(mut t) => t.remove("v").expect("parsed key"),
         Err(_) => toml::Value::String(raw.to_string()),
@@ -455,5 +485,40 @@ mod tests {
             error.contains("policy.generator_copy_constraint") && error.contains("direct"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_model_is_a_path_or_a_section_with_its_compute_type() {
+        let default = TrainConfig::built_in_default(&[]).unwrap();
+        assert!(default.model.path.ends_with("models/pretrainzero-wiki-31m"));
+        assert_eq!(default.model.dtype, ComputeDtype::F32);
+
+        // `model=PATH` sets the path and keeps the type, in either order.
+        for overrides in [
+            ["model.dtype=bf16", "model=/somewhere/else"],
+            ["model=/somewhere/else", "model.dtype=bf16"],
+        ] {
+            let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+            let config = TrainConfig::built_in_default(&overrides).unwrap();
+            assert_eq!(
+                config.model.path,
+                PathBuf::from("/somewhere/else"),
+                "{overrides:?}"
+            );
+            assert_eq!(config.model.dtype, ComputeDtype::Bf16, "{overrides:?}");
+        }
+
+        // A run folder's saved configuration reads back the same.
+        let config = TrainConfig::built_in_default(&["model.dtype=bf16".into()]).unwrap();
+        let saved = toml::to_string_pretty(&config).unwrap();
+        assert_eq!(
+            TrainConfig::from_toml(&saved, "saved", &[]).unwrap(),
+            config
+        );
+
+        let error = TrainConfig::built_in_default(&["model.dtype=f16".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("invalid configuration"), "{error}");
     }
 }

@@ -97,8 +97,17 @@ pub fn run_training_on_devices<B: RewardStepBackend>(
     let device = &devices[0];
     let _lock = RunLock::acquire(run_dir)?;
     let resume = config.is_none();
+    // Before anything is written: a new run folder stays empty when the backend
+    // cannot compute in the configured type.
+    let check_dtype = |config: &TrainConfig| {
+        let dtype = config.model.dtype;
+        dtype
+            .check_backend::<B>(device)
+            .map_err(|problem| anyhow::anyhow!("model.dtype = \"{dtype}\": {problem}"))
+    };
     let config = match config {
         Some(config) => {
+            check_dtype(&config)?;
             let config = config.with_model_templates()?;
             refuse_started_run(run_dir, RUN_CONFIG_FILE)?;
             std::fs::write(
@@ -110,19 +119,26 @@ pub fn run_training_on_devices<B: RewardStepBackend>(
             })?;
             config
         }
-        None => TrainConfig::load(&run_dir.join(RUN_CONFIG_FILE), &[])?,
+        None => {
+            let config = TrainConfig::load(&run_dir.join(RUN_CONFIG_FILE), &[])?;
+            check_dtype(&config)?;
+            config
+        }
     };
 
     type Ad<B> = Autodiff<B>;
-    let pretrained = PretrainedModel::<Ad<B>>::load(&config.model, device)
-        .with_context(|| format!("loading model folder {}", config.model.display()))?;
+    let model_path = &config.model.path;
+    let compute_dtype = config.model.dtype;
+    let pretrained = PretrainedModel::<Ad<B>>::load(model_path, device)
+        .with_context(|| format!("loading model folder {}", model_path.display()))?;
     let tokenizer = pretrained
         .tokenizer
-        .with_context(|| format!("{}: training needs tokenizer.json", config.model.display()))?;
+        .with_context(|| format!("{}: training needs tokenizer.json", model_path.display()))?;
     let model_config = pretrained.config;
     let eos_token_ids = model_config.eos_token_ids.clone();
     let reference = if config.optim.kl_coef > 0.0 {
-        Some(PretrainedModel::<B>::load(&config.model, device)?.model)
+        let reference = PretrainedModel::<B>::load(model_path, device)?.model;
+        Some(reference.with_compute_dtype(compute_dtype.float_dtype()))
     } else {
         None
     };
@@ -141,7 +157,11 @@ pub fn run_training_on_devices<B: RewardStepBackend>(
     let mut replicas = Vec::with_capacity(devices.len());
     let mut state = LoopState::default();
     for (replica_device, &sync) in devices.iter().zip(&peers.syncs) {
-        let model = pretrained.model.clone().fork(replica_device);
+        let model = pretrained
+            .model
+            .clone()
+            .with_compute_dtype(compute_dtype.float_dtype())
+            .fork(replica_device);
         let (model, optimizer) = if from_checkpoint {
             let (model, optimizer, loaded) = load_latest::<Ad<B>, _, _, LoopState>(
                 run_dir,
@@ -197,7 +217,13 @@ pub fn run_training_on_devices<B: RewardStepBackend>(
         let kind = config.policy.kind_at(state.step);
         let policies: Vec<(Decoder<B>, &B::Device, PeerSync)> = replicas
             .iter()
-            .map(|r| (r.model.valid(), &r.device, r.sync))
+            .map(|r| {
+                (
+                    r.model.valid().with_weights_in_compute_dtype(),
+                    &r.device,
+                    r.sync,
+                )
+            })
             .collect();
         let draws = draw_until_signal(
             config.rollout.min_signal_groups,
@@ -327,7 +353,7 @@ pub fn run_training_on_devices<B: RewardStepBackend>(
     save_pretrained(
         &replicas[0].model.valid(),
         &model_config,
-        Some(&config.model.join("tokenizer.json")),
+        Some(&config.model.path.join("tokenizer.json")),
         &export_dir,
         WeightDtype::F32,
     )?;

@@ -12,6 +12,7 @@ mod eval_responses;
 mod fuzz_parsers;
 mod grpo;
 mod kill_campaign;
+mod mixed_precision;
 mod pretrain;
 mod prompt_templates;
 mod readers;

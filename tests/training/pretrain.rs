@@ -10,7 +10,8 @@ use burn::tensor::{Int, Tensor};
 use pretrainzero::data::tokenizer_training::train_bpe_tokenizer;
 use pretrainzero::data::{CorpusSpec, ParagraphRules, SplitRule};
 use pretrainzero::models::{
-    random_decoder, score_sequence, Decoder, ModelConfig, PretrainedModel, TextTokenizer,
+    random_decoder, score_sequence, ComputeDtype, Decoder, ModelConfig, PretrainedModel,
+    TextTokenizer,
 };
 use pretrainzero::optim::BackwardShards;
 use pretrainzero::policy::prompts::{PromptTemplates, MODEL_TEMPLATES_FILE};
@@ -137,6 +138,7 @@ pub(crate) fn config(tokenizer: PathBuf) -> PretrainConfig {
         seed: 9,
         data_seed: None,
         export_dtype: "float32".into(),
+        dtype: ComputeDtype::F32,
         max_consecutive_nonfinite: 3,
         deterministic: false,
     }

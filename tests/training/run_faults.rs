@@ -10,12 +10,12 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::AdamWConfig;
 use burn::prelude::*;
 use pretrainzero::models::{
-    random_decoder, save_pretrained, Decoder, ModelConfig, PretrainedModel, TextTokenizer,
-    WeightDtype,
+    random_decoder, save_pretrained, ComputeDtype, Decoder, ModelConfig, PretrainedModel,
+    TextTokenizer, WeightDtype,
 };
 use pretrainzero::optim::BackwardShards;
 use pretrainzero::pretrain::trainer::train_step;
-use pretrainzero::pretrain::{run_pretraining, TokenChunk};
+use pretrainzero::pretrain::{run_pretraining, PretrainConfig, TokenChunk};
 use pretrainzero::run_lock::RunLock;
 use pretrainzero::update::policy_update::update_policy;
 use pretrainzero::update::{LossAggregation, PolicyLossConfig, PolicySample, UpdateConfig};
@@ -271,6 +271,28 @@ fn a_run_folder_held_by_a_live_run_is_refused() {
         .to_string();
     assert!(
         error.contains("another live run holds this run folder"),
+        "{error}"
+    );
+    assert!(
+        !run.join("pretrain_config.json").exists(),
+        "nothing was written"
+    );
+}
+
+#[test]
+fn bf16_on_a_backend_without_it_is_refused_before_anything_is_written() {
+    let scratch = ScratchDir::new("bf16-on-ndarray");
+    let tokenizer = small_tokenizer(&scratch.0.join("tokenizer"));
+    let run = scratch.0.join("run");
+    let config = PretrainConfig {
+        dtype: ComputeDtype::Bf16,
+        ..config(tokenizer)
+    };
+    let error = run_pretraining::<Cpu>(Some(config), &run, &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("--dtype bf16: this backend cannot compute in bf16"),
         "{error}"
     );
     assert!(
