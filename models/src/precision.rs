@@ -29,6 +29,14 @@ impl ComputeDtype {
         }
     }
 
+    /// Bytes of one element.
+    pub fn element_bytes(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::Bf16 => 2,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::F32 => "f32",

@@ -22,6 +22,7 @@ use super::bench::{fixed_cell, scientific_cell};
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask, DeviceKind};
 use crate::kernels::{masked_token_logprob_entropy, reference, RewardStepBackend, RowChunking};
+use crate::models::ComputeDtype;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct KernelBenchArgs {
@@ -38,36 +39,13 @@ pub struct KernelBenchArgs {
     #[arg(long)]
     pub skip_reference: bool,
     /// Type of the logits: f32, or bf16 where the backend has it (CUDA, burn-flex).
-    #[arg(long, value_enum, default_value_t = LogitsDtype::F32)]
-    pub dtype: LogitsDtype,
+    #[arg(long, default_value_t = ComputeDtype::F32)]
+    pub dtype: ComputeDtype,
     /// Print one JSON object instead of the tables.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub device: DeviceArg,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogitsDtype {
-    F32,
-    Bf16,
-}
-
-impl LogitsDtype {
-    fn float_dtype(self) -> FloatDType {
-        match self {
-            Self::F32 => FloatDType::F32,
-            Self::Bf16 => FloatDType::BF16,
-        }
-    }
-
-    fn bytes(self) -> usize {
-        match self {
-            Self::F32 => 4,
-            Self::Bf16 => 2,
-        }
-    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -107,7 +85,7 @@ pub struct KernelBenchReport {
     pub device: &'static str,
     /// How the backend runs the reward step (kernel form, host loops or reference).
     pub kernel_form: &'static str,
-    pub dtype: LogitsDtype,
+    pub dtype: ComputeDtype,
     pub iters: usize,
     pub timings: Vec<KernelBenchRow>,
     pub copy: Vec<CopyRow>,
@@ -119,7 +97,8 @@ pub fn run(args: KernelBenchArgs) -> anyhow::Result<()> {
         anyhow::bail!("--iters, --rows and --vocab must be positive");
     }
     let device = args.device.kind();
-    if args.dtype == LogitsDtype::Bf16 && matches!(device, DeviceKind::Ndarray | DeviceKind::Wgpu) {
+    if args.dtype == ComputeDtype::Bf16 && matches!(device, DeviceKind::Ndarray | DeviceKind::Wgpu)
+    {
         anyhow::bail!(
             "--dtype bf16: the {} backend has no bf16 tensors (use --device cuda or flex)",
             device.name()
@@ -141,7 +120,7 @@ pub fn run(args: KernelBenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "bench kernels: device {} ({}), {:?} logits, {} timed iterations after one warm-up",
+        "bench kernels: device {} ({}), {} logits, {} timed iterations after one warm-up",
         device.name(),
         report.kernel_form,
         dtype,
@@ -160,7 +139,7 @@ pub fn run(args: KernelBenchArgs) -> anyhow::Result<()> {
             fixed_cell(row.ms, 2),
             fixed_cell(row.gb_per_s, 1),
             fixed_cell(row.peak_extra_mb, 1),
-            (row.rows * row.vocab * dtype.bytes()) as f64 / 1e6,
+            (row.rows * row.vocab * dtype.element_bytes()) as f64 / 1e6,
         );
     }
     println!();
@@ -210,7 +189,7 @@ impl BackendTask for KernelBench {
         };
         for &vocab in &self.args.vocab {
             for &rows in &self.args.rows {
-                let logits_bytes = (rows * vocab * dtype.bytes()) as f64;
+                let logits_bytes = (rows * vocab * dtype.element_bytes()) as f64;
                 let mut copy_ms = None;
                 attempt(format!("copy N={rows} V={vocab}"), &mut || {
                     copy_ms = Some(measure_copy::<B>(
@@ -286,7 +265,7 @@ impl BackendTask for KernelBench {
 fn inputs<B: Backend>(
     rows: usize,
     vocab: usize,
-    dtype: LogitsDtype,
+    dtype: ComputeDtype,
     device: &B::Device,
 ) -> (Tensor<B, 2>, Tensor<B, 1, Int>, Tensor<B, 1>) {
     let logits = Tensor::<B, 2>::random([rows, vocab], Distribution::Uniform(-8.0, 8.0), device)
@@ -307,7 +286,7 @@ fn inputs<B: Backend>(
 fn measure_copy<B: RewardStepBackend>(
     rows: usize,
     vocab: usize,
-    dtype: LogitsDtype,
+    dtype: ComputeDtype,
     iters: usize,
     device: &B::Device,
 ) -> f64 {
@@ -329,7 +308,7 @@ fn measure_copy<B: RewardStepBackend>(
 fn kernel_reference_agreement<B: RewardStepBackend>(
     rows: usize,
     vocab: usize,
-    dtype: LogitsDtype,
+    dtype: ComputeDtype,
     device: &B::Device,
 ) -> (f64, f64) {
     let (logits, targets, mask) = inputs::<B>(rows, vocab, dtype, device);
@@ -377,7 +356,7 @@ fn kernel_reference_agreement<B: RewardStepBackend>(
 fn measure<B: RewardStepBackend>(
     rows: usize,
     vocab: usize,
-    dtype: LogitsDtype,
+    dtype: ComputeDtype,
     path: &str,
     pass: &str,
     iters: usize,
