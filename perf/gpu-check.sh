@@ -144,7 +144,8 @@ fi
 
 # bf16 mixed precision (f32 master weights), after everything in f32 so that a
 # shortage of time costs these first: parity against the same f32 reference,
-# `bench train --dtype bf16` next to PyTorch under autocast, and three RL steps.
+# `bench train --dtype bf16` next to PyTorch under autocast, and three RL steps with
+# a KL reference (so the reference policy runs in bf16 too).
 part parity-bf16 30 "$BIN" check parity --fixtures "$CARRY/fixtures" --device cuda --dtype bf16 --json
 part train-bf16 60 "$BIN" bench train --device cuda --preset qwen3-0.6b --dtype bf16 --json
 if [ "$mode" = dry ] || python3 -c "import torch; assert torch.cuda.is_available()" >/dev/null 2>&1; then
@@ -152,7 +153,7 @@ if [ "$mode" = dry ] || python3 -c "import torch; assert torch.cuda.is_available
 fi
 RL_BF16_RUN=${TMPDIR:-/tmp}/pretrainzero-device-check-rl-bf16
 [ "$mode" = run ] && rm -rf "$RL_BF16_RUN"
-part rl-bf16 60 "$BIN" train --device cuda --run-dir "$RL_BF16_RUN" --set optim.steps=3 --set checkpoint.every=0 --set model.dtype=bf16
+part rl-bf16 60 "$BIN" train --device cuda --run-dir "$RL_BF16_RUN" --set optim.steps=3 --set checkpoint.every=0 --set model.dtype=bf16 --set optim.kl_coef=0.01
 
 if [ "$mode" = dry ]; then
   echo "would run: $BIN bench device-report $OUT"

@@ -4,10 +4,10 @@
 //!
 //! Tensor names are HuggingFace's, so a checkpoint maps onto the structs one to one.
 
-use burn::module::{ModuleMapper, Param};
+use burn::module::Param;
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::prelude::*;
-use burn::tensor::{DType, FloatDType};
+use burn::tensor::FloatDType;
 use pretrainzero_kernels::{attention, swiglu, FusedLayerBackend};
 
 use crate::config::ModelConfig;
@@ -42,16 +42,6 @@ pub struct Mlp<B: Backend> {
     pub down_proj: Linear<B>,
 }
 
-/// `t` as `dtype`: the tensor itself when it already is (no copy, and no cast in the
-/// autodiff graph), so the f32 path is exactly what it was without a compute type.
-fn as_dtype<B: Backend, const D: usize>(t: Tensor<B, D>, dtype: DType) -> Tensor<B, D> {
-    if t.dtype() == dtype {
-        t
-    } else {
-        t.cast(FloatDType::from(dtype))
-    }
-}
-
 /// RMSNorm through the backend's fused operation (a host loop over the rows on the
 /// CPU backends) instead of burn's `RmsNorm::forward`, same formula. Always computed
 /// in f32, as transformers does: a bf16 sum of squares over thousands of channels
@@ -60,10 +50,12 @@ fn apply_norm<B: FusedLayerBackend, const D: usize>(
     norm: &RmsNorm<B>,
     x: Tensor<B, D>,
 ) -> Tensor<B, D> {
-    let dtype = x.dtype();
-    let gamma = as_dtype(norm.gamma.val(), DType::F32);
-    let normed = pretrainzero_kernels::rms_norm(as_dtype(x, DType::F32), gamma, norm.epsilon);
-    as_dtype(normed, dtype)
+    // `cast` to the type a tensor already has returns it as it is, so the f32 path
+    // has no cast at all.
+    let dtype = FloatDType::from(x.dtype());
+    let gamma = norm.gamma.val().cast(FloatDType::F32);
+    let normed = pretrainzero_kernels::rms_norm(x.cast(FloatDType::F32), gamma, norm.epsilon);
+    normed.cast(dtype)
 }
 
 /// `linear` through the backend's product (on burn-flex a `gemm` call into an output
@@ -72,11 +64,11 @@ fn apply_norm<B: FusedLayerBackend, const D: usize>(
 /// under a bf16 compute type the product is bf16 and the f32 weights (the
 /// optimizer's master copy) get their gradient back through the cast.
 fn apply_linear<B: FusedLayerBackend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
-    let dtype = x.dtype();
+    let dtype = FloatDType::from(x.dtype());
     pretrainzero_kernels::linear(
         x,
-        as_dtype(linear.weight.val(), dtype),
-        linear.bias.as_ref().map(|b| as_dtype(b.val(), dtype)),
+        linear.weight.val().cast(dtype),
+        linear.bias.as_ref().map(|b| b.val().cast(dtype)),
     )
 }
 
@@ -315,15 +307,16 @@ impl<B: Backend> Decoder<B> {
         self
     }
 
-    /// The same model with every weight cast to the compute type once, for inference
-    /// (rollouts, evaluation): a decode step would otherwise cast every weight again
-    /// for each new token. Unchanged under f32.
+    /// The same model with its matrices cast to the compute type once, for a model
+    /// that only runs forward (rollouts, a reference policy, evaluation): a decode
+    /// step would otherwise cast every weight again for each new token. It computes
+    /// the same numbers as the uncast model. Unchanged under f32.
     pub fn with_weights_in_compute_dtype(self) -> Self {
         let dtype = self.compute_dtype;
         if dtype == FloatDType::F32 {
             return self;
         }
-        self.map(&mut CastWeights { dtype })
+        self.map(&mut crate::precision::CastMatrices { dtype })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -359,8 +352,7 @@ impl<B: FusedLayerBackend> Decoder<B> {
         });
         // Every later tensor follows the embedding's type: the products cast their
         // weights to it, and the rotation tables are made in it.
-        let dtype = DType::from(self.compute_dtype);
-        let mut x = as_dtype(self.embed_tokens.forward(tokens), dtype);
+        let mut x = self.embed_tokens.forward(tokens).cast(self.compute_dtype);
         let Some(first) = self.layers.first() else {
             return apply_norm(&self.norm, x);
         };
@@ -389,7 +381,7 @@ impl<B: FusedLayerBackend> Decoder<B> {
             // `(E · hᵀ)ᵀ` gave wrong decode logits on WGPU — single-row `hᵀ` — so the
             // plain form is used everywhere; ndarray copies the table per call.)
             None => {
-                let table = as_dtype(self.embed_tokens.weight.val(), flat.dtype());
+                let table = self.embed_tokens.weight.val().cast(flat.dtype());
                 pretrainzero_kernels::linear(flat, table.transpose(), None)
             }
         };
@@ -408,21 +400,8 @@ impl<B: FusedLayerBackend> Decoder<B> {
             attn.num_kv_heads,
             capacity,
             attn.head_dim,
-            (device, DType::from(self.compute_dtype)),
+            (device, self.compute_dtype.into()),
         )
-    }
-}
-
-/// Casts every float parameter to `dtype` (see [`Decoder::with_weights_in_compute_dtype`]).
-struct CastWeights {
-    dtype: FloatDType,
-}
-
-impl<B: Backend> ModuleMapper<B> for CastWeights {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let (id, tensor, mapper) = param.consume();
-        let cast = as_dtype(tensor, DType::from(self.dtype));
-        Param::from_mapped_value(id, cast, mapper)
     }
 }
 

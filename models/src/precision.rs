@@ -9,6 +9,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use burn::module::{ModuleMapper, Param};
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
 use serde::{Deserialize, Serialize};
@@ -45,17 +46,37 @@ impl ComputeDtype {
     }
 
     /// Whether backend `B` computes in this type on `device` (bf16: CUDA and burn-flex
-    /// do; ndarray and the WGPU shaders do not), as an error message that says what to
-    /// use instead.
-    pub fn check_backend<B: Backend>(self, device: &B::Device) -> Result<(), String> {
+    /// do; ndarray and the WGPU shaders do not).
+    pub fn check_backend<B: Backend>(self, device: &B::Device) -> Result<(), UnsupportedDtype> {
         if B::supports_dtype(device, DType::from(self.float_dtype())) {
             Ok(())
         } else {
-            Err(format!(
-                "this backend cannot compute in {} (bf16 runs on --device cuda or flex); use f32",
-                self.name()
-            ))
+            Err(UnsupportedDtype(self))
         }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this backend cannot compute in {0} (CUDA and burn-flex can); use f32")]
+pub struct UnsupportedDtype(pub ComputeDtype);
+
+/// Casts the matrices (linear weights, the embedding table) to `dtype`, for a model
+/// that only runs forward (see `Decoder::with_weights_in_compute_dtype`). Vectors
+/// keep their type: biases are cast where they are added, and RMSNorm's scales are
+/// read in f32 anyway. The result computes exactly what the uncast model computes
+/// when it casts each matrix at use, so a rollout samples from the very policy the
+/// update scores.
+pub(crate) struct CastMatrices {
+    pub dtype: FloatDType,
+}
+
+impl<B: Backend> ModuleMapper<B> for CastMatrices {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        if D != 2 {
+            return param;
+        }
+        let (id, tensor, mapper) = param.consume();
+        Param::from_mapped_value(id, tensor.cast(self.dtype), mapper)
     }
 }
 

@@ -57,15 +57,9 @@ impl<B: Backend> RotaryEmbedding<B> {
         let table = |first: Tensor<B, 3>, second: Tensor<B, 3>| {
             Tensor::cat(vec![first, second], 2).reshape([batch, seq, 1, 2 * half])
         };
-        let in_dtype = |t: Tensor<B, 4>| {
-            if dtype == burn::tensor::FloatDType::F32 {
-                t
-            } else {
-                t.cast(dtype)
-            }
-        };
-        let signed_sin = in_dtype(table(sin.clone().neg(), sin));
-        let cos = in_dtype(table(cos.clone(), cos));
+        // (A cast to f32 of these f32 tables returns them as they are.)
+        let signed_sin = table(sin.clone().neg(), sin).cast(dtype);
+        let cos = table(cos.clone(), cos).cast(dtype);
         let mut expanded = Vec::new();
         for &heads in head_counts {
             if expanded.iter().any(|(h, _, _)| *h == heads) {

@@ -61,12 +61,8 @@ pub fn sample<B: Backend>(
     let device = logits.device();
     // Softmax, cumulative sums and log-probabilities in f32 whatever the logits' type
     // (bf16 logits under a bf16 compute type): a bf16 CDF over a large vocabulary
-    // cannot resolve the tail it samples from.
-    let logits = if logits.dtype() == burn::tensor::DType::F32 {
-        logits
-    } else {
-        logits.cast(burn::tensor::FloatDType::F32)
-    };
+    // cannot resolve the tail it samples from. (f32 logits are returned as they are.)
+    let logits = logits.cast(burn::tensor::FloatDType::F32);
     if config.is_greedy() {
         let ids = row_argmax(logits.clone());
         let logprobs = log_softmax_rows(logits).gather(1, ids.clone());

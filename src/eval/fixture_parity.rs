@@ -147,9 +147,7 @@ pub fn check_fixture<B: FusedLayerBackend>(
     device: &B::Device,
 ) -> anyhow::Result<FixtureParity> {
     let reference = ReferenceOutputs::load(model_dir)?;
-    dtype
-        .check_backend::<B>(device)
-        .map_err(|problem| anyhow::anyhow!("{problem}"))?;
+    dtype.check_backend::<B>(device)?;
     let model = PretrainedModel::<B>::load(model_dir, device)
         .with_context(|| format!("loading {}", model_dir.display()))?
         .model

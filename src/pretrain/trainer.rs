@@ -147,19 +147,21 @@ pub fn run_pretraining<B: RewardStepBackend>(
     run_dir: &Path,
     device: &B::Device,
 ) -> anyhow::Result<PretrainSummary> {
-    let _lock = RunLock::acquire(run_dir)?;
-    let resume = config.is_none();
-    // Before anything is written: a new run folder stays empty when the backend
-    // cannot compute in the configured type.
     let check_dtype = |config: &PretrainConfig| {
         config
             .dtype
             .check_backend::<B>(device)
             .map_err(|problem| anyhow::anyhow!("--dtype {}: {problem}", config.dtype))
     };
+    // Before the lock: a new run whose backend cannot compute in the configured type
+    // creates no run folder at all.
+    if let Some(config) = &config {
+        check_dtype(config)?;
+    }
+    let _lock = RunLock::acquire(run_dir)?;
+    let resume = config.is_none();
     let config = match config {
         Some(config) => {
-            check_dtype(&config)?;
             refuse_started_run(run_dir, CONFIG_FILE)?;
             std::fs::write(
                 run_dir.join(CONFIG_FILE),

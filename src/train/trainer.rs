@@ -95,19 +95,21 @@ pub fn run_training_on_devices<B: RewardStepBackend>(
 ) -> anyhow::Result<TrainSummary> {
     anyhow::ensure!(!devices.is_empty(), "training needs at least one device");
     let device = &devices[0];
-    let _lock = RunLock::acquire(run_dir)?;
-    let resume = config.is_none();
-    // Before anything is written: a new run folder stays empty when the backend
-    // cannot compute in the configured type.
     let check_dtype = |config: &TrainConfig| {
         let dtype = config.model.dtype;
         dtype
             .check_backend::<B>(device)
             .map_err(|problem| anyhow::anyhow!("model.dtype = \"{dtype}\": {problem}"))
     };
+    // Before the lock: a new run whose backend cannot compute in the configured type
+    // creates no run folder at all.
+    if let Some(config) = &config {
+        check_dtype(config)?;
+    }
+    let _lock = RunLock::acquire(run_dir)?;
+    let resume = config.is_none();
     let config = match config {
         Some(config) => {
-            check_dtype(&config)?;
             let config = config.with_model_templates()?;
             refuse_started_run(run_dir, RUN_CONFIG_FILE)?;
             std::fs::write(
@@ -138,7 +140,12 @@ pub fn run_training_on_devices<B: RewardStepBackend>(
     let eos_token_ids = model_config.eos_token_ids.clone();
     let reference = if config.optim.kl_coef > 0.0 {
         let reference = PretrainedModel::<B>::load(model_path, device)?.model;
-        Some(reference.with_compute_dtype(compute_dtype.float_dtype()))
+        // Only ever run forward: its matrices are cast to the compute type once.
+        Some(
+            reference
+                .with_compute_dtype(compute_dtype.float_dtype())
+                .with_weights_in_compute_dtype(),
+        )
     } else {
         None
     };
