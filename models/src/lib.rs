@@ -7,6 +7,7 @@ pub mod config;
 pub mod decoder;
 pub mod error;
 pub mod generate;
+pub mod hf_tensors;
 pub mod kv_cache;
 pub mod precision;
 pub mod pretrained;
