@@ -1,4 +1,4 @@
-//! The end-of-run report (issue 4, Metrics): PNG charts of the per-step metrics and an
+//! The end-of-run report: PNG charts of the per-step metrics and an
 //! HTML page with the run summary and, at a few steps, the spans the generator chose
 //! and the predictor's answers. `write_report` is called at the end of training and by
 //! `pretrainzero report`; `write_comparison` overlays several runs.
