@@ -32,10 +32,7 @@ impl ComputeDtype {
 
     /// Bytes of one element.
     pub fn element_bytes(self) -> usize {
-        match self {
-            Self::F32 => 4,
-            Self::Bf16 => 2,
-        }
+        DType::from(self.float_dtype()).size()
     }
 
     pub fn name(self) -> &'static str {

@@ -2,47 +2,23 @@
 //! weights after several steps on the same gradients, on both CPU backends, and
 //! optimizer state that moves between the two through a checkpoint's bytes.
 
-use std::path::Path;
-
+use crate::tiny_qwen3::{batch, config};
 use burn::backend::Autodiff;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use pretrainzero::kernels::RewardStepBackend;
-use pretrainzero::models::{random_decoder, Decoder, ModelConfig};
+use pretrainzero::models::{random_decoder, Decoder};
 use pretrainzero::optim::FusedAdamW;
 use pretrainzero::pretrain::loss::next_token_loss;
-use pretrainzero::pretrain::TokenChunk;
-
-fn config() -> ModelConfig {
-    ModelConfig::from_json(
-        serde_json::json!({"model_type": "qwen3", "vocab_size": 97, "hidden_size": 32, "intermediate_size": 64,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
-            "tie_word_embeddings": true}),
-        Path::new("test"),
-    )
-    .unwrap()
-}
-
-fn batch(step: usize) -> Vec<TokenChunk> {
-    (0..3)
-        .map(|row| {
-            TokenChunk::scored_everywhere(
-                (0..17)
-                    .map(|i| ((i * 31 + row * 7 + step * 13) % 97) as u32)
-                    .collect(),
-            )
-        })
-        .collect()
-}
 
 fn gradients<B: RewardStepBackend>(
     model: &Decoder<Autodiff<B>>,
     step: usize,
     device: &B::Device,
 ) -> GradientsParams {
-    let loss = next_token_loss(model, &batch(step), device);
+    let loss = next_token_loss(model, &batch(3, 17, step), device);
     GradientsParams::from_grads(loss.backward(), model)
 }
 
@@ -77,7 +53,7 @@ fn assert_same_weights(found: &[Vec<f32>], expected: &[Vec<f32>], what: &str) {
 fn check_backend<B: RewardStepBackend>(name: &str) {
     type Ad<B> = Autodiff<B>;
     let device = B::Device::default();
-    let start: Decoder<Ad<B>> = random_decoder(&config(), 5, &device);
+    let start: Decoder<Ad<B>> = random_decoder(&config(32), 5, &device);
     let (lr, weight_decay) = (3e-3, 0.1);
     let mut burn_adamw = AdamWConfig::new()
         .with_beta_2(0.95)

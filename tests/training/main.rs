@@ -23,6 +23,7 @@ mod sharded_backward;
 mod shared_prefix;
 mod span_likelihood;
 mod split;
+mod tiny_qwen3;
 mod tokenizer;
 
 pub type Cpu = burn::backend::NdArray<f32>;

@@ -5,43 +5,20 @@
 //! reference follows the f32 update, and the rollouts' cast-once weights compute
 //! exactly what the update's cast-at-use weights do.
 
-use std::path::Path;
-
 use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
-use pretrainzero::models::{random_decoder, Decoder, ModelConfig};
+use pretrainzero::models::{random_decoder, Decoder};
 use pretrainzero::optim::{BackwardShards, FusedAdamW};
 use pretrainzero::pretrain::loss::next_token_loss;
-use pretrainzero::pretrain::TokenChunk;
 use pretrainzero::update::policy_update::update_policy;
 use pretrainzero::update::{LossAggregation, PolicyLossConfig, PolicySample, UpdateConfig};
 
+use crate::tiny_qwen3::{batch, config, VOCAB};
+
 type Ad = Autodiff<Flex>;
-
-fn config() -> ModelConfig {
-    ModelConfig::from_json(
-        serde_json::json!({"model_type": "qwen3", "vocab_size": 97, "hidden_size": 64, "intermediate_size": 128,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
-            "tie_word_embeddings": true}),
-        Path::new("test"),
-    )
-    .unwrap()
-}
-
-fn batch(step: usize) -> Vec<TokenChunk> {
-    (0..4)
-        .map(|row| {
-            TokenChunk::scored_everywhere(
-                (0..25)
-                    .map(|i| ((i * 31 + row * 7 + step * 13) % 97) as u32)
-                    .collect(),
-            )
-        })
-        .collect()
-}
 
 /// Every parameter's id, type and values, in visiting order.
 struct Params(Vec<(ParamId, DType, Vec<f32>)>);
@@ -93,11 +70,11 @@ fn relative_l2(found: &[f32], expected: &[f32]) -> f64 {
 #[test]
 fn bf16_gradients_reach_the_f32_master_weights_within_bf16_rounding() {
     let device = Default::default();
-    let full: Decoder<Ad> = random_decoder(&config(), 5, &device);
+    let full: Decoder<Ad> = random_decoder(&config(64), 5, &device);
     let mixed = full.clone().with_compute_dtype(FloatDType::BF16);
 
-    let loss_full = next_token_loss(&full, &batch(0), &device);
-    let loss_mixed = next_token_loss(&mixed, &batch(0), &device);
+    let loss_full = next_token_loss(&full, &batch(4, 25, 0), &device);
+    let loss_mixed = next_token_loss(&mixed, &batch(4, 25, 0), &device);
     let (value_full, value_mixed) = (
         loss_full.clone().into_scalar().elem::<f64>(),
         loss_mixed.clone().into_scalar().elem::<f64>(),
@@ -142,7 +119,7 @@ fn bf16_gradients_reach_the_f32_master_weights_within_bf16_rounding() {
 #[test]
 fn adamw_steps_in_bf16_keep_f32_weights_and_follow_the_f32_losses() {
     let device = Default::default();
-    let start: Decoder<Ad> = random_decoder(&config(), 6, &device);
+    let start: Decoder<Ad> = random_decoder(&config(64), 6, &device);
     let new_optimizer = || {
         FusedAdamW::new()
             .with_beta_2(0.95)
@@ -156,7 +133,7 @@ fn adamw_steps_in_bf16_keep_f32_weights_and_follow_the_f32_losses() {
         let mut optimizer = new_optimizer();
         let mut run = Vec::new();
         for step in 0..6 {
-            let loss = next_token_loss(&model, &batch(step % 2), &device);
+            let loss = next_token_loss(&model, &batch(4, 25, step % 2), &device);
             run.push(loss.clone().into_scalar().elem::<f64>());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(3e-3, model, grads);
@@ -196,7 +173,7 @@ fn adamw_steps_in_bf16_keep_f32_weights_and_follow_the_f32_losses() {
 fn casting_the_matrices_once_computes_what_casting_at_use_does() {
     let device = Default::default();
     let at_use: Decoder<Flex> =
-        random_decoder::<Flex>(&config(), 7, &device).with_compute_dtype(FloatDType::BF16);
+        random_decoder::<Flex>(&config(64), 7, &device).with_compute_dtype(FloatDType::BF16);
     let once = at_use.clone().with_weights_in_compute_dtype();
     assert_eq!(once.embed_tokens.weight.val().dtype(), DType::BF16);
     assert_eq!(once.layers[0].mlp.up_proj.weight.val().dtype(), DType::BF16);
@@ -207,7 +184,7 @@ fn casting_the_matrices_once_computes_what_casting_at_use_does() {
     );
 
     let tokens = Tensor::<Flex, 2, Int>::from_data(
-        TensorData::new((0..50).map(|i| (i * 37 % 97) as i64).collect(), [2, 25]),
+        TensorData::new((0..50).map(|i| (i * 37 % VOCAB) as i64).collect(), [2, 25]),
         &device,
     );
     let logits = |model: &Decoder<Flex>| -> Vec<f32> {
@@ -221,15 +198,17 @@ fn casting_the_matrices_once_computes_what_casting_at_use_does() {
 #[test]
 fn a_grpo_update_with_a_kl_reference_in_bf16_follows_the_f32_update() {
     let device = Default::default();
-    let start: Decoder<Ad> = random_decoder(&config(), 8, &device);
+    let start: Decoder<Ad> = random_decoder(&config(64), 8, &device);
     // Two groups of four answers to one prompt each, so the update runs each group's
     // prompt once through the KV cache.
     let samples: Vec<PolicySample> = (0..8)
         .map(|i| PolicySample {
             prompt_ids: (0..9)
-                .map(|t| ((t * 11 + (i / 4) * 5) % 97) as u32)
+                .map(|t| ((t * 11 + (i / 4) * 5) % VOCAB) as u32)
                 .collect(),
-            response_ids: (0..4).map(|t| ((t * 23 + i * 3 + 1) % 97) as u32).collect(),
+            response_ids: (0..4)
+                .map(|t| ((t * 23 + i * 3 + 1) % VOCAB) as u32)
+                .collect(),
             advantage: if i % 2 == 0 { 1.0 } else { -1.0 },
         })
         .collect();
@@ -248,7 +227,7 @@ fn a_grpo_update_with_a_kl_reference_in_bf16_follows_the_f32_update() {
     for dtype in [FloatDType::F32, FloatDType::BF16] {
         let model = start.clone().with_compute_dtype(dtype);
         // A reference a little away from the policy, so the KL term is not zero.
-        let reference = random_decoder::<Flex>(&config(), 9, &device)
+        let reference = random_decoder::<Flex>(&config(64), 9, &device)
             .with_compute_dtype(dtype)
             .with_weights_in_compute_dtype();
         let mut optimizer = FusedAdamW::new().init::<Ad, Decoder<Ad>>();
