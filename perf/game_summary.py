@@ -51,6 +51,11 @@ def summarise(run: Path):
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
+    # Check every argument before printing anything: a shell glob such as runs/g-*
+    # also matches the runs' log files.
+    for run in sys.argv[1:]:
+        if not (Path(run) / "metrics.jsonl").is_file():
+            sys.exit(f"error: {run}: not a run folder (it has no metrics.jsonl)")
     print("| run | steps | updates (2nd half) | max top share (2nd half) | signal samples | "
           "gen reward > 0.1 | stop-word spans | valid masks | predictor acc | seconds | target |")
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|")
