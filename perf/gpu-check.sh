@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # The GPU device check: every CUDA measurement of the project in one call of at most
 # 8 minutes on one H100/H200, each figure next to PyTorch eager on the same shapes
-# from the same run. It writes $OUT/device-check.json and $OUT/device-check.md (a
-# table), plus each part's raw JSON and log under $OUT/parts and $OUT/logs.
+# from the same run. It leaves three files in $OUT: device-check.json,
+# device-check.md (a table) and device-check-parts.tar.gz (each part's raw JSON and
+# log), repacked after every part, so a call cut short still brings back what ran.
+# The device tool returns at most 8 files from $OUT, so nothing else is written there.
 #
 # 1. Build and stage here (the GPU machine has no network and no Rust toolchain):
 #      CUDARC_CUDA_VERSION=13000 cargo build --release --features cuda
 #      perf/gpu-check.sh --stage
-#    --stage copies the binary, stripped, to target/device-check/, with the shared
-#    fixtures' weights and reference outputs (not their tokenizers, which parity does
-#    not read) and the PyTorch peer scripts, and refuses if the carried files exceed
-#    60 MiB. Optionally it adds the CUDA build of the reward-step test
-#    (cargo test --release --features cuda -p pretrainzero-kernels --no-run), when it
+#    --stage copies the binary, stripped and xz-compressed (a stripped CPU build is
+#    ~66 MB, ~11 MB compressed; python3's lzma unpacks it there), to target/device-check/, with the shared fixtures' weights and
+#    reference outputs (not their tokenizers, which parity does not read) and the
+#    PyTorch peer scripts. Optionally it adds the CUDA build of the reward-step test
+#    (cargo test --release --features cuda -p pretrainzero-kernels --no-run) when it
 #    fits.
-# 2. Run there, through the device tool, from the repository root:
+#    Then it adds up what a device call carries: the checkout's tracked and
+#    untracked-not-ignored files plus target/device-check, at most 64 MiB. The shipped
+#    31M model's weights alone are 60 MiB, so:
+# 2. Before the call, take those weights out of what travels (the file stays on disk;
+#    it leaves git's index and is ignored through .git/info/exclude):
+#      perf/gpu-check.sh --slim        ... and after the call: perf/gpu-check.sh --unslim
+#    Without them the RL steps run the default configuration on the shipped 5M model.
+# 3. Run there, through the device tool, from the repository root:
 #      command: perf/gpu-check.sh        carry: ["target/device-check"]    timeout_s: 540
-# 3. Without a CUDA device, or with --dry-run, it prints what it would run and exits 0.
+# 4. Without a CUDA device, or with --dry-run, it prints what it would run and exits 0.
 #
 # Parts: CUDA parity on the fixtures (tolerances of the CPU tests); the reward-step
 # kernels against the reference at the tests' shapes and [16384, 151936], f32 and
@@ -30,14 +39,60 @@ cd "$(dirname "$0")/.."
 
 CARRY=target/device-check
 OUT=${OUT:-$PWD/target/device-check-out}
-LIMIT_MIB=60
+# Parts and logs are written here and packed into $OUT after each part.
+WORK=${TMPDIR:-/tmp}/pretrainzero-device-check
+TRAVEL_LIMIT_MIB=64
+SHIPPED_WEIGHTS=models/pretrainzero-wiki-31m/model.safetensors
 mode=run
 case "${1:-}" in
   --dry-run) mode=dry ;;
   --stage) mode=stage ;;
+  --slim) mode=slim ;;
+  --unslim) mode=unslim ;;
   "") ;;
-  *) echo "usage: perf/gpu-check.sh [--dry-run | --stage]" >&2; exit 2 ;;
+  *) echo "usage: perf/gpu-check.sh [--dry-run | --stage | --slim | --unslim]" >&2; exit 2 ;;
 esac
+
+# Bytes a device call would carry: the files git tracks or would track, and the staged
+# folder (ignored itself, so named apart).
+travel_bytes() {
+  local files
+  files=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
+  local staged=0
+  [ -d "$CARRY" ] && staged=$(du -sb "$CARRY" | cut -f1)
+  echo $(( files + staged ))
+}
+
+# Says what would travel and fails when it is over the device tool's limit.
+check_travel() {
+  local mib=$(( ($(travel_bytes) + 1048575) / 1048576 ))
+  if [ "$mib" -gt $TRAVEL_LIMIT_MIB ]; then
+    echo "error: a device call would carry $mib MiB (checkout and $CARRY), over the tool's $TRAVEL_LIMIT_MIB MiB" >&2
+    if git ls-files --error-unmatch "$SHIPPED_WEIGHTS" >/dev/null 2>&1; then
+      echo "  $SHIPPED_WEIGHTS is tracked: perf/gpu-check.sh --slim takes it out of what travels" >&2
+    fi
+    return 1
+  fi
+  echo "a device call carries $mib MiB (limit $TRAVEL_LIMIT_MIB); carry [\"$CARRY\"], command perf/gpu-check.sh"
+}
+
+if [ "$mode" = slim ] || [ "$mode" = unslim ]; then
+  exclude=$(git rev-parse --git-path info/exclude)
+  if [ "$mode" = slim ]; then
+    git rm --cached --quiet -- "$SHIPPED_WEIGHTS" || exit 1
+    mkdir -p "$(dirname "$exclude")"
+    grep -qxF "/$SHIPPED_WEIGHTS" "$exclude" 2>/dev/null || echo "/$SHIPPED_WEIGHTS" >>"$exclude"
+    echo "$SHIPPED_WEIGHTS no longer travels (still on disk; git shows it as a staged deletion: do not commit now)"
+    echo "after the device call: perf/gpu-check.sh --unslim"
+    check_travel
+    exit $?
+  fi
+  git reset --quiet -- "$SHIPPED_WEIGHTS" || exit 1
+  [ -f "$exclude" ] && sed -i "\#^/$SHIPPED_WEIGHTS\$#d" "$exclude"
+  git diff --quiet -- "$SHIPPED_WEIGHTS" || { echo "error: $SHIPPED_WEIGHTS differs from the committed file" >&2; exit 1; }
+  echo "$SHIPPED_WEIGHTS is tracked again"
+  exit 0
+fi
 
 if [ "$mode" = stage ]; then
   set -e
@@ -46,7 +101,7 @@ if [ "$mode" = stage ]; then
   [ -x "$bin" ] || { echo "error: $bin is missing; build it with: CUDARC_CUDA_VERSION=13000 cargo build --release --features cuda" >&2; exit 1; }
   "$bin" bench kernels --help >/dev/null
   rm -rf "$CARRY" && mkdir -p "$CARRY/fixtures" "$CARRY/perf"
-  cp "$bin" "$CARRY/pretrainzero" && strip "$CARRY/pretrainzero"
+  strip -o "$CARRY/pretrainzero" "$bin" && xz -9 -T0 "$CARRY/pretrainzero"
   for fixture in tiny-random-qwen3 tiny-random-qwen2 tiny-random-llama stories260K-hf; do
     mkdir -p "$CARRY/fixtures/$fixture"
     for f in config.json model.safetensors reference_outputs.json reference_outputs.safetensors; do
@@ -56,19 +111,16 @@ if [ "$mode" = stage ]; then
   cp perf/torch_bench.py perf/torch_kernels.py "$CARRY/perf/"
   test_bin=$(ls -t target/release/deps/reward_step-* 2>/dev/null | grep -v '\.d$' | head -1 || true)
   if [ -n "$test_bin" ]; then
-    cp "$test_bin" "$CARRY/reward_step" && strip "$CARRY/reward_step"
-    if [ $(( $(du -sm "$CARRY" | cut -f1) )) -gt $LIMIT_MIB ]; then
-      echo "note: the reward-step test binary does not fit; left out" && rm "$CARRY/reward_step"
-    fi
+    strip -o "$CARRY/reward_step" "$test_bin" && xz -9 -T0 "$CARRY/reward_step"
   fi
-  size=$(du -sm "$CARRY" | cut -f1)
   du -sh "$CARRY"/* | sed 's/^/  /'
-  if [ "$size" -gt $LIMIT_MIB ]; then
-    echo "error: $CARRY is $size MiB, over the $LIMIT_MIB MiB the device tool carries" >&2
-    exit 1
+  set +e
+  if [ -f "$CARRY/reward_step.xz" ] && ! check_travel >/dev/null 2>&1; then
+    rm "$CARRY/reward_step.xz"
+    echo "note: the reward-step test binary does not fit; left out"
   fi
-  echo "staged $CARRY ($size MiB); run on the device: perf/gpu-check.sh with carry [\"$CARRY\"]"
-  exit 0
+  check_travel
+  exit $?
 fi
 
 if [ "$mode" = run ] && ! { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }; then
@@ -76,9 +128,21 @@ if [ "$mode" = run ] && ! { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi 
   mode=dry
 fi
 
-BIN=$CARRY/pretrainzero
+# The binaries travel xz-compressed; they are unpacked outside the checkout and $OUT
+# (python3's lzma: the GPU machine's image has Python, not necessarily xz).
+BIN=$WORK/bin/pretrainzero
 export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}
-[ "$mode" = run ] && mkdir -p "$OUT/parts" "$OUT/logs"
+if [ "$mode" = run ]; then
+  rm -rf "$WORK" && mkdir -p "$WORK/bin" "$WORK/parts" "$WORK/logs" "$OUT"
+  unxz() { python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2" && chmod +x "$2"; }
+  unxz "$CARRY/pretrainzero.xz" "$BIN" || { echo "error: cannot unpack $CARRY/pretrainzero.xz (run perf/gpu-check.sh --stage here first)" >&2; exit 1; }
+  [ -f "$CARRY/reward_step.xz" ] && unxz "$CARRY/reward_step.xz" "$WORK/bin/reward_step"
+fi
+# Parts and logs in one archive in $OUT, rewritten after each part.
+pack() {
+  tar -czf "$OUT/device-check-parts.tar.gz.tmp" -C "$WORK" parts logs &&
+    mv "$OUT/device-check-parts.tar.gz.tmp" "$OUT/device-check-parts.tar.gz"
+}
 started=$(date +%s)
 
 # The whole check stays inside 8 minutes: each part gets its own limit or what is
@@ -96,21 +160,22 @@ part() {
   local t0=$(date +%s)
   local left=$(( DEADLINE_S - (t0 - started) ))
   if [ "$left" -lt 5 ]; then
-    echo "{\"part\":\"$name\",\"rc\":null,\"seconds\":0,\"skipped\":\"out of time\"}" >>"$OUT/parts/status.jsonl"
+    echo "{\"part\":\"$name\",\"rc\":null,\"seconds\":0,\"skipped\":\"out of time\"}" >>"$WORK/parts/status.jsonl"
     echo "$name: skipped (out of time)"
     return 0
   fi
   [ "$seconds" -gt "$left" ] && seconds=$left
-  timeout "$seconds" "$@" >"$OUT/parts/$name.json" 2>"$OUT/logs/$name.log"
+  timeout "$seconds" "$@" >"$WORK/parts/$name.json" 2>"$WORK/logs/$name.log"
   local rc=$?
-  echo "{\"part\":\"$name\",\"rc\":$rc,\"seconds\":$(( $(date +%s) - t0 ))}" >>"$OUT/parts/status.jsonl"
+  echo "{\"part\":\"$name\",\"rc\":$rc,\"seconds\":$(( $(date +%s) - t0 ))}" >>"$WORK/parts/status.jsonl"
   echo "$name: rc $rc in $(( $(date +%s) - t0 )) s (total $(( $(date +%s) - started )) s)"
+  pack
 }
 
 if [ "$mode" = run ]; then
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$OUT/parts/gpu.txt" 2>&1
-  cat "$OUT/parts/gpu.txt"
-  : >"$OUT/parts/status.jsonl"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$WORK/parts/gpu.txt" 2>&1
+  cat "$WORK/parts/gpu.txt"
+  : >"$WORK/parts/status.jsonl"
 fi
 
 part parity 45 "$BIN" check parity --fixtures "$CARRY/fixtures" --device cuda --json
@@ -119,27 +184,31 @@ part kernels-f32 75 "$BIN" bench kernels --device cuda --rows 4096,16384 --vocab
 part kernels-bf16 60 "$BIN" bench kernels --device cuda --rows 4096,16384 --vocab 32000,151936 --iters 5 --dtype bf16 --json
 part generate 60 "$BIN" bench generate --device cuda --preset qwen3-0.6b --batch-sizes 1,8,64,256 --json
 part train 60 "$BIN" bench train --device cuda --preset qwen3-0.6b --json
-# The run folder stays out of $OUT: its final export is not worth carrying back.
-RL_RUN=${TMPDIR:-/tmp}/pretrainzero-device-check-rl
-[ "$mode" = run ] && rm -rf "$RL_RUN"
-part rl 75 "$BIN" train --device cuda --run-dir "$RL_RUN" --set optim.steps=3 --set checkpoint.every=0
-if [ -x "$CARRY/reward_step" ]; then
-  part kernel-tests 30 "$CARRY/reward_step" cubecl_kernels_on_cuda --nocapture
+# The run folders stay out of $OUT: their final exports are not worth carrying back.
+# A slimmed checkout (--slim) brings no 31M weights: the RL steps then run the
+# default configuration on the shipped 5M model.
+RL_MODEL=models/pretrainzero-wiki-31m
+[ -f "$SHIPPED_WEIGHTS" ] || RL_MODEL=models/pretrainzero-wiki-tiny
+RL_RUN=$WORK/rl-run
+part rl 75 "$BIN" train --device cuda --run-dir "$RL_RUN" --set model=$RL_MODEL --set optim.steps=3 --set checkpoint.every=0
+[ "$mode" = run ] && cp "$RL_RUN/metrics.jsonl" "$WORK/parts/rl-metrics.jsonl" 2>/dev/null && pack
+if [ "$mode" = dry ] || [ -x "$WORK/bin/reward_step" ]; then
+  part kernel-tests 30 "$WORK/bin/reward_step" cubecl_kernels_on_cuda --nocapture
 fi
 
 if [ "$mode" = dry ] || python3 -c "import torch; assert torch.cuda.is_available()" >/dev/null 2>&1; then
   py() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); json.dump($1, open(sys.argv[2],'w'))" "$2" "$3"; }
   if [ "$mode" = run ]; then
-    py 'd["config"]' "$OUT/parts/train.json" "$OUT/train-config.json"
-    py 'd["settings"]' "$OUT/parts/train.json" "$OUT/train-settings.json"
-    py 'd["config"]' "$OUT/parts/generate.json" "$OUT/generate-config.json"
-    py '{"prompt_len": d["prompt_len"], "response_len": d["new_tokens"], "repeats": 1}' "$OUT/parts/generate.json" "$OUT/generate-settings.json"
+    py 'd["config"]' "$WORK/parts/train.json" "$WORK/train-config.json"
+    py 'd["settings"]' "$WORK/parts/train.json" "$WORK/train-settings.json"
+    py 'd["config"]' "$WORK/parts/generate.json" "$WORK/generate-config.json"
+    py '{"prompt_len": d["prompt_len"], "response_len": d["new_tokens"], "repeats": 1}' "$WORK/parts/generate.json" "$WORK/generate-settings.json"
   fi
   part torch-kernels 45 python3 "$CARRY/perf/torch_kernels.py" --device cuda --rows 4096,16384 --vocab 32000,151936
-  part torch-train 30 python3 "$CARRY/perf/torch_bench.py" --device cuda --config "$OUT/train-config.json" --settings "$OUT/train-settings.json"
-  part torch-generate 30 python3 "$CARRY/perf/torch_bench.py" --device cuda --config "$OUT/generate-config.json" --settings "$OUT/generate-settings.json" --generation-batches 1,8,64,256
+  part torch-train 30 python3 "$CARRY/perf/torch_bench.py" --device cuda --config "$WORK/train-config.json" --settings "$WORK/train-settings.json"
+  part torch-generate 30 python3 "$CARRY/perf/torch_bench.py" --device cuda --config "$WORK/generate-config.json" --settings "$WORK/generate-settings.json" --generation-batches 1,8,64,256
 else
-  echo "torch with CUDA is not importable here: the PyTorch ratios are left out" | tee "$OUT/parts/torch-absent.txt"
+  echo "torch with CUDA is not importable here: the PyTorch ratios are left out" | tee "$WORK/parts/torch-absent.txt"
 fi
 
 # bf16 mixed precision (f32 master weights), after everything in f32 so that a
@@ -149,17 +218,18 @@ fi
 part parity-bf16 30 "$BIN" check parity --fixtures "$CARRY/fixtures" --device cuda --dtype bf16 --json
 part train-bf16 60 "$BIN" bench train --device cuda --preset qwen3-0.6b --dtype bf16 --json
 if [ "$mode" = dry ] || python3 -c "import torch; assert torch.cuda.is_available()" >/dev/null 2>&1; then
-  part torch-train-bf16 30 python3 "$CARRY/perf/torch_bench.py" --device cuda --dtype bf16 --config "$OUT/train-config.json" --settings "$OUT/train-settings.json"
+  part torch-train-bf16 30 python3 "$CARRY/perf/torch_bench.py" --device cuda --dtype bf16 --config "$WORK/train-config.json" --settings "$WORK/train-settings.json"
 fi
-RL_BF16_RUN=${TMPDIR:-/tmp}/pretrainzero-device-check-rl-bf16
-[ "$mode" = run ] && rm -rf "$RL_BF16_RUN"
-part rl-bf16 60 "$BIN" train --device cuda --run-dir "$RL_BF16_RUN" --set optim.steps=3 --set checkpoint.every=0 --set model.dtype=bf16 --set optim.kl_coef=0.01
+RL_BF16_RUN=$WORK/rl-bf16-run
+part rl-bf16 60 "$BIN" train --device cuda --run-dir "$RL_BF16_RUN" --set model=$RL_MODEL --set optim.steps=3 --set checkpoint.every=0 --set model.dtype=bf16 --set optim.kl_coef=0.01
+[ "$mode" = run ] && cp "$RL_BF16_RUN/metrics.jsonl" "$WORK/parts/rl-bf16-metrics.jsonl" 2>/dev/null && pack
 
 if [ "$mode" = dry ]; then
-  echo "would run: $BIN bench device-report $OUT"
+  echo "would run: $BIN bench device-report $WORK, then copy device-check.json and .md to $OUT"
   exit 0
 fi
-cp "$RL_RUN/metrics.jsonl" "$OUT/parts/rl-metrics.jsonl" 2>/dev/null
-cp "$RL_BF16_RUN/metrics.jsonl" "$OUT/parts/rl-bf16-metrics.jsonl" 2>/dev/null
-"$BIN" bench device-report "$OUT" | tee "$OUT/device-check.md"
+"$BIN" bench device-report "$WORK" | tee "$WORK/device-check.md"
+echo "RL steps: the default configuration with model $RL_MODEL." | tee -a "$WORK/device-check.md"
+cp "$WORK/device-check.json" "$WORK/device-check.md" "$OUT/"
+pack
 echo "total $(( $(date +%s) - started )) s"
