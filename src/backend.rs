@@ -79,9 +79,17 @@ pub fn run_on<T: BackendTask>(kind: DeviceKind, task: T) -> anyhow::Result<T::Ou
         #[cfg(feature = "flex")]
         DeviceKind::Flex => Ok(task.run::<FlexBackend>(&Default::default())),
         #[cfg(feature = "wgpu")]
-        DeviceKind::Wgpu => Ok(task.run::<WgpuBackend>(&Default::default())),
+        DeviceKind::Wgpu => {
+            let device = Default::default();
+            gpu_runtime_starts::<WgpuBackend>(kind, std::slice::from_ref(&device))?;
+            Ok(task.run::<WgpuBackend>(&device))
+        }
         #[cfg(feature = "cuda")]
-        DeviceKind::Cuda => Ok(task.run::<CudaBackend>(&Default::default())),
+        DeviceKind::Cuda => {
+            let device = Default::default();
+            gpu_runtime_starts::<CudaBackend>(kind, std::slice::from_ref(&device))?;
+            Ok(task.run::<CudaBackend>(&device))
+        }
         #[allow(unreachable_patterns)]
         other => anyhow::bail!(
             "this binary was built without the `{0}` backend; rebuild with `cargo build --release --features {0}`",
@@ -114,6 +122,7 @@ pub fn run_on_devices<T: MultiDeviceTask>(
                     .map(|&i| burn::backend::wgpu::WgpuDevice::DiscreteGpu(i))
                     .collect(),
             };
+            gpu_runtime_starts::<WgpuBackend>(kind, &devices)?;
             Ok(task.run::<WgpuBackend>(&devices))
         }
         #[cfg(feature = "cuda")]
@@ -126,6 +135,7 @@ pub fn run_on_devices<T: MultiDeviceTask>(
                     .map(|&i| burn::backend::cuda::CudaDevice::new(i))
                     .collect(),
             };
+            gpu_runtime_starts::<CudaBackend>(kind, &devices)?;
             Ok(task.run::<CudaBackend>(&devices))
         }
         #[allow(unreachable_patterns)]
@@ -134,4 +144,30 @@ pub fn run_on_devices<T: MultiDeviceTask>(
             other.name()
         ),
     }
+}
+
+/// Starts the GPU runtime on each device with one tiny tensor read back. Without a
+/// driver or a device, burn's runtime panics at the first operation (in its server
+/// thread, then in ours); the probe turns that into an error that names the backend
+/// and the way out, before a command has written anything.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn gpu_runtime_starts<B: burn::tensor::backend::Backend>(
+    kind: DeviceKind,
+    devices: &[B::Device],
+) -> anyhow::Result<()> {
+    for device in devices {
+        let read_back = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            burn::tensor::Tensor::<B, 1>::zeros([1], device).try_into_data()
+        }));
+        let why = match read_back {
+            Ok(Ok(_)) => continue,
+            Ok(Err(error)) => format!("{error:?}"),
+            Err(_) => "the panic message above says why".to_string(),
+        };
+        anyhow::bail!(
+            "no usable {} device ({device:?}): its runtime did not start ({why}); choose a CPU backend with --device (see --help)",
+            kind.name()
+        );
+    }
+    Ok(())
 }

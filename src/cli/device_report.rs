@@ -41,6 +41,9 @@ pub struct Parts {
     pub rl_metrics: Vec<Value>,
     /// The same, computing in bf16.
     pub rl_bf16_metrics: Vec<Value>,
+    /// The model folder the RL steps ran (`rl-model.txt`): the 5M model where the
+    /// 31M weights did not travel.
+    pub rl_model: Option<String>,
 }
 
 impl Parts {
@@ -78,6 +81,9 @@ impl Parts {
             torch_train_bf16: json("torch-train-bf16"),
             rl_metrics: lines("rl-metrics.jsonl"),
             rl_bf16_metrics: lines("rl-bf16-metrics.jsonl"),
+            rl_model: std::fs::read_to_string(parts.join("rl-model.txt"))
+                .ok()
+                .map(|s| s.trim().to_string()),
         }
     }
 }
@@ -143,6 +149,8 @@ pub struct DeviceReport {
     pub train: Vec<RatioLine>,
     pub rl: Option<RlSummary>,
     pub rl_bf16: Option<RlSummary>,
+    /// The model folder of the RL steps.
+    pub rl_model: Option<String>,
 }
 
 fn ratio(ours: f64, theirs: Option<f64>) -> Option<f64> {
@@ -348,6 +356,7 @@ impl DeviceReport {
             train,
             rl: rl_summary(&parts.rl_metrics),
             rl_bf16: rl_summary(&parts.rl_bf16_metrics),
+            rl_model: parts.rl_model.clone(),
         }
     }
 
@@ -432,10 +441,11 @@ impl DeviceReport {
             ));
         }
         line(String::new());
+        let model = self.rl_model.as_deref().unwrap_or("the default model");
         for (rl, label) in [(&self.rl, ""), (&self.rl_bf16, ", bf16")] {
             match rl {
                 Some(rl) => line(format!(
-                    "RL steps (default config{label}): {}, median {:.2} s per step, rollout {:.0} tokens/s, update {:.0} tokens/s",
+                    "RL steps (default config on {model}{label}): {}, median {:.2} s per step, rollout {:.0} tokens/s, update {:.0} tokens/s",
                     rl.steps,
                     rl.median_step_seconds,
                     rl.median_rollout_tokens_per_s,
@@ -531,6 +541,7 @@ mod tests {
                 json!({"step": 2, "step_seconds": 1.0, "rollout_tokens_per_s": 300.0, "update_tokens_per_s": 30.0}),
                 json!({"step": 3, "step_seconds": 2.0, "rollout_tokens_per_s": 200.0, "update_tokens_per_s": 20.0}),
             ],
+            rl_model: Some("models/pretrainzero-wiki-tiny".into()),
             ..Parts::default()
         }
     }
@@ -581,6 +592,12 @@ mod tests {
         );
         assert!(
             table.contains("| decode, batch 8 | 2000 | 1000 | 2.00 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "RL steps (default config on models/pretrainzero-wiki-tiny): 3, median 2.00 s"
+            ),
             "{table}"
         );
     }
