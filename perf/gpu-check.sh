@@ -42,8 +42,7 @@ CARRY=target/device-check
 OUT=${OUT:-$PWD/target/device-check-out}
 # Parts and logs are written here and packed into $OUT after each part.
 WORK=${TMPDIR:-/tmp}/pretrainzero-device-check
-TRAVEL_LIMIT_MIB=64
-SHIPPED_WEIGHTS=models/pretrainzero-wiki-31m/model.safetensors
+source perf/device-common.sh
 mode=run
 case "${1:-}" in
   --dry-run) mode=dry ;;
@@ -54,26 +53,12 @@ case "${1:-}" in
   *) echo "usage: perf/gpu-check.sh [--dry-run | --stage | --slim | --unslim]" >&2; exit 2 ;;
 esac
 
-# MiB a device call would carry: the files git tracks or would track, and the staged
-# folder (ignored itself, so named apart). With `slimmed`, as it will be after --slim.
-travel_mib() {
-  local files staged=0 weights=0
-  files=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
-  [ -d "$CARRY" ] && staged=$(du -sb "$CARRY" | cut -f1)
-  if [ "${1:-}" = slimmed ] && weights_tracked; then
-    weights=$(stat -c %s "$SHIPPED_WEIGHTS")
-  fi
-  echo $(( (files + staged - weights + 1048575) / 1048576 ))
-}
-
-weights_tracked() { git ls-files --error-unmatch "$SHIPPED_WEIGHTS" >/dev/null 2>&1; }
-
 # Says what a call would carry now and after --slim; fails when even --slim would not
 # bring it under the device tool's limit.
 check_travel() {
   local now slimmed
-  now=$(travel_mib)
-  slimmed=$(travel_mib slimmed)
+  now=$(travel_mib "$CARRY")
+  slimmed=$(travel_mib "$CARRY" slimmed)
   if [ "$slimmed" -gt $TRAVEL_LIMIT_MIB ]; then
     echo "error: a device call would carry $slimmed MiB (checkout and $CARRY), over the tool's $TRAVEL_LIMIT_MIB MiB" >&2
     return 1
@@ -113,13 +98,9 @@ if [ "$mode" = stage ]; then
   set -e
   bin=target/release/pretrainzero
   shared=${PRETRAINZERO_SHARED_DATA:-../shared/data}
-  [ -x "$bin" ] || { echo "error: $bin is missing; build it with: CUDARC_CUDA_VERSION=13000 cargo build --release --features cuda" >&2; exit 1; }
-  "$bin" bench kernels --help >/dev/null
-  # A CPU build names the cuda backend too, but only a CUDA build links cudarc.
-  grep -q cudarc "$bin" || { echo "error: $bin is not a CUDA build; build it with: CUDARC_CUDA_VERSION=13000 cargo build --release --features cuda" >&2; exit 1; }
+  require_cuda_build "$bin"
   rm -rf "$CARRY" && mkdir -p "$CARRY/fixtures" "$CARRY/perf"
-  strip -o "$CARRY/pretrainzero" "$bin"
-  xz -9 -T0 "$CARRY/pretrainzero"
+  stage_binary "$bin" "$CARRY/pretrainzero"
   for fixture in tiny-random-qwen3 tiny-random-qwen2 tiny-random-llama stories260K-hf; do
     mkdir -p "$CARRY/fixtures/$fixture"
     for f in config.json model.safetensors reference_outputs.json reference_outputs.safetensors; do
@@ -133,14 +114,13 @@ if [ "$mode" = stage ]; then
     if "$candidate" --list 2>/dev/null | grep -q cubecl_kernels_on_cuda; then test_bin=$candidate; break; fi
   done
   if [ -n "$test_bin" ]; then
-    strip -o "$CARRY/reward_step" "$test_bin"
-    xz -9 -T0 "$CARRY/reward_step"
+    stage_binary "$test_bin" "$CARRY/reward_step"
   else
     echo "note: no CUDA build of the reward-step test; the kernel-tests part will not run"
   fi
   du -sh "$CARRY"/* | sed 's/^/  /'
   set +e
-  if [ -f "$CARRY/reward_step.xz" ] && [ "$(travel_mib slimmed)" -gt $TRAVEL_LIMIT_MIB ]; then
+  if [ -f "$CARRY/reward_step.xz" ] && [ "$(travel_mib "$CARRY" slimmed)" -gt $TRAVEL_LIMIT_MIB ]; then
     rm "$CARRY/reward_step.xz"
     echo "note: the reward-step test binary does not fit; left out"
   fi
@@ -156,24 +136,17 @@ fi
 # The binaries travel xz-compressed; they are unpacked outside the checkout and $OUT
 # (python3's lzma: the GPU machine's image has Python, not necessarily xz).
 BIN=$WORK/bin/pretrainzero
-export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}
 if [ "$mode" = run ]; then
   mkdir -p "$OUT" && [ -w "$OUT" ] || { echo "error: cannot write to $OUT" >&2; exit 1; }
   rm -rf "$WORK" && mkdir -p "$WORK/bin" "$WORK/parts" "$WORK/logs" || exit 1
-  unxz() {
-    if command -v xz >/dev/null 2>&1; then xz -dc "$1" >"$2"
-    else python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2"
-    fi && chmod +x "$2"
-  }
   [ -f "$CARRY/pretrainzero.xz" ] || { echo "error: $CARRY/pretrainzero.xz is missing: stage it here with perf/gpu-check.sh --stage and carry $CARRY" >&2; exit 1; }
-  unxz "$CARRY/pretrainzero.xz" "$BIN" || { echo "error: cannot unpack $CARRY/pretrainzero.xz (see the error above)" >&2; exit 1; }
-  [ -f "$CARRY/reward_step.xz" ] && unxz "$CARRY/reward_step.xz" "$WORK/bin/reward_step"
+  { unxz "$CARRY/pretrainzero.xz" >"$BIN" && chmod +x "$BIN"; } || { echo "error: cannot unpack $CARRY/pretrainzero.xz (see the error above)" >&2; exit 1; }
+  if [ -f "$CARRY/reward_step.xz" ]; then
+    unxz "$CARRY/reward_step.xz" >"$WORK/bin/reward_step" && chmod +x "$WORK/bin/reward_step"
+  fi
 fi
 # Parts and logs in one archive in $OUT, rewritten after each part.
-pack() {
-  tar -czf "$OUT/device-check-parts.tar.gz.tmp" -C "$WORK" parts logs &&
-    mv "$OUT/device-check-parts.tar.gz.tmp" "$OUT/device-check-parts.tar.gz"
-}
+pack_parts() { pack "$OUT/device-check-parts.tar.gz" "$WORK" parts logs; }
 started=$(date +%s)
 
 # The whole check stays inside 5 minutes: each part gets its own limit or what is
@@ -201,7 +174,7 @@ part() {
   local rc=$?
   echo "{\"part\":\"$name\",\"rc\":$rc,\"seconds\":$(( $(date +%s) - t0 ))}" >>"$WORK/parts/status.jsonl"
   echo "$name: rc $rc in $(( $(date +%s) - t0 )) s (total $(( $(date +%s) - started )) s)"
-  pack
+  pack_parts
 }
 
 if [ "$mode" = run ]; then
@@ -228,7 +201,7 @@ else
 fi
 RL_RUN=$WORK/rl-run
 part rl 75 "$BIN" train --device cuda --run-dir "$RL_RUN" --set model=$RL_MODEL --set optim.steps=3 --set checkpoint.every=0
-[ "$mode" = run ] && cp "$RL_RUN/metrics.jsonl" "$WORK/parts/rl-metrics.jsonl" 2>/dev/null && pack
+[ "$mode" = run ] && cp "$RL_RUN/metrics.jsonl" "$WORK/parts/rl-metrics.jsonl" 2>/dev/null && pack_parts
 if [ "$mode" = dry ] || [ -x "$WORK/bin/reward_step" ]; then
   part kernel-tests 30 "$WORK/bin/reward_step" cubecl_kernels_on_cuda --nocapture
 fi
@@ -259,7 +232,7 @@ if [ "$mode" = dry ] || python3 -c "import torch; assert torch.cuda.is_available
 fi
 RL_BF16_RUN=$WORK/rl-bf16-run
 part rl-bf16 60 "$BIN" train --device cuda --run-dir "$RL_BF16_RUN" --set model=$RL_MODEL --set optim.steps=3 --set checkpoint.every=0 --set model.dtype=bf16 --set optim.kl_coef=0.01
-[ "$mode" = run ] && cp "$RL_BF16_RUN/metrics.jsonl" "$WORK/parts/rl-bf16-metrics.jsonl" 2>/dev/null && pack
+[ "$mode" = run ] && cp "$RL_BF16_RUN/metrics.jsonl" "$WORK/parts/rl-bf16-metrics.jsonl" 2>/dev/null && pack_parts
 
 if [ "$mode" = dry ]; then
   echo "would run: $BIN bench device-report $WORK, then copy device-check.json and .md to $OUT"
@@ -268,6 +241,6 @@ fi
 status=0
 "$BIN" bench device-report "$WORK" | tee "$WORK/device-check.md" || status=1
 cp "$WORK/device-check.json" "$WORK/device-check.md" "$OUT/" || status=1
-pack || status=1
+pack_parts || status=1
 echo "total $(( $(date +%s) - started )) s"
 exit $status

@@ -30,6 +30,7 @@
 set -uo pipefail
 CALLER_DIR=$PWD
 cd "$(dirname "$0")/.."
+source perf/device-common.sh
 
 CARRY=target/device-pretrain
 OUT=${OUT:-$PWD/target/device-pretrain-out}
@@ -48,16 +49,14 @@ case "${1:-}" in
     corpus=${PRETRAINZERO_SHARED_DATA:-../shared/data}/wikipedia/enwiki-wikiextractor
     [ -x "$bin" ] || { echo "error: $bin is missing; build it with: CUDARC_CUDA_VERSION=13000 cargo build --release --features cuda" >&2; exit 1; }
     [ -d "$corpus" ] || { echo "error: $corpus: no such corpus folder" >&2; exit 1; }
-    [ "$DEVICE" != cuda ] || grep -q cudarc "$bin" || { echo "error: $bin is not a CUDA build; build it with: CUDARC_CUDA_VERSION=13000 cargo build --release --features cuda" >&2; exit 1; }
+    [ "$DEVICE" != cuda ] || require_cuda_build "$bin"
     rm -rf "$CARRY" && mkdir -p "$CARRY"
-    strip -o "$CARRY/pretrainzero" "$bin"
-    xz -9 -T0 "$CARRY/pretrainzero"
+    stage_binary "$bin" "$CARRY/pretrainzero"
     tar -cJf "$CARRY/corpus.tar.xz" -C "$(dirname "$corpus")" "$(basename "$corpus")"
     du -sh "$CARRY"/* | sed 's/^/  /'
     # What the call carries once the checkout is slimmed (the 31M weights left out).
-    tree=$(git ls-files -z --cached --others --exclude-standard | grep -zv '^models/pretrainzero-wiki-31m/model.safetensors$' | xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
-    mib=$(( (tree + $(du -sb "$CARRY" | cut -f1) + 1048575) / 1048576 ))
-    [ "$mib" -le 64 ] || { echo "error: a call would carry $mib MiB even slimmed, over the tool's 64" >&2; exit 1; }
+    mib=$(travel_mib "$CARRY" slimmed)
+    [ "$mib" -le $TRAVEL_LIMIT_MIB ] || { echo "error: a call would carry $mib MiB even slimmed, over the tool's 64" >&2; exit 1; }
     echo "staged $CARRY; the call carries $mib MiB after perf/gpu-check.sh --slim, which it needs"
     exit 0 ;;
   --fetch)
@@ -78,7 +77,6 @@ case "${1:-}" in
   *) echo "usage: perf/gpu-pretrain.sh [--stage | --fetch FILES_AT OUT_DIR]" >&2; exit 2 ;;
 esac
 
-export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}
 started=$(date +%s)
 left() { echo $(( DEADLINE - ($(date +%s) - started) )); }
 mkdir -p "$OUT" && [ -w "$OUT" ] || { echo "error: cannot write to $OUT" >&2; exit 1; }
@@ -86,16 +84,8 @@ rm -f "$OUT"/weights.part-* "$OUT"/pretrain-report.tar.gz "$OUT"/console.log
 rm -rf "$WORK" && mkdir -p "$WORK/report" || exit 1
 LOG=$OUT/console.log
 # The report (configs, metrics, eval, sha256) in one archive, rewritten at each stage.
-pack() {
-  tar -czf "$OUT/pretrain-report.tar.gz.tmp" -C "$WORK/report" . &&
-    mv "$OUT/pretrain-report.tar.gz.tmp" "$OUT/pretrain-report.tar.gz"
-}
-fail() { echo "error: $1" | tee -a "$LOG" >&2; pack; exit 1; }
-unxz() {
-  if command -v xz >/dev/null 2>&1; then xz -dc "$1"
-  else python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$1"
-  fi
-}
+pack_report() { pack "$OUT/pretrain-report.tar.gz" "$WORK/report" .; }
+fail() { echo "error: $1" | tee -a "$LOG" >&2; pack_report; exit 1; }
 BIN=$WORK/pretrainzero
 unxz "$CARRY/pretrainzero.xz" >"$BIN" && chmod +x "$BIN" || fail "cannot unpack $CARRY/pretrainzero.xz (staged with --stage?)"
 unxz "$CARRY/corpus.tar.xz" | tar -xf - -C "$WORK" || fail "cannot unpack $CARRY/corpus.tar.xz"
@@ -141,7 +131,7 @@ for f in "$MODEL"/*; do
 done
 (cd "$MODEL" && sha256sum model.safetensors) >"$WORK/report/model.safetensors.sha256"
 split -b $PART_BYTES -d -a 1 "$MODEL/model.safetensors" "$OUT/weights.part-" || fail "cannot write the weights to $OUT"
-pack || exit 1
+pack_report || exit 1
 
 # The held-out masked spans, with what is left of the deadline.
 timeout -k 5 $(( $(left) > 10 ? $(left) - 5 : 5 )) "$BIN" eval --device "$DEVICE" --model "$MODEL" \
@@ -150,6 +140,6 @@ timeout -k 5 $(( $(left) > 10 ? $(left) - 5 : 5 )) "$BIN" eval --device "$DEVICE
 eval_rc=$?
 echo "evaluation: exit $eval_rc" | tee -a "$LOG"
 tail -4 "$WORK/report/eval.log"
-pack || exit 1
+pack_report || exit 1
 echo "total $(( $(date +%s) - started )) s; \$OUT: $(ls "$OUT" | tr '\n' ' ')" | tee -a "$LOG"
 exit $eval_rc
