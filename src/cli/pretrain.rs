@@ -85,6 +85,10 @@ pub struct PretrainArgs {
     /// paragraph (default: the whole paragraph).
     #[arg(long)]
     pub task_context_words: Option<usize>,
+    /// Of the task examples, the fraction in the predictor's format (the rest are
+    /// the generator's).
+    #[arg(long, default_value_t = 0.5)]
+    pub task_predictor_share: f64,
     /// Prompt formats of the task examples (a JSON file like a model folder's
     /// `prompt_templates.json`). Fields it leaves out, and the whole default, come
     /// from the --model folder's own templates, else the built-in ones.
@@ -149,6 +153,7 @@ impl PretrainArgs {
             .unit_closed("--task-fraction", self.task_fraction)
             .at_least_one("--task-max-span-words", self.task_max_span_words)
             .at_least_one("--task-context-words", self.task_context_words.unwrap_or(1))
+            .unit_closed("--task-predictor-share", self.task_predictor_share)
             .at_least_one(
                 "--max-consecutive-nonfinite",
                 self.max_consecutive_nonfinite,
@@ -183,6 +188,7 @@ impl PretrainArgs {
                 max_span_words: self.task_max_span_words,
                 loss: self.task_loss,
                 context_words: self.task_context_words,
+                predictor_share: self.task_predictor_share,
             },
             prompt_templates,
             seed: self.seed,

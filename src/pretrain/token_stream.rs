@@ -53,6 +53,15 @@ pub struct TaskMix {
     /// cheap, so a step holds several times more answers.
     #[serde(default)]
     pub context_words: Option<usize>,
+    /// Of the task examples, the fraction in the predictor's format; the rest are the
+    /// generator's. The held-out masked-span score measures the predictor alone,
+    /// while the generator's copy format is learned from far fewer examples.
+    #[serde(default = "even_share")]
+    pub predictor_share: f64,
+}
+
+fn even_share() -> f64 {
+    0.5
 }
 
 /// Which tokens of a task example are loss targets.
@@ -242,7 +251,7 @@ impl<'a> PackedTokenStream<'a> {
         else {
             return plain();
         };
-        let (prompt, answer) = if rng.random_bool(0.5) {
+        let (prompt, answer) = if rng.random_bool(self.task_mix.predictor_share) {
             (
                 PromptTemplates::fill(&self.templates.predictor_direct, &masked.masked),
                 self.templates

@@ -133,6 +133,7 @@ pub(crate) fn config(tokenizer: PathBuf) -> PretrainConfig {
             max_span_words: 3,
             loss: TaskLoss::Whole,
             context_words: None,
+            predictor_share: 0.5,
         },
         prompt_templates: PromptTemplates::default(),
         seed: 9,
@@ -264,6 +265,7 @@ fn data_seed_reorders_training_paragraphs_only() {
         max_span_words: 3,
         loss: TaskLoss::Whole,
         context_words: None,
+        predictor_share: 0.5,
     };
     let first_chunks = |shuffle_seed: u64| {
         let mut stream = PackedTokenStream::new(
@@ -285,6 +287,68 @@ fn data_seed_reorders_training_paragraphs_only() {
     assert_ne!(first_chunks(9), first_chunks(1));
 }
 
+/// The predictor share splits the task examples between the two formats: the
+/// answers (scored alone under the answer-only loss) follow the predictor's opening
+/// token `\boxed{` or the generator's `\mask{`, all of one kind at shares 1 and 0,
+/// and both kinds at an even share.
+#[test]
+fn predictor_share_splits_task_examples_between_the_roles() {
+    let scratch = ScratchDir::new("predictor-share");
+    let tokenizer = TextTokenizer::from_file(&small_tokenizer(&scratch.0)).unwrap();
+    let boxed = tokenizer.token_to_id("\\boxed{").unwrap();
+    let mask = tokenizer.token_to_id("\\mask{").unwrap();
+    let openings = |predictor_share: f64| {
+        let mix = TaskMix {
+            fraction: 1.0,
+            max_span_words: 3,
+            loss: TaskLoss::Answer,
+            context_words: None,
+            predictor_share,
+        };
+        let mut stream = PackedTokenStream::new(
+            sample_corpus(),
+            sample_split(),
+            &tokenizer,
+            0,
+            128,
+            500,
+            5,
+            mix,
+            StreamPosition::default(),
+        );
+        let chunks: Vec<_> = (0..40).map(|_| stream.next_chunk().unwrap()).collect();
+        let tokens: Vec<u32> = chunks.iter().flat_map(|c| c.tokens.clone()).collect();
+        let scored: Vec<bool> = chunks.iter().flat_map(|c| c.scored.clone()).collect();
+        // The token before each scored run opens the answer.
+        let (mut predictor, mut generator) = (0, 0);
+        for i in 1..tokens.len() {
+            if scored[i] && !scored[i - 1] {
+                match tokens[i - 1] {
+                    t if t == boxed => predictor += 1,
+                    t if t == mask => generator += 1,
+                    other => panic!("an answer opened by token {other}"),
+                }
+            }
+        }
+        (predictor, generator)
+    };
+    let (predictor, generator) = openings(1.0);
+    assert!(
+        predictor >= 10 && generator == 0,
+        "{predictor} / {generator}"
+    );
+    let (predictor, generator) = openings(0.0);
+    assert!(
+        predictor == 0 && generator >= 10,
+        "{predictor} / {generator}"
+    );
+    let (predictor, generator) = openings(0.5);
+    assert!(
+        predictor >= 3 && generator >= 3,
+        "{predictor} / {generator}"
+    );
+}
+
 /// With the answer-only task loss the stream yields the same tokens as with the whole
 /// loss, and scores exactly the answers: every scored run is a 1–3-word span, `}`
 /// and end-of-text, and everything else (the prompts) is unscored.
@@ -300,6 +364,7 @@ fn answer_only_task_loss_scores_the_answers_alone() {
             max_span_words: 3,
             loss,
             context_words,
+            predictor_share: 0.5,
         };
         let mut stream = PackedTokenStream::new(
             corpus.clone(),
@@ -447,6 +512,7 @@ fn a_stream_position_without_loss_flags_resumes_scoring_its_carry() {
             max_span_words: 3,
             loss: TaskLoss::Answer,
             context_words: None,
+            predictor_share: 0.5,
         },
         position,
     );

@@ -34,6 +34,7 @@ fn decoded_examples(scratch: &ScratchDir, templates: PromptTemplates) -> Vec<Str
         max_span_words: 3,
         loss: TaskLoss::Whole,
         context_words: None,
+        predictor_share: 0.5,
     };
     let eos = 0;
     let mut stream = PackedTokenStream::new(
