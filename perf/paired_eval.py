@@ -20,12 +20,24 @@ from pathlib import Path
 
 
 def load(path: Path):
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as error:
+        raise SystemExit(f"error: {path}: {error.strerror or error}")
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise SystemExit(f"error: {path}:{number}: not JSON ({error.msg})")
+        for key in ("id", "gold", "correct", "extracted"):
+            if not isinstance(row, dict) or key not in row:
+                raise SystemExit(f"error: {path}:{number}: not an `eval --out` line (no field {key!r})")
+        rows.append(row)
     if not rows:
         raise SystemExit(f"error: {path}: no items")
-    for key in ("id", "gold", "correct", "extracted"):
-        if key not in rows[0]:
-            raise SystemExit(f"error: {path}: not an `eval --out` file (no field {key!r})")
     return rows
 
 
@@ -42,7 +54,7 @@ def summary(rows):
     return {
         "hits": sum(r["correct"] for r in rows),
         "items": len(rows),
-        "by_length": " / ".join(f"{right_by_length[n]}/{by_length[n]}" for n in sorted(by_length)),
+        "by_length": ", ".join(f"{right_by_length[n]}/{by_length[n]}" for n in sorted(by_length)),
         "one_word_answers": sum(len((r["extracted"] or "").split()) == 1 for r in rows),
         "top_answer": top,
         "top_share": top_n / max(1, sum(answers.values())),
@@ -73,6 +85,8 @@ def main():
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.resamples < 100:
+        raise SystemExit("error: --resamples must be at least 100 for a 95 % interval")
     base, other = load(args.base), load(args.other)
     if len(base) != len(other):
         raise SystemExit(f"error: {args.base} has {len(base)} items, {args.other} {len(other)}")

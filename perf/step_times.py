@@ -16,6 +16,17 @@ from pathlib import Path
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
+    if sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        return
+    for run in sys.argv[1:]:
+        path = Path(run) / "metrics.jsonl"
+        if not path.is_file():
+            sys.exit(f"error: {run}: not a run folder (no metrics.jsonl)")
+        first = next((line for line in path.read_text().splitlines() if line.strip()), "{}")
+        if "update_skipped" not in json.loads(first):
+            sys.exit(f"error: {run}: not a `train` run (its metrics.jsonl has no update_skipped); "
+                     "this script reads RL runs only")
     print("| run | steps | with update | median step s (with update) | median rollout s | "
           "median update s | rollout tok/s | update response tok/s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

@@ -297,7 +297,7 @@ fn predictor_share_splits_task_examples_between_the_roles() {
     let tokenizer = TextTokenizer::from_file(&small_tokenizer(&scratch.0)).unwrap();
     let boxed = tokenizer.token_to_id("\\boxed{").unwrap();
     let mask = tokenizer.token_to_id("\\mask{").unwrap();
-    let openings = |predictor_share: f64| {
+    let openings = |predictor_share: f64, chunks: usize| {
         let mix = TaskMix {
             fraction: 1.0,
             max_span_words: 3,
@@ -316,7 +316,7 @@ fn predictor_share_splits_task_examples_between_the_roles() {
             mix,
             StreamPosition::default(),
         );
-        let chunks: Vec<_> = (0..40).map(|_| stream.next_chunk().unwrap()).collect();
+        let chunks: Vec<_> = (0..chunks).map(|_| stream.next_chunk().unwrap()).collect();
         let tokens: Vec<u32> = chunks.iter().flat_map(|c| c.tokens.clone()).collect();
         let scored: Vec<bool> = chunks.iter().flat_map(|c| c.scored.clone()).collect();
         // The token before each scored run opens the answer.
@@ -332,21 +332,35 @@ fn predictor_share_splits_task_examples_between_the_roles() {
         }
         (predictor, generator)
     };
-    let (predictor, generator) = openings(1.0);
+    let (predictor, generator) = openings(1.0, 40);
     assert!(
         predictor >= 10 && generator == 0,
         "{predictor} / {generator}"
     );
-    let (predictor, generator) = openings(0.0);
+    let (predictor, generator) = openings(0.0, 40);
     assert!(
         predictor == 0 && generator >= 10,
         "{predictor} / {generator}"
     );
-    let (predictor, generator) = openings(0.5);
+    // An even share gives each role between 30 % and 70 % of some 60 examples (the
+    // share read as 0.2 or 0.8 would fall outside).
+    let (predictor, generator) = openings(0.5, 160);
+    let total = predictor + generator;
+    assert!(total >= 40, "{total} examples");
     assert!(
-        predictor >= 3 && generator >= 3,
-        "{predictor} / {generator}"
+        (3 * total..=7 * total).contains(&(10 * predictor)),
+        "{predictor} predictor examples of {total}"
     );
+}
+
+/// A configuration saved before the predictor share existed reads as an even split,
+/// the mix such runs trained with.
+#[test]
+fn a_task_mix_without_predictor_share_reads_as_an_even_split() {
+    let mix: TaskMix = serde_json::from_str(r#"{"fraction": 0.6, "max_span_words": 3}"#).unwrap();
+    assert_eq!(mix.predictor_share, 0.5);
+    assert_eq!(mix.loss, TaskLoss::Whole);
+    assert_eq!(mix.context_words, None);
 }
 
 /// With the answer-only task loss the stream yields the same tokens as with the whole
