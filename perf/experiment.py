@@ -122,15 +122,15 @@ def held_out(args, model: Path, out: Path):
                                        "--span", "random,entity", "--limit", args.eval_limit])
 
 
-def bootstrap(values, seed=0):
+def bootstrap(values, seed=0, resamples=BOOTSTRAP):
     """Mean and 95 % percentile interval of the mean."""
     if not values:
         return None
     rng = random.Random(seed)
     n = len(values)
-    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(BOOTSTRAP))
-    return {"mean": sum(values) / n, "low": means[int(0.025 * BOOTSTRAP)],
-            "high": means[int(0.975 * BOOTSTRAP) - 1], "n": n}
+    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
+    return {"mean": sum(values) / n, "low": means[int(0.025 * resamples)],
+            "high": means[int(0.975 * resamples) - 1], "n": n}
 
 
 def by_span(items, kind):

@@ -14,9 +14,12 @@ discordant items (hit by one model only) and an exact two-sided sign test on the
 import argparse
 import json
 import math
-import random
 from collections import Counter
 from pathlib import Path
+
+# The experiment driver's percentile bootstrap (its plotting library loads only when it
+# draws), so that both report intervals the same way.
+from experiment import bootstrap
 
 
 def load(path: Path):
@@ -62,12 +65,6 @@ def summary(rows):
     }
 
 
-def bootstrap(values, resamples, rng):
-    n = len(values)
-    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
-    return means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
-
-
 def sign_test(wins, losses):
     """Two-sided exact binomial test of wins against losses at p = 1/2."""
     n = wins + losses
@@ -104,24 +101,23 @@ def main():
               f"| {s['by_length']} | {s['one_word_answers']} "
               f"| `{s['top_answer']}` {100 * s['top_share']:.1f} % | {s['gold_loglik']:.3f} |")
 
-    rng = random.Random(args.seed)
     hit_delta = [int(b["correct"]) - int(a["correct"]) for a, b in zip(base, other)]
-    low, high = bootstrap(hit_delta, args.resamples, rng)
+    hits = bootstrap(hit_delta, args.seed, args.resamples)
     wins = sum(d > 0 for d in hit_delta)
     losses = sum(d < 0 for d in hit_delta)
     both = sum(a["correct"] and b["correct"] for a, b in zip(base, other))
     print()
-    print(f"exact match, other − base: {100 * sum(hit_delta) / len(hit_delta):+.2f} points "
-          f"[{100 * low:+.2f}, {100 * high:+.2f}] (bootstrap, {args.resamples} resamples)")
+    print(f"exact match, other − base: {100 * hits['mean']:+.2f} points "
+          f"[{100 * hits['low']:+.2f}, {100 * hits['high']:+.2f}] "
+          f"(bootstrap, {args.resamples} resamples)")
     print(f"hits: {both} both, {losses} base only, {wins} other only; "
           f"sign test on the discordant items: p = {sign_test(wins, losses):.3f}")
-    pairs = [(a["gold_loglik"], b["gold_loglik"]) for a, b in zip(base, other)
-             if a.get("gold_loglik") is not None and b.get("gold_loglik") is not None]
-    if pairs:
-        loglik_delta = [b - a for a, b in pairs]
-        low, high = bootstrap(loglik_delta, args.resamples, rng)
-        print(f"gold log-lik/token, other − base: {sum(loglik_delta) / len(loglik_delta):+.4f} "
-              f"[{low:+.4f}, {high:+.4f}] over {len(pairs)} items")
+    loglik_delta = [b["gold_loglik"] - a["gold_loglik"] for a, b in zip(base, other)
+                    if a.get("gold_loglik") is not None and b.get("gold_loglik") is not None]
+    if loglik_delta:
+        loglik = bootstrap(loglik_delta, args.seed, args.resamples)
+        print(f"gold log-lik/token, other − base: {loglik['mean']:+.4f} "
+              f"[{loglik['low']:+.4f}, {loglik['high']:+.4f}] over {loglik['n']} items")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import statistics
 import subprocess
 from pathlib import Path
 
+from paired_eval import load
+
 
 def score(binary, model, text):
     out = subprocess.run([binary, "score", "--model", model, "--text", text, "--json"],
@@ -34,10 +36,7 @@ def main():
     parser.add_argument("--model", required=True)
     parser.add_argument("--binary", default="target/release/pretrainzero")
     args = parser.parse_args()
-    try:
-        rows = [json.loads(line) for line in args.items.read_text().splitlines() if line.strip()]
-    except (OSError, json.JSONDecodeError) as error:
-        raise SystemExit(f"error: {args.items}: {error}")
+    rows = load(args.items)
     cases = [r for r in rows
              if len(r["gold"].split()) > 1
              and (r.get("extracted") or "").split()[:1] == r["gold"].split()[:1]]

@@ -9,7 +9,9 @@ use crate::determinism::enter_deterministic_mode;
 use crate::policy::prompts::PromptTemplates;
 use crate::pretrain::trainer::read_run_config;
 use crate::pretrain::trainer::{ModelInit, PretrainSummary};
-use crate::pretrain::{run_pretraining, PretrainConfig, TaskLoss, TaskMix};
+use crate::pretrain::{
+    run_pretraining, PretrainConfig, TaskLoss, TaskMix, DEFAULT_PREDICTOR_SHARE,
+};
 use crate::settings_check::RangeCheck;
 use pretrainzero_models::ComputeDtype;
 
@@ -87,7 +89,7 @@ pub struct PretrainArgs {
     pub task_context_words: Option<usize>,
     /// Of the task examples, the fraction in the predictor's format (the rest are
     /// the generator's).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = DEFAULT_PREDICTOR_SHARE)]
     pub task_predictor_share: f64,
     /// Prompt formats of the task examples (a JSON file like a model folder's
     /// `prompt_templates.json`). Fields it leaves out, and the whole default, come

@@ -5,5 +5,7 @@ pub mod loss;
 pub mod token_stream;
 pub mod trainer;
 
-pub use token_stream::{PackedTokenStream, StreamPosition, TaskLoss, TaskMix, TokenChunk};
+pub use token_stream::{
+    PackedTokenStream, StreamPosition, TaskLoss, TaskMix, TokenChunk, DEFAULT_PREDICTOR_SHARE,
+};
 pub use trainer::{run_pretraining, PretrainConfig, PretrainState};

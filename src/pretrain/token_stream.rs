@@ -56,12 +56,16 @@ pub struct TaskMix {
     /// Of the task examples, the fraction in the predictor's format; the rest are the
     /// generator's. The held-out masked-span score measures the predictor alone,
     /// while the generator's copy format is learned from far fewer examples.
-    #[serde(default = "even_share")]
+    #[serde(default = "default_predictor_share")]
     pub predictor_share: f64,
 }
 
-fn even_share() -> f64 {
-    0.5
+/// An even split between the roles: the mix of every run before the share could be
+/// chosen, and the default of `pretrain --task-predictor-share`.
+pub const DEFAULT_PREDICTOR_SHARE: f64 = 0.5;
+
+fn default_predictor_share() -> f64 {
+    DEFAULT_PREDICTOR_SHARE
 }
 
 /// Which tokens of a task example are loss targets.

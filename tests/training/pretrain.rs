@@ -287,6 +287,24 @@ fn data_seed_reorders_training_paragraphs_only() {
     assert_ne!(first_chunks(9), first_chunks(1));
 }
 
+/// The runs of scored tokens that an unscored token closes, as index ranges of the
+/// joined stream (a run still open at its end is left out).
+fn scored_runs(scored: &[bool]) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = None;
+    for (i, &s) in scored.iter().enumerate() {
+        match (s, start) {
+            (true, None) => start = Some(i),
+            (false, Some(from)) => {
+                runs.push(from..i);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    runs
+}
+
 /// The predictor share splits the task examples between the two formats: the
 /// answers (scored alone under the answer-only loss) follow the predictor's opening
 /// token `\boxed{` or the generator's `\mask{`, all of one kind at shares 1 and 0,
@@ -321,13 +339,11 @@ fn predictor_share_splits_task_examples_between_the_roles() {
         let scored: Vec<bool> = chunks.iter().flat_map(|c| c.scored.clone()).collect();
         // The token before each scored run opens the answer.
         let (mut predictor, mut generator) = (0, 0);
-        for i in 1..tokens.len() {
-            if scored[i] && !scored[i - 1] {
-                match tokens[i - 1] {
-                    t if t == boxed => predictor += 1,
-                    t if t == mask => generator += 1,
-                    other => panic!("an answer opened by token {other}"),
-                }
+        for run in scored_runs(&scored) {
+            match tokens[run.start - 1] {
+                t if t == boxed => predictor += 1,
+                t if t == mask => generator += 1,
+                other => panic!("an answer opened by token {other}"),
             }
         }
         (predictor, generator)
@@ -410,18 +426,10 @@ fn answer_only_task_loss_scores_the_answers_alone() {
     );
     let boxed = tokenizer.token_to_id("\\boxed{").unwrap();
     let mask = tokenizer.token_to_id("\\mask{").unwrap();
-    let mut answers = Vec::new();
-    let mut start = None;
-    for (i, &s) in scored.iter().enumerate() {
-        match (s, start) {
-            (true, None) => start = Some(i),
-            (false, Some(from)) => {
-                answers.push((from, &tokens[from..i]));
-                start = None;
-            }
-            _ => {}
-        }
-    }
+    let answers: Vec<(usize, &[u32])> = scored_runs(&scored)
+        .into_iter()
+        .map(|run| (run.start, &tokens[run]))
+        .collect();
     assert!(answers.len() >= 10, "{} answers", answers.len());
     let scored_count = scored.iter().filter(|&&s| s).count();
     assert!(
