@@ -91,6 +91,10 @@ pub struct PretrainArgs {
     /// the generator's).
     #[arg(long, default_value_t = DEFAULT_PREDICTOR_SHARE)]
     pub task_predictor_share: f64,
+    /// Fraction of the plain paragraphs written twice (a window of their words, then
+    /// the same words again), which teaches the model to copy from its context.
+    #[arg(long, default_value_t = 0.0)]
+    pub repeat_fraction: f64,
     /// Prompt formats of the task examples (a JSON file like a model folder's
     /// `prompt_templates.json`). Fields it leaves out, and the whole default, come
     /// from the --model folder's own templates, else the built-in ones.
@@ -156,6 +160,7 @@ impl PretrainArgs {
             .at_least_one("--task-max-span-words", self.task_max_span_words)
             .at_least_one("--task-context-words", self.task_context_words.unwrap_or(1))
             .unit_closed("--task-predictor-share", self.task_predictor_share)
+            .unit_closed("--repeat-fraction", self.repeat_fraction)
             .at_least_one(
                 "--max-consecutive-nonfinite",
                 self.max_consecutive_nonfinite,
@@ -191,6 +196,7 @@ impl PretrainArgs {
                 loss: self.task_loss,
                 context_words: self.task_context_words,
                 predictor_share: self.task_predictor_share,
+                repeat_fraction: self.repeat_fraction,
             },
             prompt_templates,
             seed: self.seed,

@@ -7,5 +7,6 @@ pub mod trainer;
 
 pub use token_stream::{
     PackedTokenStream, StreamPosition, TaskLoss, TaskMix, TokenChunk, DEFAULT_PREDICTOR_SHARE,
+    REPEAT_WINDOW_WORDS,
 };
 pub use trainer::{run_pretraining, PretrainConfig, PretrainState};

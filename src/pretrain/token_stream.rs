@@ -6,7 +6,9 @@
 //! paragraphs is replaced by a task example in the direct formats of DESIGN.md §2
 //! with a uniformly random 1–3-word span — the small-model analogue of the paper's
 //! cold start (it ran 100 steps of random masking on SmolLM3), so that a small base
-//! model knows the formats before RL.
+//! model knows the formats before RL. Another fraction of the plain paragraphs can be
+//! written twice (a window of their words, then the same words again) to teach the
+//! model to copy from its context.
 //!
 //! Every token carries a flag saying whether predicting it counts in the loss. Plain
 //! paragraphs count everywhere; a task example counts everywhere too, or, with
@@ -58,7 +60,19 @@ pub struct TaskMix {
     /// while the generator's copy format is learned from far fewer examples.
     #[serde(default = "default_predictor_share")]
     pub predictor_share: f64,
+    /// Fraction of the plain paragraphs written twice: a window of at most
+    /// [`REPEAT_WINDOW_WORDS`] of their words, then the same words again. The second
+    /// copy is predictable only by copying from the context, the skill (induction
+    /// heads) that the predictor needs to read the words after `[mask]` and the
+    /// generator needs to copy a span, and that a small model trained on a few million
+    /// tokens of plain text does not form. 0 leaves the stream as before.
+    #[serde(default)]
+    pub repeat_fraction: f64,
 }
+
+/// Words in a repeated window: twice ~40 words (~110 tokens) fit one 256-token
+/// training sequence, so the first copy is in context when the second is predicted.
+pub const REPEAT_WINDOW_WORDS: usize = 40;
 
 /// An even split between the roles: the mix of every run before the share could be
 /// chosen, and the default of `pretrain --task-predictor-share`.
@@ -245,6 +259,17 @@ impl<'a> PackedTokenStream<'a> {
             }]
         };
         if self.task_mix.fraction <= 0.0 || !rng.random_bool(self.task_mix.fraction.min(1.0)) {
+            // Drawn only when asked for, so a stream without repeats is the one that
+            // runs before the option had.
+            if self.task_mix.repeat_fraction > 0.0
+                && rng.random_bool(self.task_mix.repeat_fraction.min(1.0))
+            {
+                let window = word_window(&paragraph.text, REPEAT_WINDOW_WORDS, &mut rng);
+                return vec![TextPiece {
+                    text: format!("{window} {window}"),
+                    scored: true,
+                }];
+            }
             return plain();
         }
         let context = match self.task_mix.context_words {

@@ -19,7 +19,7 @@ use pretrainzero::pretrain::loss::next_token_loss;
 use pretrainzero::pretrain::trainer::{train_step, ModelInit};
 use pretrainzero::pretrain::{
     run_pretraining, PackedTokenStream, PretrainConfig, StreamPosition, TaskLoss, TaskMix,
-    TokenChunk,
+    TokenChunk, REPEAT_WINDOW_WORDS,
 };
 
 use crate::common::ScratchDir;
@@ -50,6 +50,29 @@ fn sample_texts(n: usize) -> Vec<String> {
         .take(n)
         .map(|p| p.text)
         .collect()
+}
+
+/// End-of-text in the streams of the stream tests.
+pub(crate) const SAMPLE_EOS: u32 = 0;
+
+/// A token stream of the sample corpus in 256-token sequences, with `SAMPLE_EOS`
+/// between paragraphs and paragraph order `shuffle_seed`.
+pub(crate) fn sample_stream(
+    tokenizer: &TextTokenizer,
+    mix: TaskMix,
+    shuffle_seed: u64,
+) -> PackedTokenStream<'_> {
+    PackedTokenStream::new(
+        sample_corpus(),
+        sample_split(),
+        tokenizer,
+        SAMPLE_EOS,
+        256,
+        500,
+        shuffle_seed,
+        mix,
+        StreamPosition::default(),
+    )
 }
 
 pub(crate) fn small_tokenizer(dir: &Path) -> PathBuf {
@@ -134,6 +157,7 @@ pub(crate) fn config(tokenizer: PathBuf) -> PretrainConfig {
             loss: TaskLoss::Whole,
             context_words: None,
             predictor_share: 0.5,
+            repeat_fraction: 0.0,
         },
         prompt_templates: PromptTemplates::default(),
         seed: 9,
@@ -266,6 +290,7 @@ fn data_seed_reorders_training_paragraphs_only() {
         loss: TaskLoss::Whole,
         context_words: None,
         predictor_share: 0.5,
+        repeat_fraction: 0.0,
     };
     let first_chunks = |shuffle_seed: u64| {
         let mut stream = PackedTokenStream::new(
@@ -322,6 +347,7 @@ fn predictor_share_splits_task_examples_between_the_roles() {
             loss: TaskLoss::Answer,
             context_words: None,
             predictor_share,
+            repeat_fraction: 0.0,
         };
         let mut stream = PackedTokenStream::new(
             sample_corpus(),
@@ -369,6 +395,52 @@ fn predictor_share_splits_task_examples_between_the_roles() {
     );
 }
 
+/// With every plain paragraph repeated, each document of the stream is a window of at
+/// most `REPEAT_WINDOW_WORDS` consecutive words of a corpus paragraph, then the same
+/// words again, and every token counts in the loss.
+#[test]
+fn repeated_paragraphs_are_a_window_of_their_words_written_twice() {
+    let scratch = ScratchDir::new("repeat");
+    let tokenizer = TextTokenizer::from_file(&small_tokenizer(&scratch.0)).unwrap();
+    let mix = TaskMix {
+        fraction: 0.0,
+        max_span_words: 3,
+        loss: TaskLoss::Whole,
+        context_words: None,
+        predictor_share: 0.5,
+        repeat_fraction: 1.0,
+    };
+    let mut stream = sample_stream(&tokenizer, mix, 3);
+    let chunks: Vec<TokenChunk> = (0..12).map(|_| stream.next_chunk().unwrap()).collect();
+    assert!(chunks.iter().all(|c| c.scored.iter().all(|&s| s)));
+    let tokens: Vec<u32> = chunks.into_iter().flat_map(|c| c.tokens).collect();
+    let paragraphs: Vec<Vec<String>> = sample_corpus()
+        .open()
+        .unwrap()
+        .map(|p| p.text.split_whitespace().map(str::to_string).collect())
+        .collect();
+    let documents: Vec<&[u32]> = tokens.split(|&t| t == SAMPLE_EOS).collect();
+    // The last document may be cut by the end of the last chunk.
+    let whole = &documents[..documents.len() - 1];
+    assert!(whole.len() >= 10, "only {} documents", whole.len());
+    for ids in whole {
+        let text = tokenizer.decode(ids, false).unwrap();
+        let words: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+        let half = words.len() / 2;
+        assert!(
+            words.len() % 2 == 0 && half <= REPEAT_WINDOW_WORDS,
+            "{text}"
+        );
+        assert_eq!(words[..half], words[half..], "{text}");
+        assert!(
+            paragraphs
+                .iter()
+                .any(|p| p.windows(half).any(|w| w == &words[..half])),
+            "not a window of a corpus paragraph: {text}"
+        );
+    }
+}
+
 /// A configuration saved before the predictor share existed reads as an even split,
 /// the mix such runs trained with.
 #[test]
@@ -377,6 +449,7 @@ fn a_task_mix_without_predictor_share_reads_as_an_even_split() {
     assert_eq!(mix.predictor_share, 0.5);
     assert_eq!(mix.loss, TaskLoss::Whole);
     assert_eq!(mix.context_words, None);
+    assert_eq!(mix.repeat_fraction, 0.0);
 }
 
 /// With the answer-only task loss the stream yields the same tokens as with the whole
@@ -395,6 +468,7 @@ fn answer_only_task_loss_scores_the_answers_alone() {
             loss,
             context_words,
             predictor_share: 0.5,
+            repeat_fraction: 0.0,
         };
         let mut stream = PackedTokenStream::new(
             corpus.clone(),
@@ -535,6 +609,7 @@ fn a_stream_position_without_loss_flags_resumes_scoring_its_carry() {
             loss: TaskLoss::Answer,
             context_words: None,
             predictor_share: 0.5,
+            repeat_fraction: 0.0,
         },
         position,
     );

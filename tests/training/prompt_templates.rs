@@ -7,11 +7,11 @@ use std::path::PathBuf;
 
 use pretrainzero::models::TextTokenizer;
 use pretrainzero::policy::prompts::{PromptTemplates, MODEL_TEMPLATES_FILE};
-use pretrainzero::pretrain::{PackedTokenStream, StreamPosition, TaskLoss, TaskMix};
+use pretrainzero::pretrain::{TaskLoss, TaskMix};
 use pretrainzero::train::config::TrainConfig;
 
 use crate::common::ScratchDir;
-use crate::pretrain::{sample_corpus, sample_split, small_tokenizer};
+use crate::pretrain::{sample_corpus, sample_stream, small_tokenizer, SAMPLE_EOS};
 
 /// The templates shipped as `configs/prompt-templates/NAME.json`.
 fn shipped_templates(name: &str) -> PromptTemplates {
@@ -35,25 +35,14 @@ fn decoded_examples(scratch: &ScratchDir, templates: PromptTemplates) -> Vec<Str
         loss: TaskLoss::Whole,
         context_words: None,
         predictor_share: 0.5,
+        repeat_fraction: 0.0,
     };
-    let eos = 0;
-    let mut stream = PackedTokenStream::new(
-        sample_corpus(),
-        sample_split(),
-        &tokenizer,
-        eos,
-        256,
-        500,
-        4,
-        mix,
-        StreamPosition::default(),
-    )
-    .with_templates(templates);
+    let mut stream = sample_stream(&tokenizer, mix, 4).with_templates(templates);
     let tokens: Vec<u32> = (0..40)
         .flat_map(|_| stream.next_chunk().unwrap().tokens)
         .collect();
     tokens
-        .split(|&t| t == eos)
+        .split(|&t| t == SAMPLE_EOS)
         .map(|example| tokenizer.decode(example, false).unwrap())
         .collect()
 }
