@@ -24,11 +24,17 @@ SEQUENCES = 5
 
 
 def token_losses(binary, model, ids):
-    out = subprocess.run([binary, "score", "--model", model, "--ids",
-                          ",".join(map(str, ids)), "--json"], capture_output=True, text=True)
+    try:
+        out = subprocess.run([binary, "score", "--model", model, "--ids",
+                              ",".join(map(str, ids)), "--json"], capture_output=True, text=True)
+    except OSError as e:
+        raise SystemExit(f"error: {binary}: cannot run it ({e})")
     if out.returncode != 0:
-        raise SystemExit(f"error: {binary} score failed: {out.stderr.strip()}")
-    return [-lp for lp in json.loads(out.stdout)["target_logprobs"]]
+        raise SystemExit(f"error: {model}: {binary} score failed: {out.stderr.strip()}")
+    try:
+        return [-lp for lp in json.loads(out.stdout)["target_logprobs"]]
+    except (ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"error: {model}: unexpected output of {binary} score --json ({e})")
 
 
 def word_tokens(model):

@@ -35,7 +35,7 @@ def load(path: Path):
             row = json.loads(line)
         except json.JSONDecodeError as error:
             raise SystemExit(f"error: {path}:{number}: not JSON ({error.msg})")
-        for key in ("id", "gold", "correct", "extracted"):
+        for key in ("id", "prompt", "gold", "correct", "extracted"):
             if not isinstance(row, dict) or key not in row:
                 raise SystemExit(f"error: {path}:{number}: not an `eval --out` line (no field {key!r})")
         rows.append(row)

@@ -29,6 +29,8 @@ from paired_eval import load
 AFTER = "Text after [mask]: "
 BEFORE = "\n\nText before [mask]: "
 AROUND = "\n\nAround [mask]: "
+# The items file, for error messages.
+ITEMS = None
 
 
 def generate(binary, model, prompt, max_new_tokens, stop=None):
@@ -36,7 +38,10 @@ def generate(binary, model, prompt, max_new_tokens, stop=None):
                "--max-new-tokens", str(max_new_tokens), "--greedy"]
     if stop:
         command += ["--stop", stop]
-    out = subprocess.run(command, capture_output=True, text=True)
+    try:
+        out = subprocess.run(command, capture_output=True, text=True)
+    except OSError as e:
+        raise SystemExit(f"error: {binary}: cannot run it ({e})")
     if out.returncode != 0:
         raise SystemExit(f"error: {binary} generate failed: {out.stderr.strip()}")
     return out.stdout
@@ -44,9 +49,9 @@ def generate(binary, model, prompt, max_new_tokens, stop=None):
 
 def window_parts(item):
     """(after, before, before_tail, after_head) of a window-format prompt."""
-    prompt = item["prompt"]
+    prompt = item.get("prompt", "")
     if AFTER not in prompt or AROUND not in prompt:
-        raise SystemExit(f"error: item {item['id']}: not a window-format prompt "
+        raise SystemExit(f"error: {ITEMS}: item {item.get('id')}: not a window-format prompt "
                          "(no 'Text after [mask]' or 'Around [mask]' line)")
     after = prompt.split(AFTER, 1)[1].split(BEFORE, 1)[0]
     before = prompt.split(BEFORE, 1)[1].split(AROUND, 1)[0]
@@ -58,11 +63,12 @@ def window_parts(item):
 
 def with_right_context(item, donor):
     """The item's prompt with the donor's text after the mask."""
-    after, _, before_tail, after_head = window_parts(item)
+    after, _, before_tail, _ = window_parts(item)
     donor_after, _, _, donor_head = window_parts(donor)
+    around = item["prompt"].split(AROUND, 1)[1].split("\n\n", 1)[0]
     prompt = item["prompt"].replace(AFTER + after + BEFORE, AFTER + donor_after + BEFORE, 1)
-    return prompt.replace(f"{before_tail} [mask] {after_head}\n\n",
-                          f"{before_tail} [mask] {donor_head}\n\n", 1)
+    return prompt.replace(AROUND + around + "\n\n",
+                          f"{AROUND}{before_tail} [mask] {donor_head}\n\n", 1)
 
 
 def answer(args, prompt):
@@ -71,8 +77,16 @@ def answer(args, prompt):
 
 
 def first_word(text):
+    """The first word of a continuation, trimmed of the non-alphanumeric characters at
+    its ends as a gold span is."""
     words = text.replace("}", " ").split()
-    return words[0].strip(".,;:") if words else ""
+    word = words[0] if words else ""
+    start, end = 0, len(word)
+    while start < end and not word[start].isalnum():
+        start += 1
+    while end > start and not word[end - 1].isalnum():
+        end -= 1
+    return word[start:end]
 
 
 def main():
@@ -82,6 +96,8 @@ def main():
     parser.add_argument("--binary", default="target/release/pretrainzero")
     parser.add_argument("--limit", type=int, default=0, help="at most this many items (0: all)")
     args = parser.parse_args()
+    global ITEMS
+    ITEMS = args.items
     items = [r for r in load(args.items)
              if len(r["gold"].split()) == 1 and window_parts(r)[1].strip()]
     if args.limit:
@@ -94,7 +110,8 @@ def main():
         gold = item["gold"]
         task_answer = (item.get("extracted") or "").strip()
         task_right = bool(item["correct"])
-        left_right = first_word(generate(args.binary, args.model, window_parts(item)[1], 3)) == gold
+        # Enough tokens for the longest words of the vocabulary.
+        left_right = first_word(generate(args.binary, args.model, window_parts(item)[1], 8)) == gold
         # Both answers come from `generate`, so batching in `eval` cannot tell them apart.
         own = answer(args, item["prompt"])
         swapped = answer(args, with_right_context(item, items[(index + 1) % len(items)]))

@@ -70,8 +70,10 @@ pub struct TaskMix {
     pub repeat_fraction: f64,
 }
 
-/// Words in a repeated window: twice ~40 words (~110 tokens) fit one 256-token
-/// training sequence, so the first copy is in context when the second is predicted.
+/// Words in a repeated window: twice ~40 words is ~110 tokens, less than half of a
+/// 256-token training sequence. Documents are packed across sequence boundaries, so
+/// where one is cut, part of its second copy is predicted without the first in view;
+/// short windows keep that part small.
 pub const REPEAT_WINDOW_WORDS: usize = 40;
 
 /// An even split between the roles: the mix of every run before the share could be
@@ -259,8 +261,8 @@ impl<'a> PackedTokenStream<'a> {
             }]
         };
         if self.task_mix.fraction <= 0.0 || !rng.random_bool(self.task_mix.fraction.min(1.0)) {
-            // Drawn only when asked for, so a stream without repeats is the one that
-            // runs before the option had.
+            // Drawn only when repeats are asked for, so that a stream without them
+            // draws the same numbers as streams did before the option existed.
             if self.task_mix.repeat_fraction > 0.0
                 && rng.random_bool(self.task_mix.repeat_fraction.min(1.0))
             {

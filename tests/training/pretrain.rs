@@ -397,7 +397,7 @@ fn predictor_share_splits_task_examples_between_the_roles() {
 
 /// With every plain paragraph repeated, each document of the stream is a window of at
 /// most `REPEAT_WINDOW_WORDS` consecutive words of a corpus paragraph, then the same
-/// words again, and every token counts in the loss.
+/// words again.
 #[test]
 fn repeated_paragraphs_are_a_window_of_their_words_written_twice() {
     let scratch = ScratchDir::new("repeat");
@@ -412,7 +412,6 @@ fn repeated_paragraphs_are_a_window_of_their_words_written_twice() {
     };
     let mut stream = sample_stream(&tokenizer, mix, 3);
     let chunks: Vec<TokenChunk> = (0..12).map(|_| stream.next_chunk().unwrap()).collect();
-    assert!(chunks.iter().all(|c| c.scored.iter().all(|&s| s)));
     let tokens: Vec<u32> = chunks.into_iter().flat_map(|c| c.tokens).collect();
     let paragraphs: Vec<Vec<String>> = sample_corpus()
         .open()
@@ -439,6 +438,62 @@ fn repeated_paragraphs_are_a_window_of_their_words_written_twice() {
             "not a window of a corpus paragraph: {text}"
         );
     }
+}
+
+/// Repeats change the plain paragraphs only: with the same seed, a stream with task
+/// examples and every plain paragraph repeated has the task examples of the stream
+/// without repeats, in the same places, and in place of each plain paragraph a window
+/// of it written twice.
+#[test]
+fn repeats_leave_the_task_examples_in_place() {
+    let scratch = ScratchDir::new("repeat-tasks");
+    let tokenizer = TextTokenizer::from_file(&small_tokenizer(&scratch.0)).unwrap();
+    let documents = |repeat_fraction: f64| {
+        let mix = TaskMix {
+            fraction: 0.5,
+            max_span_words: 3,
+            loss: TaskLoss::Whole,
+            context_words: None,
+            predictor_share: 0.5,
+            repeat_fraction,
+        };
+        let mut stream = sample_stream(&tokenizer, mix, 7);
+        let tokens: Vec<u32> = (0..16)
+            .flat_map(|_| stream.next_chunk().unwrap().tokens)
+            .collect();
+        let mut documents: Vec<String> = tokens
+            .split(|&t| t == SAMPLE_EOS)
+            .map(|ids| tokenizer.decode(ids, false).unwrap())
+            .collect();
+        documents.pop(); // cut by the end of the last chunk
+        documents
+    };
+    let (plain, repeated) = (documents(0.0), documents(1.0));
+    let words = |text: &str| {
+        text.split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let (mut tasks, mut repeats) = (0, 0);
+    for (before, after) in plain.iter().zip(&repeated) {
+        if before.contains("\\boxed{") || before.contains("\\mask{") {
+            assert_eq!(before, after);
+            tasks += 1;
+            continue;
+        }
+        let (paragraph, twice) = (words(before), words(after));
+        let half = twice.len() / 2;
+        assert_eq!(twice[..half], twice[half..], "{after}");
+        assert!(
+            paragraph.windows(half).any(|w| w == &twice[..half]),
+            "{after} is not a window of {before}"
+        );
+        repeats += 1;
+    }
+    assert!(
+        tasks >= 3 && repeats >= 3,
+        "{tasks} task examples, {repeats} repeats"
+    );
 }
 
 /// A configuration saved before the predictor share existed reads as an even split,
