@@ -17,22 +17,17 @@ import json
 import random
 import re
 import statistics
-import subprocess
+
+from binary import run
 
 LENGTH = 30
 SEQUENCES = 5
 
 
 def token_losses(binary, model, ids):
+    out = run(binary, ["score", "--model", model, "--ids", ",".join(map(str, ids)), "--json"], model)
     try:
-        out = subprocess.run([binary, "score", "--model", model, "--ids",
-                              ",".join(map(str, ids)), "--json"], capture_output=True, text=True)
-    except OSError as e:
-        raise SystemExit(f"error: {binary}: cannot run it ({e})")
-    if out.returncode != 0:
-        raise SystemExit(f"error: {model}: {binary} score failed: {out.stderr.strip()}")
-    try:
-        return [-lp for lp in json.loads(out.stdout)["target_logprobs"]]
+        return [-lp for lp in json.loads(out)["target_logprobs"]]
     except (ValueError, KeyError, TypeError) as e:
         raise SystemExit(f"error: {model}: unexpected output of {binary} score --json ({e})")
 

@@ -21,51 +21,41 @@ gold span is one word and whose mask does not start its paragraph:
 """
 
 import argparse
-import subprocess
 from pathlib import Path
 
+from binary import run
 from paired_eval import load
 
 AFTER = "Text after [mask]: "
 BEFORE = "\n\nText before [mask]: "
 AROUND = "\n\nAround [mask]: "
-# The items file, for error messages.
-ITEMS = None
 
 
 def generate(binary, model, prompt, max_new_tokens, stop=None):
-    command = [binary, "generate", "--model", model, "--prompt", prompt,
-               "--max-new-tokens", str(max_new_tokens), "--greedy"]
-    if stop:
-        command += ["--stop", stop]
-    try:
-        out = subprocess.run(command, capture_output=True, text=True)
-    except OSError as e:
-        raise SystemExit(f"error: {binary}: cannot run it ({e})")
-    if out.returncode != 0:
-        raise SystemExit(f"error: {binary} generate failed: {out.stderr.strip()}")
-    return out.stdout
+    args = ["generate", "--model", model, "--prompt", prompt,
+            "--max-new-tokens", str(max_new_tokens), "--greedy"]
+    return run(binary, args + (["--stop", stop] if stop else []), model)
 
 
 def window_parts(item):
-    """(after, before, before_tail, after_head) of a window-format prompt."""
+    """(after, before, around, before_tail, after_head) of a window-format prompt:
+    `around` is its "Around [mask]" line, the others the words the template filled in."""
     prompt = item.get("prompt", "")
     if AFTER not in prompt or AROUND not in prompt:
-        raise SystemExit(f"error: {ITEMS}: item {item.get('id')}: not a window-format prompt "
+        raise ValueError(f"item {item.get('id')}: not a window-format prompt "
                          "(no 'Text after [mask]' or 'Around [mask]' line)")
     after = prompt.split(AFTER, 1)[1].split(BEFORE, 1)[0]
     before = prompt.split(BEFORE, 1)[1].split(AROUND, 1)[0]
     around = prompt.split(AROUND, 1)[1].split("\n\n", 1)[0]
     before_tail, after_head = around.split(" [mask] ", 1) if " [mask] " in around \
         else (around.removesuffix(" [mask]"), "")
-    return after, before, before_tail, after_head
+    return after, before, around, before_tail, after_head
 
 
 def with_right_context(item, donor):
     """The item's prompt with the donor's text after the mask."""
-    after, _, before_tail, _ = window_parts(item)
-    donor_after, _, _, donor_head = window_parts(donor)
-    around = item["prompt"].split(AROUND, 1)[1].split("\n\n", 1)[0]
+    after, _, around, before_tail, _ = window_parts(item)
+    donor_after, _, _, _, donor_head = window_parts(donor)
     prompt = item["prompt"].replace(AFTER + after + BEFORE, AFTER + donor_after + BEFORE, 1)
     return prompt.replace(AROUND + around + "\n\n",
                           f"{AROUND}{before_tail} [mask] {donor_head}\n\n", 1)
@@ -96,10 +86,11 @@ def main():
     parser.add_argument("--binary", default="target/release/pretrainzero")
     parser.add_argument("--limit", type=int, default=0, help="at most this many items (0: all)")
     args = parser.parse_args()
-    global ITEMS
-    ITEMS = args.items
-    items = [r for r in load(args.items)
-             if len(r["gold"].split()) == 1 and window_parts(r)[1].strip()]
+    try:
+        items = [r for r in load(args.items)
+                 if len(r["gold"].split()) == 1 and window_parts(r)[1].strip()]
+    except ValueError as e:
+        raise SystemExit(f"error: {args.items}: {e}")
     if args.limit:
         items = items[: args.limit]
     if len(items) < 2:

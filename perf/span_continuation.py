@@ -16,18 +16,14 @@ import argparse
 import json
 import math
 import statistics
-import subprocess
 from pathlib import Path
 
+from binary import run
 from paired_eval import load
 
 
 def score(binary, model, text):
-    out = subprocess.run([binary, "score", "--model", model, "--text", text, "--json"],
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"error: {binary} score failed: {out.stderr.strip()}")
-    return json.loads(out.stdout)
+    return json.loads(run(binary, ["score", "--model", model, "--text", text, "--json"], model))
 
 
 def main():
