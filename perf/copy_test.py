@@ -2,7 +2,7 @@
 """Can the model copy from its context? The repeated-sequence test for induction heads.
 
     python3 perf/copy_test.py --model MODEL_DIR [MODEL_DIR ...] [--binary B]
-        [--lengths 10 20 30] [--ids TOKEN_IDS.json]
+        [--lengths 10 20 40] [--ids TOKEN_IDS.json]
 
 A sequence of random words, each one token of the model's vocabulary (a space and
 four or more lowercase letters, from its tokenizer.json), is written twice and scored
