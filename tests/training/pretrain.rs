@@ -19,7 +19,7 @@ use pretrainzero::pretrain::loss::next_token_loss;
 use pretrainzero::pretrain::trainer::{train_step, ModelInit};
 use pretrainzero::pretrain::{
     run_pretraining, PackedTokenStream, PretrainConfig, StreamPosition, TaskLoss, TaskMix,
-    TokenChunk, REPEAT_WINDOW_WORDS,
+    TokenChunk, DEFAULT_PREDICTOR_SHARE, REPEAT_WINDOW_WORDS,
 };
 
 use crate::common::ScratchDir;
@@ -50,6 +50,21 @@ fn sample_texts(n: usize) -> Vec<String> {
         .take(n)
         .map(|p| p.text)
         .collect()
+}
+
+/// A mix of `fraction` task examples whose loss counts `loss`, every other field as
+/// the `pretrain` command's defaults set it: spans of 1–3 words, whole paragraphs as
+/// context, an even split between the roles, no repeated paragraphs. A test about one
+/// field sets it with struct-update syntax.
+pub(crate) fn task_mix(fraction: f64, loss: TaskLoss) -> TaskMix {
+    TaskMix {
+        fraction,
+        max_span_words: 3,
+        loss,
+        context_words: None,
+        predictor_share: DEFAULT_PREDICTOR_SHARE,
+        repeat_fraction: 0.0,
+    }
 }
 
 /// End-of-text in the streams of the stream tests.
@@ -151,14 +166,7 @@ pub(crate) fn config(tokenizer: PathBuf) -> PretrainConfig {
         checkpoint_every: 2,
         keep_checkpoints: 5,
         shuffle_buffer: 500,
-        task_mix: TaskMix {
-            fraction: 0.5,
-            max_span_words: 3,
-            loss: TaskLoss::Whole,
-            context_words: None,
-            predictor_share: 0.5,
-            repeat_fraction: 0.0,
-        },
+        task_mix: task_mix(0.5, TaskLoss::Whole),
         prompt_templates: PromptTemplates::default(),
         seed: 9,
         data_seed: None,
@@ -284,14 +292,7 @@ fn data_seed_reorders_training_paragraphs_only() {
     let scratch = ScratchDir::new("data-seed");
     let tokenizer = TextTokenizer::from_file(&small_tokenizer(&scratch.0)).unwrap();
     let (corpus, split) = (sample_corpus(), sample_split());
-    let no_tasks = TaskMix {
-        fraction: 0.0,
-        max_span_words: 3,
-        loss: TaskLoss::Whole,
-        context_words: None,
-        predictor_share: 0.5,
-        repeat_fraction: 0.0,
-    };
+    let no_tasks = task_mix(0.0, TaskLoss::Whole);
     let first_chunks = |shuffle_seed: u64| {
         let mut stream = PackedTokenStream::new(
             corpus.clone(),
@@ -342,12 +343,8 @@ fn predictor_share_splits_task_examples_between_the_roles() {
     let mask = tokenizer.token_to_id("\\mask{").unwrap();
     let openings = |predictor_share: f64, chunks: usize| {
         let mix = TaskMix {
-            fraction: 1.0,
-            max_span_words: 3,
-            loss: TaskLoss::Answer,
-            context_words: None,
             predictor_share,
-            repeat_fraction: 0.0,
+            ..task_mix(1.0, TaskLoss::Answer)
         };
         let mut stream = PackedTokenStream::new(
             sample_corpus(),
@@ -403,12 +400,8 @@ fn repeated_paragraphs_are_a_window_of_their_words_written_twice() {
     let scratch = ScratchDir::new("repeat");
     let tokenizer = TextTokenizer::from_file(&small_tokenizer(&scratch.0)).unwrap();
     let mix = TaskMix {
-        fraction: 0.0,
-        max_span_words: 3,
-        loss: TaskLoss::Whole,
-        context_words: None,
-        predictor_share: 0.5,
         repeat_fraction: 1.0,
+        ..task_mix(0.0, TaskLoss::Whole)
     };
     let mut stream = sample_stream(&tokenizer, mix, 3);
     let chunks: Vec<TokenChunk> = (0..12).map(|_| stream.next_chunk().unwrap()).collect();
@@ -450,12 +443,8 @@ fn repeats_leave_the_task_examples_in_place() {
     let tokenizer = TextTokenizer::from_file(&small_tokenizer(&scratch.0)).unwrap();
     let documents = |repeat_fraction: f64| {
         let mix = TaskMix {
-            fraction: 0.5,
-            max_span_words: 3,
-            loss: TaskLoss::Whole,
-            context_words: None,
-            predictor_share: 0.5,
             repeat_fraction,
+            ..task_mix(0.5, TaskLoss::Whole)
         };
         let mut stream = sample_stream(&tokenizer, mix, 7);
         let tokens: Vec<u32> = (0..16)
@@ -518,12 +507,8 @@ fn answer_only_task_loss_scores_the_answers_alone() {
     let eos = 0;
     let chunks = |loss: TaskLoss, context_words: Option<usize>| {
         let mix = TaskMix {
-            fraction: 1.0,
-            max_span_words: 3,
-            loss,
             context_words,
-            predictor_share: 0.5,
-            repeat_fraction: 0.0,
+            ..task_mix(1.0, loss)
         };
         let mut stream = PackedTokenStream::new(
             corpus.clone(),
@@ -658,14 +643,7 @@ fn a_stream_position_without_loss_flags_resumes_scoring_its_carry() {
         32,
         500,
         9,
-        TaskMix {
-            fraction: 0.0,
-            max_span_words: 3,
-            loss: TaskLoss::Answer,
-            context_words: None,
-            predictor_share: 0.5,
-            repeat_fraction: 0.0,
-        },
+        task_mix(0.0, TaskLoss::Answer),
         position,
     );
     let chunk = stream.next_chunk().unwrap();

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 
 use pretrainzero::models::TextTokenizer;
 use pretrainzero::policy::prompts::{PromptTemplates, MODEL_TEMPLATES_FILE};
-use pretrainzero::pretrain::{TaskLoss, TaskMix};
+use pretrainzero::pretrain::TaskLoss;
 use pretrainzero::train::config::TrainConfig;
 
 use crate::common::ScratchDir;
-use crate::pretrain::{sample_corpus, sample_stream, small_tokenizer, SAMPLE_EOS};
+use crate::pretrain::{sample_corpus, sample_stream, small_tokenizer, task_mix, SAMPLE_EOS};
 
 /// The templates shipped as `configs/prompt-templates/NAME.json`.
 fn shipped_templates(name: &str) -> PromptTemplates {
@@ -29,14 +29,7 @@ pub(crate) fn suffix_first() -> PromptTemplates {
 /// example), separated at end-of-text.
 fn decoded_examples(scratch: &ScratchDir, templates: PromptTemplates) -> Vec<String> {
     let tokenizer = TextTokenizer::from_file(&small_tokenizer(&scratch.0)).unwrap();
-    let mix = TaskMix {
-        fraction: 1.0,
-        max_span_words: 3,
-        loss: TaskLoss::Whole,
-        context_words: None,
-        predictor_share: 0.5,
-        repeat_fraction: 0.0,
-    };
+    let mix = task_mix(1.0, TaskLoss::Whole);
     let mut stream = sample_stream(&tokenizer, mix, 4).with_templates(templates);
     let tokens: Vec<u32> = (0..40)
         .flat_map(|_| stream.next_chunk().unwrap().tokens)
