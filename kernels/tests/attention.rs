@@ -18,9 +18,11 @@ use common::{close, host_values, primitive_values};
 
 const TOLERANCE: f32 = 1e-5;
 /// burn's autodiff of its composed attention (exp, division, subtraction of the max,
-/// each with its own backward in f32) lands a few 1e-5 from the f64 gradients on these
-/// inputs; it is a cross-check of the f64 oracle's formula, not the precise reference.
-const BURN_GRADIENT_TOLERANCE: f32 = 2e-4;
+/// each with its own backward in f32) lands up to about 5e-4 from the f64 gradients on
+/// these inputs (how far depends on the machine's f32 kernels: under 2e-4 on one x86
+/// machine, 5.2e-4 on an AVX2 AMD EPYC); it is a cross-check of the f64 oracle's
+/// formula, which a wrong formula misses by whole units, not the precise reference.
+const BURN_GRADIENT_TOLERANCE: f32 = 2e-3;
 const BATCH: usize = 2;
 const HEADS: usize = 4;
 const QUERIES: usize = 5;

@@ -110,6 +110,21 @@ fn assert_same_stats(one: &UpdateStats, two: &UpdateStats) {
     }
 }
 
+/// The replicas' logits after the update are the one-device logits, up to f32
+/// rounding measured against how far the update moved them. The two runs split the
+/// batch into different micro-batches, so their matrix products have different
+/// shapes and the CPU kernels sum in a different order (which order depends on the
+/// machine's SIMD width); a lost or double-counted share would miss by a large
+/// fraction of the movement, not by a few parts in a hundred thousand.
+fn assert_same_step(single: &[f32], replica: &[f32], initial: &[f32]) {
+    let moved = max_abs_diff(single, initial);
+    let diff = max_abs_diff(single, replica);
+    assert!(
+        diff < 1e-4 * moved,
+        "logits after the update differ by {diff} (the update moved them by {moved})"
+    );
+}
+
 #[test]
 fn one_update_on_two_devices_equals_one_update_on_one_device() {
     let _one = ONE_COLLECTIVE_AT_A_TIME
@@ -129,8 +144,7 @@ fn one_update_on_two_devices_equals_one_update_on_one_device() {
     // ...which is the one-device step.
     for (logits, stats) in &replicas {
         assert_same_stats(&single_stats, stats);
-        let diff = max_abs_diff(&single, logits);
-        assert!(diff < 1e-5, "logits after the update differ by {diff}");
+        assert_same_step(&single, logits, &initial);
     }
 }
 
@@ -145,14 +159,10 @@ fn a_replica_with_an_empty_share_still_takes_every_step() {
     let ((single, single_stats), replicas, _) = one_and_two_devices(&samples, &update_config(3));
     assert_eq!(single_stats.optimizer_steps, 3);
     assert_eq!(replicas[0].0, replicas[1].0, "the replicas diverged");
+    let initial = probe_logits(&small_model());
     for (logits, stats) in &replicas {
         assert_same_stats(&single_stats, stats);
-        let moved = max_abs_diff(&single, &probe_logits(&small_model()));
-        let diff = max_abs_diff(&single, logits);
-        assert!(
-            diff < 1e-4 * moved,
-            "logits differ by {diff} (moved {moved})"
-        );
+        assert_same_step(&single, logits, &initial);
     }
 }
 
