@@ -22,7 +22,7 @@ const TOLERANCE: f32 = 1e-5;
 /// combines `r·γ·w` and `x·r³·Σγwx/d`, which partly cancel, through several f32 steps
 /// of their own: 1.3e-4 from f64 on ndarray on an AVX2 AMD EPYC (1e-7 on burn-flex).
 /// It cross-checks the oracle's formula: on these inputs a dropped or mis-signed term
-/// misses by 0.3–0.5, and a mean over `d − 1` instead of `d` by 5e-3.
+/// misses by 0.3–0.5, and a mean over `d − 1` instead of `d` by 3–5e-3.
 const BURN_TOLERANCE: f32 = 2e-3;
 
 /// `[3, 37, 70]` activations (one row of zeros, where ε alone sets the scale) and a
