@@ -5,7 +5,7 @@
 //! Tensor names are HuggingFace's, so a checkpoint maps onto the structs one to one.
 
 use burn::module::Param;
-use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::nn::{DropoutConfig, Embedding, Linear, RmsNorm};
 use burn::prelude::*;
 use burn::tensor::FloatDType;
 use pretrainzero_kernels::{attention, swiglu, FusedLayerBackend};
@@ -160,24 +160,29 @@ pub struct DecoderLayer<B: Backend> {
 }
 
 impl<B: FusedLayerBackend> DecoderLayer<B> {
+    /// `residual_dropout`: the probability of zeroing each element of the two branch
+    /// outputs before they join the residual stream (see
+    /// [`Decoder::with_residual_dropout`]).
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
         angles: &RotaryAngles<B>,
         mask: &AttentionMask<B>,
         cache: Option<&mut LayerCache<B>>,
+        residual_dropout: f64,
     ) -> Tensor<B, 3> {
+        let dropout = DropoutConfig::new(residual_dropout).init();
         let attended = self.self_attn.forward(
             apply_norm(&self.input_layernorm, x.clone()),
             angles,
             mask,
             cache,
         );
-        let x = x + attended;
+        let x = x + dropout.forward(attended);
         let mlp_out = self
             .mlp
             .forward(apply_norm(&self.post_attention_layernorm, x.clone()));
-        x + mlp_out
+        x + dropout.forward(mlp_out)
     }
 }
 
@@ -194,6 +199,10 @@ pub struct Decoder<B: Backend> {
     /// checkpoint; each run sets it (see [`Decoder::with_compute_dtype`]).
     #[module(skip)]
     pub compute_dtype: FloatDType,
+    /// Dropout on each layer's attention and MLP outputs, in training only (see
+    /// [`Decoder::with_residual_dropout`]); 0 unless a run sets it.
+    #[module(skip)]
+    pub residual_dropout: f64,
 }
 
 impl<B: Backend> Decoder<B> {
@@ -296,6 +305,7 @@ impl<B: Backend> Decoder<B> {
             lm_head,
             rotary: RotaryEmbedding::new(config, device),
             compute_dtype: FloatDType::F32,
+            residual_dropout: 0.0,
         })
     }
 
@@ -304,6 +314,21 @@ impl<B: Backend> Decoder<B> {
     /// updates, and each is cast to `dtype` where a layer uses it.
     pub fn with_compute_dtype(mut self, dtype: FloatDType) -> Self {
         self.compute_dtype = dtype;
+        self
+    }
+
+    /// Zeroes each element of every layer's attention and MLP outputs with
+    /// probability `probability` (and scales the rest by `1 / (1 − probability)`)
+    /// before they join the residual stream, as GPT-2's residual dropout does: a
+    /// regulariser for several epochs over a small corpus. It acts only on an autodiff
+    /// backend, so evaluation, rollouts and the validation pass (`valid()`) compute
+    /// the model without it.
+    pub fn with_residual_dropout(mut self, probability: f64) -> Self {
+        assert!(
+            (0.0..1.0).contains(&probability),
+            "residual dropout must be in [0, 1), got {probability}"
+        );
+        self.residual_dropout = probability;
         self
     }
 
@@ -360,7 +385,7 @@ impl<B: FusedLayerBackend> Decoder<B> {
         let angles = self.rotary.angles(positions, &heads, self.compute_dtype);
         for (i, layer) in self.layers.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| c.layer(i));
-            x = layer.forward(x, &angles, mask, layer_cache);
+            x = layer.forward(x, &angles, mask, layer_cache, self.residual_dropout);
         }
         apply_norm(&self.norm, x)
     }

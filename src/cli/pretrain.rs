@@ -57,6 +57,12 @@ pub struct PretrainArgs {
     pub min_lr_ratio: f64,
     #[arg(long, default_value_t = 0.01)]
     pub weight_decay: f32,
+    /// Dropout probability on each layer's attention and MLP outputs during training
+    /// (a regulariser for several epochs over a small corpus; the validation pass and
+    /// the exported model run without it). The masks come from the backend's random
+    /// stream, so a resumed run draws other masks than an uninterrupted one.
+    #[arg(long, default_value_t = 0.0)]
+    pub residual_dropout: f64,
     #[arg(long, default_value_t = 0.95)]
     pub beta2: f32,
     #[arg(long, default_value_t = 1.0)]
@@ -152,6 +158,7 @@ impl PretrainArgs {
             .positive("--lr", self.lr)
             .unit_closed("--min-lr-ratio", self.min_lr_ratio)
             .non_negative("--weight-decay", self.weight_decay as f64)
+            .unit_half_open("--residual-dropout", self.residual_dropout)
             .unit_half_open("--beta2", self.beta2 as f64)
             .non_negative("--max-grad-norm", self.max_grad_norm)
             .unit_half_open("--validation-fraction", self.validation_fraction)
@@ -182,6 +189,7 @@ impl PretrainArgs {
             warmup_steps: self.warmup_steps,
             min_lr_ratio: self.min_lr_ratio,
             weight_decay: self.weight_decay,
+            residual_dropout: self.residual_dropout,
             beta2: self.beta2,
             max_grad_norm: self.max_grad_norm,
             validation_fraction: self.validation_fraction,

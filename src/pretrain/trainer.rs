@@ -59,6 +59,10 @@ pub struct PretrainConfig {
     pub warmup_steps: usize,
     pub min_lr_ratio: f64,
     pub weight_decay: f32,
+    /// Dropout on each layer's attention and MLP outputs during the training passes
+    /// (not the validation pass); 0 = none.
+    #[serde(default)]
+    pub residual_dropout: f64,
     pub beta2: f32,
     pub max_grad_norm: f64,
     pub validation_fraction: f64,
@@ -138,7 +142,16 @@ pub fn read_run_config(run_dir: &Path) -> anyhow::Result<PretrainConfig> {
     let path = run_dir.join(CONFIG_FILE);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("{}: cannot resume", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: invalid run config", path.display()))
+    let config: PretrainConfig = serde_json::from_str(&text)
+        .with_context(|| format!("{}: invalid run config", path.display()))?;
+    if !(0.0..1.0).contains(&config.residual_dropout) {
+        anyhow::bail!(
+            "{}: residual_dropout = {} is not in [0, 1)",
+            path.display(),
+            config.residual_dropout
+        );
+    }
+    Ok(config)
 }
 
 /// Runs (or, with `resume`, continues) a pretraining run in `run_dir`.
@@ -186,7 +199,9 @@ pub fn run_pretraining<B: RewardStepBackend>(
     type Ad<B> = Autodiff<B>;
     let (model_config, model, tokenizer, tokenizer_path) =
         init_model::<Ad<B>>(&config.init, config.seed, device)?;
-    let model = model.with_compute_dtype(config.dtype.float_dtype());
+    let model = model
+        .with_compute_dtype(config.dtype.float_dtype())
+        .with_residual_dropout(config.residual_dropout);
     let eos = tokenizer
         .token_to_id(END_OF_TEXT)
         .or_else(|| model_config.eos_token_ids.first().copied())

@@ -16,6 +16,7 @@ mod mixed_precision;
 mod pretrain;
 mod prompt_templates;
 mod readers;
+mod residual_dropout;
 mod rl_loop;
 mod rollout;
 mod run_faults;

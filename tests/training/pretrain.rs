@@ -158,6 +158,7 @@ pub(crate) fn config(tokenizer: PathBuf) -> PretrainConfig {
         warmup_steps: 1,
         min_lr_ratio: 0.1,
         weight_decay: 0.01,
+        residual_dropout: 0.0,
         beta2: 0.95,
         max_grad_norm: 1.0,
         validation_fraction: 0.1,
