@@ -57,10 +57,10 @@ pub struct PretrainArgs {
     pub min_lr_ratio: f64,
     #[arg(long, default_value_t = 0.01)]
     pub weight_decay: f32,
-    /// Dropout probability on each layer's attention and MLP outputs during training
-    /// (a regulariser for several epochs over a small corpus; the validation pass and
-    /// the exported model run without it). The masks come from the backend's random
-    /// stream, so a resumed run draws other masks than an uninterrupted one.
+    /// Dropout probability, in [0, 1), on each layer's attention and MLP outputs
+    /// during training (a regulariser for several epochs over a small corpus; the
+    /// validation pass and the exported model run without it). The masks are seeded
+    /// by the data seed and the step, so a rerun or a resumed run draws the same ones.
     #[arg(long, default_value_t = 0.0)]
     pub residual_dropout: f64,
     #[arg(long, default_value_t = 0.95)]

@@ -99,6 +99,11 @@ pub fn default_max_consecutive_nonfinite() -> usize {
     3
 }
 
+/// The backend seed for the dropout masks of the step after `step`.
+fn dropout_seed(data_seed: u64, step: usize) -> u64 {
+    data_seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ step as u64
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PretrainState {
     pub step: usize,
@@ -278,6 +283,15 @@ pub fn run_pretraining<B: RewardStepBackend>(
                     .collect::<anyhow::Result<Vec<_>>>()
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        if config.residual_dropout > 0.0 {
+            // The dropout masks come from the backend's random stream; seeding it from
+            // the run's data seed and the step draws the same masks in a rerun and
+            // after a resume (so a deterministic run still repeats bit for bit).
+            B::seed(
+                device,
+                dropout_seed(config.data_seed.unwrap_or(config.seed), state.step),
+            );
+        }
         let outcome;
         (model, outcome) = train_step(
             model,
