@@ -33,6 +33,7 @@ use crate::optim::{
 };
 use crate::policy::prompts::PromptTemplates;
 use crate::run_lock::RunLock;
+use crate::settings_check::RangeCheck;
 use crate::step_log::open_step_log;
 
 /// Where the weights start from.
@@ -149,13 +150,10 @@ pub fn read_run_config(run_dir: &Path) -> anyhow::Result<PretrainConfig> {
         .with_context(|| format!("{}: cannot resume", path.display()))?;
     let config: PretrainConfig = serde_json::from_str(&text)
         .with_context(|| format!("{}: invalid run config", path.display()))?;
-    if !(0.0..1.0).contains(&config.residual_dropout) {
-        anyhow::bail!(
-            "{}: residual_dropout = {} is not in [0, 1)",
-            path.display(),
-            config.residual_dropout
-        );
-    }
+    // The one stored setting that would otherwise reach an assertion instead of an error.
+    RangeCheck::new()
+        .unit_half_open("residual_dropout", config.residual_dropout)
+        .finish(&path.display().to_string())?;
     Ok(config)
 }
 
@@ -247,6 +245,7 @@ pub fn run_pretraining<B: RewardStepBackend>(
         config.seq_len,
         config.validation_paragraphs,
     )?;
+    let data_seed = config.data_seed.unwrap_or(config.seed);
     let mut stream = PackedTokenStream::new(
         corpus,
         split,
@@ -254,7 +253,7 @@ pub fn run_pretraining<B: RewardStepBackend>(
         eos,
         config.seq_len,
         config.shuffle_buffer,
-        config.data_seed.unwrap_or(config.seed),
+        data_seed,
         config.task_mix,
         state.position.clone(),
     )
@@ -287,10 +286,7 @@ pub fn run_pretraining<B: RewardStepBackend>(
             // The dropout masks come from the backend's random stream; seeding it from
             // the run's data seed and the step draws the same masks in a rerun and
             // after a resume (so a deterministic run still repeats bit for bit).
-            B::seed(
-                device,
-                dropout_seed(config.data_seed.unwrap_or(config.seed), state.step),
-            );
+            B::seed(device, dropout_seed(data_seed, state.step));
         }
         let outcome;
         (model, outcome) = train_step(
