@@ -1,7 +1,8 @@
 //! Generating benchmark responses with a model: every prompt repeated `samples` times,
 //! batched through the rollout engine (the same batching, seeds and decoding as
-//! training), cut at the first stop string.
+//! training), longest prompts first, cut at the first stop string.
 
+use crate::eval::length_order::LengthOrder;
 use crate::kernels::RewardStepBackend;
 
 use crate::models::{Decoder, SamplingConfig, TextTokenizer};
@@ -39,15 +40,22 @@ pub fn generate_responses<B: RewardStepBackend>(
         concurrent_batches: B::concurrent_pieces(),
         device,
     };
-    let mut prompt_ids = Vec::with_capacity(prompts.len() * samples);
-    for prompt in prompts {
-        let ids = tokenizer.encode(prompt, false)?;
-        prompt_ids.extend(std::iter::repeat_n(ids, samples));
-    }
-    let mut flat = Vec::with_capacity(prompt_ids.len());
+    let prompt_ids = prompts
+        .iter()
+        .map(|prompt| tokenizer.encode(prompt, false))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Longest prompts first, so that each batch pads little (see `length_order`); a
+    // prompt's samples stay side by side, where the engine prefills it once.
+    let order = LengthOrder::longest_first(&prompt_ids.iter().map(Vec::len).collect::<Vec<_>>());
+    let repeated: Vec<Vec<u32>> = order
+        .arrange(&prompt_ids)
+        .into_iter()
+        .flat_map(|ids| std::iter::repeat_n(ids, samples))
+        .collect();
+    let mut flat = Vec::with_capacity(repeated.len());
     // Batches are fed one round at a time only to report progress.
     let mut batches_done = 0;
-    for round in prompt_ids.chunks(engine.round_len()) {
+    for round in repeated.chunks(engine.round_len()) {
         let rollouts = engine.run_eval_round(
             round,
             &settings.stop_strings,
@@ -61,7 +69,8 @@ pub fn generate_responses<B: RewardStepBackend>(
         );
         on_batch(flat.len());
     }
-    Ok(flat.chunks(samples).map(<[String]>::to_vec).collect())
+    let per_prompt: Vec<Vec<String>> = flat.chunks(samples).map(<[String]>::to_vec).collect();
+    Ok(order.restore(per_prompt))
 }
 
 /// The response up to the first stop string (which the generator keeps).

@@ -10,6 +10,7 @@ use serde::Serialize;
 use std::ops::RangeInclusive;
 
 use crate::data::{CorpusSpec, Paragraph};
+use crate::eval::length_order::LengthOrder;
 use crate::models::{Decoder, SamplingConfig, TextTokenizer};
 use crate::policy::parse::last_braced;
 use crate::policy::prompts::PromptTemplates;
@@ -218,8 +219,9 @@ pub fn evaluate<B: RewardStepBackend>(
         PromptStyle::Direct => (&settings.templates.predictor_direct, vec!["}".to_string()]),
         PromptStyle::Reasoning => (&settings.templates.predictor_reasoning, Vec::new()),
     };
-    // Generation goes through the rollout engine (batching, per-batch seeds, decoding);
-    // batches are fed one round at a time only to report progress.
+    // Generation goes through the rollout engine (batching, per-batch seeds, decoding),
+    // longest prompts first (see `length_order`); batches are fed one round at a time
+    // only to report progress.
     let engine = RolloutEngine {
         model,
         tokenizer,
@@ -230,21 +232,29 @@ pub fn evaluate<B: RewardStepBackend>(
         concurrent_batches: B::concurrent_pieces(),
         device,
     };
-    let mut scored = Vec::with_capacity(items.len());
+    let prompts: Vec<String> = items
+        .iter()
+        .map(|item| PromptTemplates::fill(template, &item.masked_paragraph))
+        .collect();
+    let prompt_ids = prompts
+        .iter()
+        .map(|p| tokenizer.encode(p, false))
+        .collect::<Result<Vec<_>, _>>()?;
+    let order = LengthOrder::longest_first(&prompt_ids.iter().map(Vec::len).collect::<Vec<_>>());
+    let mut responses = Vec::with_capacity(items.len());
     let mut batches_done = 0;
-    for round in items.chunks(engine.round_len()) {
-        let prompts: Vec<String> = round
-            .iter()
-            .map(|item| PromptTemplates::fill(template, &item.masked_paragraph))
-            .collect();
-        let prompt_ids = prompts
-            .iter()
-            .map(|p| tokenizer.encode(p, false))
-            .collect::<Result<Vec<_>, _>>()?;
+    for round in order.arrange(&prompt_ids).chunks(engine.round_len()) {
         let rollouts =
-            engine.run_eval_round(&prompt_ids, &stop_strings, settings.seed, &mut batches_done)?;
-        for ((item, prompt), rollout) in round.iter().zip(prompts).zip(rollouts) {
-            let response = rollout.response_text;
+            engine.run_eval_round(round, &stop_strings, settings.seed, &mut batches_done)?;
+        responses.extend(rollouts.into_iter().map(|rollout| rollout.response_text));
+        on_batch(responses.len());
+    }
+    let responses = order.restore(responses);
+    Ok(items
+        .iter()
+        .zip(prompts)
+        .zip(responses)
+        .map(|((item, prompt), response)| {
             let extracted = match settings.style {
                 // The forced prefix `\boxed{` belongs to the answer.
                 PromptStyle::Direct => last_braced(&format!("\\boxed{{{response}"), "boxed"),
@@ -253,7 +263,7 @@ pub fn evaluate<B: RewardStepBackend>(
             let correct = extracted
                 .as_deref()
                 .is_some_and(|answer| exact_match(answer, &item.gold, settings.case_insensitive));
-            scored.push(ScoredItem {
+            ScoredItem {
                 id: item.id.clone(),
                 span: item.span,
                 prompt,
@@ -262,11 +272,9 @@ pub fn evaluate<B: RewardStepBackend>(
                 gold: item.gold.clone(),
                 correct,
                 gold_loglik: None,
-            });
-        }
-        on_batch(scored.len());
-    }
-    Ok(scored)
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

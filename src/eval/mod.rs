@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod choice;
 pub mod fixture_parity;
 pub mod generation;
+pub mod length_order;
 pub mod masked_span;
 pub mod math_answer;
 pub mod numeric;

@@ -4,6 +4,7 @@
 //! moves in steps of one item; this moves with every bit of probability the model
 //! puts on the right answer.
 
+use crate::eval::length_order::LengthOrder;
 use crate::eval::masked_span::MaskedSpanItem;
 use crate::kernels::{RewardStepBackend, RowChunking};
 use crate::models::{Decoder, TextTokenizer};
@@ -21,23 +22,29 @@ pub fn gold_span_loglik<B: RewardStepBackend>(
     batch_size: usize,
     device: &B::Device,
 ) -> anyhow::Result<Vec<f64>> {
-    let mut out = Vec::with_capacity(items.len());
-    for batch in items.chunks(batch_size.max(1)) {
-        let pairs = batch
+    let pairs = items
+        .iter()
+        .map(|item| {
+            let prompt = PromptTemplates::fill(&templates.predictor_direct, &item.masked_paragraph);
+            Ok((
+                tokenizer.encode(&prompt, false)?,
+                tokenizer.encode(
+                    &templates.predictor_answer(&item.gold, &item.masked_paragraph),
+                    false,
+                )?,
+            ))
+        })
+        .collect::<anyhow::Result<Vec<(Vec<u32>, Vec<u32>)>>>()?;
+    // Longest sequences first, so that each batch pads little (see `length_order`).
+    let order = LengthOrder::longest_first(
+        &pairs
             .iter()
-            .map(|item| {
-                let prompt =
-                    PromptTemplates::fill(&templates.predictor_direct, &item.masked_paragraph);
-                Ok((
-                    tokenizer.encode(&prompt, false)?,
-                    tokenizer.encode(
-                        &templates.predictor_answer(&item.gold, &item.masked_paragraph),
-                        false,
-                    )?,
-                ))
-            })
-            .collect::<anyhow::Result<Vec<(Vec<u32>, Vec<u32>)>>>()?;
-        let views: Vec<(&[u32], &[u32])> = pairs.iter().map(|(p, r)| (&p[..], &r[..])).collect();
+            .map(|(prompt, response)| prompt.len() + response.len())
+            .collect::<Vec<_>>(),
+    );
+    let mut means = Vec::with_capacity(items.len());
+    for batch in order.arrange(&pairs).chunks(batch_size.max(1)) {
+        let views: Vec<(&[u32], &[u32])> = batch.iter().map(|(p, r)| (&p[..], &r[..])).collect();
         let scores = response_token_scores(
             model,
             &ResponseBatch::<B>::new(&views, device),
@@ -49,11 +56,11 @@ pub fn gold_span_loglik<B: RewardStepBackend>(
         .to_vec::<f64>()
         .map_err(|e| anyhow::anyhow!("reading log-probabilities: {e:?}"))?;
         let mut offset = 0;
-        for (_, response) in &pairs {
+        for (_, response) in batch {
             let tokens = &scores[offset..offset + response.len()];
-            out.push(tokens.iter().sum::<f64>() / tokens.len().max(1) as f64);
+            means.push(tokens.iter().sum::<f64>() / tokens.len().max(1) as f64);
             offset += response.len();
         }
     }
-    Ok(out)
+    Ok(order.restore(means))
 }

@@ -8,6 +8,7 @@ mod common;
 mod adamw;
 mod copy_constraint;
 mod data_parallel;
+mod eval_order;
 mod eval_responses;
 mod fuzz_parsers;
 mod grpo;

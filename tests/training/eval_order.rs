@@ -1,0 +1,134 @@
+//! Evaluation runs its items longest first and puts the results back in item order:
+//! the masked-span answers of batches of four equal, item by item, those of each item
+//! evaluated on its own (no padding, no reordering), and benchmark responses likewise.
+
+use std::path::PathBuf;
+
+use pretrainzero::data::{CorpusSpec, ParagraphRules};
+use pretrainzero::eval::generation::{generate_responses, GenerationSettings};
+use pretrainzero::eval::masked_span::{
+    build_items, evaluate, EvalSettings, PromptStyle, SpanChoice,
+};
+use pretrainzero::models::{PretrainedModel, SamplingConfig};
+use pretrainzero::policy::prompts::PromptTemplates;
+
+use crate::Cpu;
+
+/// The 31M model: unlike the 5M one, it does not answer `the` to everything, so an
+/// answer put back on the wrong item shows.
+fn model_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/pretrainzero-wiki-31m")
+}
+
+#[test]
+fn masked_span_answers_do_not_depend_on_the_batching() {
+    let device = Default::default();
+    let pretrained = PretrainedModel::<Cpu>::load(&model_dir(), &device).unwrap();
+    let tokenizer = pretrained.tokenizer.as_ref().unwrap();
+    let spec = CorpusSpec {
+        path: crate::wikipedia_sample(),
+        format: None,
+        text_field: "text".into(),
+        rules: ParagraphRules {
+            min_words: 12,
+            max_words: Some(70),
+        },
+    };
+    let items = build_items(&spec, SpanChoice::Random, 5, 12, None).unwrap();
+    assert_eq!(items.len(), 12);
+    let templates = PromptTemplates::for_model_or_file(Some(&model_dir()), None).unwrap();
+    let lengths: Vec<usize> = items
+        .iter()
+        .map(|item| {
+            let prompt = PromptTemplates::fill(&templates.predictor_direct, &item.masked_paragraph);
+            tokenizer.encode(&prompt, false).unwrap().len()
+        })
+        .collect();
+    // Items out of length order, so that batching by length reorders them.
+    assert!(lengths.windows(2).any(|w| w[0] < w[1]), "{lengths:?}");
+    let scored = |items: &[pretrainzero::eval::masked_span::MaskedSpanItem], batch_size: usize| {
+        let settings = EvalSettings {
+            style: PromptStyle::Direct,
+            templates: templates.clone(),
+            sampling: SamplingConfig::greedy(),
+            max_new_tokens: 6,
+            batch_size,
+            seed: 0,
+            case_insensitive: false,
+        };
+        evaluate(
+            &pretrained.model,
+            tokenizer,
+            &pretrained.config.eos_token_ids,
+            items,
+            &settings,
+            &device,
+            |_| {},
+        )
+        .unwrap()
+    };
+    let alone: Vec<_> = items.chunks(1).flat_map(|item| scored(item, 1)).collect();
+    let batched = scored(&items, 4);
+    assert_eq!(alone.len(), items.len());
+    assert_eq!(batched.len(), items.len());
+    for ((item, a), b) in items.iter().zip(&alone).zip(&batched) {
+        assert_eq!(a.id, item.id);
+        assert_eq!(b.id, item.id);
+        assert_eq!(a.response, b.response, "{}: answers differ", item.id);
+    }
+    let distinct: std::collections::HashSet<&String> = alone.iter().map(|s| &s.response).collect();
+    assert!(
+        distinct.len() >= 4,
+        "too few distinct answers to tell items apart: {distinct:?}"
+    );
+}
+
+#[test]
+fn benchmark_responses_come_back_in_prompt_order() {
+    let device = Default::default();
+    let pretrained = PretrainedModel::<Cpu>::load(&model_dir(), &device).unwrap();
+    let tokenizer = pretrained.tokenizer.as_ref().unwrap();
+    // Prompts of different lengths, shortest first, so longest-first batching reverses them.
+    let prompts: Vec<String> = [
+        "The capital of France is",
+        "In 1904 the railway reached the valley, and the village",
+        "The church was rebuilt in stone after a fire destroyed the wooden nave in 1820, and the",
+        "The river rises in the northern hills, flows south through the old market town, passes the mill where the abbey once stood, and",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let responses = |prompts: &[String], batch_size: usize| {
+        let settings = GenerationSettings {
+            sampling: SamplingConfig::greedy(),
+            max_new_tokens: 5,
+            batch_size,
+            samples: 2,
+            seed: 0,
+            stop_strings: Vec::new(),
+        };
+        generate_responses(
+            &pretrained.model,
+            tokenizer,
+            &pretrained.config.eos_token_ids,
+            prompts,
+            &settings,
+            &device,
+            |_| {},
+        )
+        .unwrap()
+    };
+    let alone: Vec<Vec<String>> = prompts
+        .chunks(1)
+        .flat_map(|prompt| responses(prompt, 1))
+        .collect();
+    let batched = responses(&prompts, 3);
+    assert_eq!(alone.len(), prompts.len());
+    assert_eq!(alone, batched);
+    for samples in &alone {
+        assert_eq!(samples.len(), 2);
+        assert_eq!(samples[0], samples[1], "greedy samples of one prompt agree");
+    }
+    let distinct: std::collections::HashSet<&String> = alone.iter().map(|s| &s[0]).collect();
+    assert_eq!(distinct.len(), prompts.len(), "{alone:?}");
+}
