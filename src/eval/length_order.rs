@@ -6,11 +6,13 @@
 //! compute on padding: for the 3,196 masked-span prompts of the shipped sample at batch
 //! 64, the padded prompts are 2.5 times as long as the real ones in all (counted in
 //! characters), and attention, quadratic in length, costs 5.3 times as much; sorted by
-//! length, 1.07 and 1.35 times. The order changes only which items share a batch:
-//! results are put back in item order, and each item's padding is masked, so greedy
-//! answers and likelihoods are those of the item alone (up to float rounding). Longest
-//! first puts the largest batch, and so the memory peak, at the start, where a run that
-//! cannot fit fails at once.
+//! length, 1.07 and 1.35 times. Results are put back in item order, and each item's
+//! padding is masked (positions count from its own first token), so likelihoods and
+//! greedy answers are those of the item alone, up to float rounding (which can flip a
+//! near-tie between two tokens). Sampled answers are not: the rollout engine seeds each
+//! batch, so an item's draws depend on which items share its batch. Longest first puts
+//! the largest batch, and so the memory peak, at the start, where a run that cannot fit
+//! fails at once; the progress bar's time estimate starts high for the same reason.
 
 /// A permutation of item indices, longest item first (ties in item order).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +22,7 @@ pub struct LengthOrder {
 }
 
 impl LengthOrder {
+    /// The order of items of the given lengths (one per item).
     pub fn longest_first(lengths: &[usize]) -> Self {
         let mut order: Vec<usize> = (0..lengths.len()).collect();
         // A stable sort keeps equal lengths in item order, so the order is reproducible.

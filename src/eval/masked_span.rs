@@ -205,7 +205,8 @@ pub struct EvalSettings {
     pub case_insensitive: bool,
 }
 
-/// Generates and scores every item; `on_batch` is called with the number done.
+/// Generates and scores every item, in item order; `on_batch` is called with the number
+/// done.
 pub fn evaluate<B: RewardStepBackend>(
     model: &Decoder<B>,
     tokenizer: &TextTokenizer,

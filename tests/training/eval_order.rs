@@ -1,14 +1,17 @@
 //! Evaluation runs its items longest first and puts the results back in item order:
-//! the masked-span answers of batches of four equal, item by item, those of each item
-//! evaluated on its own (no padding, no reordering), and benchmark responses likewise.
+//! the masked-span answers and gold-span likelihoods of batches of four equal, item by
+//! item, those of each item evaluated on its own (no padding, no reordering), and
+//! benchmark responses likewise. Each test also checks that results left in run order
+//! would not pass.
 
 use std::path::PathBuf;
 
 use pretrainzero::data::{CorpusSpec, ParagraphRules};
 use pretrainzero::eval::generation::{generate_responses, GenerationSettings};
 use pretrainzero::eval::masked_span::{
-    build_items, evaluate, EvalSettings, PromptStyle, SpanChoice,
+    build_items, evaluate, EvalSettings, MaskedSpanItem, PromptStyle, SpanChoice,
 };
+use pretrainzero::eval::span_likelihood::gold_span_loglik;
 use pretrainzero::models::{PretrainedModel, SamplingConfig};
 use pretrainzero::policy::prompts::PromptTemplates;
 
@@ -20,11 +23,8 @@ fn model_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/pretrainzero-wiki-31m")
 }
 
-#[test]
-fn masked_span_answers_do_not_depend_on_the_batching() {
-    let device = Default::default();
-    let pretrained = PretrainedModel::<Cpu>::load(&model_dir(), &device).unwrap();
-    let tokenizer = pretrained.tokenizer.as_ref().unwrap();
+/// Twelve held-out masked-span items (paragraphs of 12–70 words).
+fn items() -> Vec<MaskedSpanItem> {
     let spec = CorpusSpec {
         path: crate::wikipedia_sample(),
         format: None,
@@ -36,6 +36,23 @@ fn masked_span_answers_do_not_depend_on_the_batching() {
     };
     let items = build_items(&spec, SpanChoice::Random, 5, 12, None).unwrap();
     assert_eq!(items.len(), 12);
+    items
+}
+
+/// `values` taken longest first, computed here without the crate's ordering code: what
+/// a run that forgot to put its results back in item order would report.
+fn in_longest_first_order<T: Clone>(values: &[T], lengths: &[usize]) -> Vec<T> {
+    let mut indices: Vec<usize> = (0..values.len()).collect();
+    indices.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]).then(a.cmp(&b)));
+    indices.into_iter().map(|i| values[i].clone()).collect()
+}
+
+#[test]
+fn masked_span_answers_do_not_depend_on_the_batching() {
+    let device = Default::default();
+    let pretrained = PretrainedModel::<Cpu>::load(&model_dir(), &device).unwrap();
+    let tokenizer = pretrained.tokenizer.as_ref().unwrap();
+    let items = items();
     let templates = PromptTemplates::for_model_or_file(Some(&model_dir()), None).unwrap();
     let lengths: Vec<usize> = items
         .iter()
@@ -44,9 +61,7 @@ fn masked_span_answers_do_not_depend_on_the_batching() {
             tokenizer.encode(&prompt, false).unwrap().len()
         })
         .collect();
-    // Items out of length order, so that batching by length reorders them.
-    assert!(lengths.windows(2).any(|w| w[0] < w[1]), "{lengths:?}");
-    let scored = |items: &[pretrainzero::eval::masked_span::MaskedSpanItem], batch_size: usize| {
+    let scored = |items: &[MaskedSpanItem], batch_size: usize| {
         let settings = EvalSettings {
             style: PromptStyle::Direct,
             templates: templates.clone(),
@@ -67,19 +82,59 @@ fn masked_span_answers_do_not_depend_on_the_batching() {
         )
         .unwrap()
     };
-    let alone: Vec<_> = items.chunks(1).flat_map(|item| scored(item, 1)).collect();
-    let batched = scored(&items, 4);
-    assert_eq!(alone.len(), items.len());
-    assert_eq!(batched.len(), items.len());
-    for ((item, a), b) in items.iter().zip(&alone).zip(&batched) {
-        assert_eq!(a.id, item.id);
-        assert_eq!(b.id, item.id);
-        assert_eq!(a.response, b.response, "{}: answers differ", item.id);
+    // Each item alone: no padding and no reordering.
+    let alone: Vec<String> = items
+        .chunks(1)
+        .flat_map(|item| scored(item, 1))
+        .map(|s| s.response)
+        .collect();
+    let batched: Vec<String> = scored(&items, 4).into_iter().map(|s| s.response).collect();
+    assert_eq!(batched, alone);
+    // The comparison can fail: answers left in run order would not match.
+    assert_ne!(in_longest_first_order(&alone, &lengths), alone);
+}
+
+#[test]
+fn gold_span_likelihoods_do_not_depend_on_the_batching() {
+    let device = Default::default();
+    let pretrained = PretrainedModel::<Cpu>::load(&model_dir(), &device).unwrap();
+    let tokenizer = pretrained.tokenizer.as_ref().unwrap();
+    let items = items();
+    let templates = PromptTemplates::for_model_or_file(Some(&model_dir()), None).unwrap();
+    let lengths: Vec<usize> = items
+        .iter()
+        .map(|item| {
+            let prompt = PromptTemplates::fill(&templates.predictor_direct, &item.masked_paragraph);
+            let answer = templates.predictor_answer(&item.gold, &item.masked_paragraph);
+            tokenizer.encode(&prompt, false).unwrap().len()
+                + tokenizer.encode(&answer, false).unwrap().len()
+        })
+        .collect();
+    let logliks = |items: &[MaskedSpanItem], batch_size: usize| {
+        gold_span_loglik(
+            &pretrained.model,
+            tokenizer,
+            &templates,
+            items,
+            batch_size,
+            &device,
+        )
+        .unwrap()
+    };
+    let alone: Vec<f64> = items.chunks(1).flat_map(|item| logliks(item, 1)).collect();
+    let batched = logliks(&items, 4);
+    assert_eq!(batched.len(), alone.len());
+    for (i, (a, b)) in alone.iter().zip(&batched).enumerate() {
+        assert!((a - b).abs() < 1e-4, "item {i}: {a} alone, {b} batched");
     }
-    let distinct: std::collections::HashSet<&String> = alone.iter().map(|s| &s.response).collect();
+    // The comparison can fail: likelihoods left in run order would be off by far more.
+    let unrestored = in_longest_first_order(&alone, &lengths);
     assert!(
-        distinct.len() >= 4,
-        "too few distinct answers to tell items apart: {distinct:?}"
+        alone
+            .iter()
+            .zip(&unrestored)
+            .any(|(a, b)| (a - b).abs() > 0.1),
+        "{alone:?}"
     );
 }
 
