@@ -6,7 +6,7 @@
 //! compute on padding: for the 3,196 masked-span prompts of the shipped sample at batch
 //! 64, the padded prompts are 2.5 times as long as the real ones in all (counted in
 //! characters), and attention, quadratic in length, costs 5.3 times as much; sorted by
-//! length, 1.07 and 1.35 times. Results are put back in item order, and each item's
+//! length, 1.07 and 1.37 times. Results are put back in item order, and each item's
 //! padding is masked (positions count from its own first token), so likelihoods and
 //! greedy answers are those of the item alone, up to float rounding (which can flip a
 //! near-tie between two tokens). Sampled answers are not: the rollout engine seeds each
