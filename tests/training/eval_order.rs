@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 
-use pretrainzero::data::{CorpusSpec, ParagraphRules};
 use pretrainzero::eval::generation::{generate_responses, GenerationSettings};
 use pretrainzero::eval::masked_span::{
     build_items, evaluate, EvalSettings, MaskedSpanItem, PromptStyle, SpanChoice,
@@ -23,20 +22,31 @@ fn model_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/pretrainzero-wiki-31m")
 }
 
-/// Twelve held-out masked-span items (paragraphs of 12–70 words).
-fn items() -> Vec<MaskedSpanItem> {
-    let spec = CorpusSpec {
-        path: crate::wikipedia_sample(),
-        format: None,
-        text_field: "text".into(),
-        rules: ParagraphRules {
-            min_words: 12,
-            max_words: Some(70),
-        },
-    };
-    let items = build_items(&spec, SpanChoice::Random, 5, 12, None).unwrap();
+/// The 31M model, its prompt templates and twelve held-out masked-span items
+/// (paragraphs of 12–70 words).
+struct Setup {
+    pretrained: PretrainedModel<Cpu>,
+    templates: PromptTemplates,
+    items: Vec<MaskedSpanItem>,
+}
+
+fn setup() -> Setup {
+    let pretrained = PretrainedModel::<Cpu>::load(&model_dir(), &Default::default()).unwrap();
+    let templates = PromptTemplates::for_model_or_file(Some(&model_dir()), None).unwrap();
+    let items = build_items(
+        &crate::sample_paragraphs(70),
+        SpanChoice::Random,
+        5,
+        12,
+        None,
+    )
+    .unwrap();
     assert_eq!(items.len(), 12);
-    items
+    Setup {
+        pretrained,
+        templates,
+        items,
+    }
 }
 
 /// `values` taken longest first, computed here without the crate's ordering code: what
@@ -50,10 +60,12 @@ fn in_longest_first_order<T: Clone>(values: &[T], lengths: &[usize]) -> Vec<T> {
 #[test]
 fn masked_span_answers_do_not_depend_on_the_batching() {
     let device = Default::default();
-    let pretrained = PretrainedModel::<Cpu>::load(&model_dir(), &device).unwrap();
+    let Setup {
+        pretrained,
+        templates,
+        items,
+    } = setup();
     let tokenizer = pretrained.tokenizer.as_ref().unwrap();
-    let items = items();
-    let templates = PromptTemplates::for_model_or_file(Some(&model_dir()), None).unwrap();
     let lengths: Vec<usize> = items
         .iter()
         .map(|item| {
@@ -97,10 +109,12 @@ fn masked_span_answers_do_not_depend_on_the_batching() {
 #[test]
 fn gold_span_likelihoods_do_not_depend_on_the_batching() {
     let device = Default::default();
-    let pretrained = PretrainedModel::<Cpu>::load(&model_dir(), &device).unwrap();
+    let Setup {
+        pretrained,
+        templates,
+        items,
+    } = setup();
     let tokenizer = pretrained.tokenizer.as_ref().unwrap();
-    let items = items();
-    let templates = PromptTemplates::for_model_or_file(Some(&model_dir()), None).unwrap();
     let lengths: Vec<usize> = items
         .iter()
         .map(|item| {

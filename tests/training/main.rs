@@ -35,6 +35,20 @@ pub fn wikipedia_sample() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/wikipedia-sample")
 }
 
+/// The shipped Wikipedia sample, paragraphs of 12 to `max_words` words (the masked-span
+/// evaluation's source in the tests).
+pub fn sample_paragraphs(max_words: usize) -> pretrainzero::data::CorpusSpec {
+    pretrainzero::data::CorpusSpec {
+        path: wikipedia_sample(),
+        format: None,
+        text_field: "text".into(),
+        rules: pretrainzero::data::ParagraphRules {
+            min_words: 12,
+            max_words: Some(max_words),
+        },
+    }
+}
+
 /// The `metrics.jsonl` lines of a run folder.
 pub fn metrics(run: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run.join("metrics.jsonl"))

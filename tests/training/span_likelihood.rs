@@ -8,7 +8,6 @@ use std::path::PathBuf;
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
-use pretrainzero::data::{CorpusSpec, ParagraphRules};
 use pretrainzero::eval::masked_span::{build_items, SpanChoice};
 use pretrainzero::eval::span_likelihood::gold_span_loglik;
 use pretrainzero::models::{score_sequence, PretrainedModel};
@@ -31,16 +30,14 @@ fn shipped_model() -> PretrainedModel<Cpu> {
 }
 
 fn items() -> Vec<pretrainzero::eval::masked_span::MaskedSpanItem> {
-    let spec = CorpusSpec {
-        path: crate::wikipedia_sample(),
-        format: None,
-        text_field: "text".into(),
-        rules: ParagraphRules {
-            min_words: 12,
-            max_words: Some(60),
-        },
-    };
-    build_items(&spec, SpanChoice::Random, 3, 5, None).unwrap()
+    build_items(
+        &crate::sample_paragraphs(60),
+        SpanChoice::Random,
+        3,
+        5,
+        None,
+    )
+    .unwrap()
 }
 
 #[test]
