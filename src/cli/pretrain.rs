@@ -101,6 +101,12 @@ pub struct PretrainArgs {
     /// the same words again), which teaches the model to copy from its context.
     #[arg(long, default_value_t = 0.0)]
     pub repeat_fraction: f64,
+    /// Keep each task example inside one training sequence: one that does not fit in
+    /// the space left opens the next sequence (the space takes the following plain
+    /// paragraph's first tokens), and one longer than a sequence is written as plain
+    /// text. Off, examples are packed like plain text and cut where a sequence ends.
+    #[arg(long)]
+    pub task_whole_examples: bool,
     /// Prompt formats of the task examples (a JSON file like a model folder's
     /// `prompt_templates.json`). Fields it leaves out, and the whole default, come
     /// from the --model folder's own templates, else the built-in ones.
@@ -205,6 +211,7 @@ impl PretrainArgs {
                 context_words: self.task_context_words,
                 predictor_share: self.task_predictor_share,
                 repeat_fraction: self.repeat_fraction,
+                whole_examples: self.task_whole_examples,
             },
             prompt_templates,
             seed: self.seed,

@@ -6,9 +6,10 @@
 //! paragraphs is replaced by a task example in the direct formats of DESIGN.md §2
 //! with a uniformly random 1–3-word span — the small-model analogue of the paper's
 //! cold start (it ran 100 steps of random masking on SmolLM3), so that a small base
-//! model knows the formats before RL. Another fraction of the plain paragraphs can be
-//! written twice (a window of their words, then the same words again) to teach the
-//! model to copy from its context.
+//! model knows the formats before RL. Task examples are cut like plain text unless
+//! [`TaskMix::whole_examples`] keeps each inside one sequence. Another fraction of
+//! the plain paragraphs can be written twice (a window of their words, then the same
+//! words again) to teach the model to copy from its context.
 //!
 //! Every token carries a flag saying whether predicting it counts in the loss. Plain
 //! paragraphs count everywhere; a task example counts everywhere too, or, with
@@ -68,6 +69,16 @@ pub struct TaskMix {
     /// tokens of plain text does not form. 0 leaves the stream as before.
     #[serde(default)]
     pub repeat_fraction: f64,
+    /// Keep every task example inside one training sequence. Packing cuts the stream
+    /// wherever a sequence is full, so an example that straddles a cut has its answer
+    /// predicted without the start of its prompt in view: the instruction and, in the
+    /// window format, the text after the mask. With this on, an example that does not
+    /// fit in the space left opens the next sequence, the space is filled with the
+    /// following plain paragraph's first tokens, and the rest of that paragraph comes
+    /// after the example; an example longer than a sequence is written as its plain
+    /// paragraph instead. Nothing is padded and no text is dropped.
+    #[serde(default)]
+    pub whole_examples: bool,
 }
 
 /// Words in a repeated window: twice ~40 words is ~110 tokens, less than half of a
@@ -121,6 +132,19 @@ impl TokenChunk {
 struct TextPiece {
     text: String,
     scored: bool,
+}
+
+/// What one paragraph contributes to the stream.
+struct TrainingText {
+    pieces: Vec<TextPiece>,
+    /// A task example (prompt, then answer), not plain text.
+    task_example: bool,
+}
+
+/// Token ids and their loss flags, ending with end-of-text.
+struct Tokenized {
+    ids: Vec<u32>,
+    scored: Vec<bool>,
 }
 
 pub struct PackedTokenStream<'a> {
@@ -246,7 +270,7 @@ impl<'a> PackedTokenStream<'a> {
 
     /// The text a paragraph contributes: itself, or a task example built from it
     /// (prompt, then answer).
-    fn training_text(&self, paragraph: &Paragraph) -> Vec<TextPiece> {
+    fn training_text(&self, paragraph: &Paragraph) -> TrainingText {
         let key = self.seed
             ^ self.position.epoch.wrapping_mul(0x2545_f491_4f6c_dd1d)
             ^ self
@@ -254,12 +278,7 @@ impl<'a> PackedTokenStream<'a> {
                 .paragraphs_consumed
                 .wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut rng = StdRng::seed_from_u64(key);
-        let plain = || {
-            vec![TextPiece {
-                text: paragraph.text.clone(),
-                scored: true,
-            }]
-        };
+        let plain = || TrainingText::plain(paragraph);
         if self.task_mix.fraction <= 0.0 || !rng.random_bool(self.task_mix.fraction.min(1.0)) {
             // Drawn only when repeats are asked for, so that a stream without them
             // draws the same numbers as streams did before the option existed.
@@ -267,10 +286,13 @@ impl<'a> PackedTokenStream<'a> {
                 && rng.random_bool(self.task_mix.repeat_fraction.min(1.0))
             {
                 let window = word_window(&paragraph.text, REPEAT_WINDOW_WORDS, &mut rng);
-                return vec![TextPiece {
-                    text: format!("{window} {window}"),
-                    scored: true,
-                }];
+                return TrainingText {
+                    pieces: vec![TextPiece {
+                        text: format!("{window} {window}"),
+                        scored: true,
+                    }],
+                    task_example: false,
+                };
             }
             return plain();
         }
@@ -297,38 +319,104 @@ impl<'a> PackedTokenStream<'a> {
         // Prompt and answer are tokenized apart, as at inference, where the answer's
         // tokens follow the prompt's (the prompt ends in the added token `\boxed{` or
         // `\mask{`, so the joint encoding would split there too).
-        vec![
-            TextPiece {
-                text: prompt,
-                scored: self.task_mix.loss == TaskLoss::Whole,
-            },
-            TextPiece {
-                text: answer,
-                scored: true,
-            },
-        ]
+        TrainingText {
+            pieces: vec![
+                TextPiece {
+                    text: prompt,
+                    scored: self.task_mix.loss == TaskLoss::Whole,
+                },
+                TextPiece {
+                    text: answer,
+                    scored: true,
+                },
+            ],
+            task_example: true,
+        }
+    }
+
+    /// The pieces' tokens, then end-of-text.
+    fn tokenize(&self, text: TrainingText) -> anyhow::Result<Tokenized> {
+        let mut out = Tokenized {
+            ids: Vec::new(),
+            scored: Vec::new(),
+        };
+        for piece in text.pieces {
+            let ids = self.tokenizer.encode(&piece.text, false)?;
+            out.scored
+                .resize(out.scored.len() + ids.len(), piece.scored);
+            out.ids.extend(ids);
+        }
+        out.ids.push(self.eos);
+        out.scored.push(true);
+        Ok(out)
+    }
+
+    fn append(&mut self, tokens: Tokenized) {
+        self.position.carry.extend(tokens.ids);
+        self.position.carry_scored.extend(tokens.scored);
+    }
+
+    /// Fills the `space` tokens left in the current sequence with the following
+    /// plain paragraphs and returns what did not fit of the last one.
+    fn fill_with_plain_text(&mut self, mut space: usize) -> anyhow::Result<Tokenized> {
+        loop {
+            let paragraph = self.next_paragraph()?;
+            let mut tokens = self.tokenize(TrainingText::plain(&paragraph))?;
+            if tokens.ids.len() >= space {
+                let rest = Tokenized {
+                    ids: tokens.ids.split_off(space),
+                    scored: tokens.scored.split_off(space),
+                };
+                self.append(tokens);
+                return Ok(rest);
+            }
+            space -= tokens.ids.len();
+            self.append(tokens);
+        }
     }
 
     /// The next `seq_len + 1` tokens.
     pub fn next_chunk(&mut self) -> anyhow::Result<TokenChunk> {
-        while self.position.carry.len() < self.seq_len + 1 {
+        let chunk_len = self.seq_len + 1;
+        while self.position.carry.len() < chunk_len {
             let paragraph = self.next_paragraph()?;
-            for piece in self.training_text(&paragraph) {
-                let ids = self.tokenizer.encode(&piece.text, false)?;
-                self.position
-                    .carry_scored
-                    .resize(self.position.carry_scored.len() + ids.len(), piece.scored);
-                self.position.carry.extend(ids);
+            let text = self.training_text(&paragraph);
+            let task_example = text.task_example;
+            let mut tokens = self.tokenize(text)?;
+            if task_example && self.task_mix.whole_examples {
+                if tokens.ids.len() > chunk_len {
+                    tokens = self.tokenize(TrainingText::plain(&paragraph))?;
+                } else {
+                    // The carry is shorter than a sequence here, so its length is
+                    // the position in the sequence being filled.
+                    let space = chunk_len - self.position.carry.len();
+                    if tokens.ids.len() > space {
+                        let rest = self.fill_with_plain_text(space)?;
+                        self.append(tokens);
+                        tokens = rest;
+                    }
+                }
             }
-            self.position.carry.push(self.eos);
-            self.position.carry_scored.push(true);
+            self.append(tokens);
         }
-        let rest = self.position.carry.split_off(self.seq_len + 1);
-        let rest_scored = self.position.carry_scored.split_off(self.seq_len + 1);
+        let rest = self.position.carry.split_off(chunk_len);
+        let rest_scored = self.position.carry_scored.split_off(chunk_len);
         Ok(TokenChunk {
             tokens: std::mem::replace(&mut self.position.carry, rest),
             scored: std::mem::replace(&mut self.position.carry_scored, rest_scored),
         })
+    }
+}
+
+impl TrainingText {
+    fn plain(paragraph: &Paragraph) -> Self {
+        Self {
+            pieces: vec![TextPiece {
+                text: paragraph.text.clone(),
+                scored: true,
+            }],
+            task_example: false,
+        }
     }
 }
 

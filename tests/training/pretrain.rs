@@ -54,7 +54,8 @@ fn sample_texts(n: usize) -> Vec<String> {
 
 /// A mix of `fraction` task examples whose loss counts `loss`, every other field as
 /// the `pretrain` command's defaults set it: spans of 1–3 words, whole paragraphs as
-/// context, an even split between the roles, no repeated paragraphs. A test about one
+/// context, an even split between the roles, no repeated paragraphs, examples packed
+/// like plain text. A test about one
 /// field sets it with struct-update syntax.
 pub(crate) fn task_mix(fraction: f64, loss: TaskLoss) -> TaskMix {
     TaskMix {
@@ -64,6 +65,7 @@ pub(crate) fn task_mix(fraction: f64, loss: TaskLoss) -> TaskMix {
         context_words: None,
         predictor_share: DEFAULT_PREDICTOR_SHARE,
         repeat_fraction: 0.0,
+        whole_examples: false,
     }
 }
 
@@ -486,8 +488,99 @@ fn repeats_leave_the_task_examples_in_place() {
     );
 }
 
+/// With whole examples, no task example is cut by the end of a sequence, and no text
+/// is lost to keep them whole: each sequence, split at end-of-text, holds whole task
+/// examples (a piece with the answer's opening token starts with the prompt's first
+/// words and ends with end-of-text inside the sequence), and without the task
+/// examples the stream is the corpus paragraphs, each whole, the ones that filled a
+/// gap included. The same stream packed like plain text cuts examples.
+#[test]
+fn whole_examples_never_cross_a_sequence_end_and_lose_no_text() {
+    let scratch = ScratchDir::new("whole-examples");
+    let tokenizer = TextTokenizer::from_file(&small_tokenizer(&scratch.0)).unwrap();
+    let openings = [
+        tokenizer.token_to_id("\\boxed{").unwrap(),
+        tokenizer.token_to_id("\\mask{").unwrap(),
+    ];
+    let templates = PromptTemplates::default();
+    fn first_words(template: &str) -> Vec<&str> {
+        template.split_whitespace().take(4).collect()
+    }
+    let prompt_starts = [
+        first_words(&templates.predictor_direct),
+        first_words(&templates.generator_direct),
+    ];
+    let paragraphs: std::collections::HashSet<String> = sample_corpus()
+        .open()
+        .unwrap()
+        .map(|p| p.text.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let sequences = |whole_examples: bool| {
+        let mix = TaskMix {
+            whole_examples,
+            ..task_mix(0.6, TaskLoss::Whole)
+        };
+        let mut stream = sample_stream(&tokenizer, mix, 4);
+        (0..150)
+            .map(|_| stream.next_chunk().unwrap().tokens)
+            .collect::<Vec<_>>()
+    };
+    // Pieces of a sequence: runs ended by end-of-text (kept), then the unended tail.
+    let pieces = |sequence: &[u32]| -> Vec<Vec<u32>> {
+        sequence
+            .split_inclusive(|&t| t == SAMPLE_EOS)
+            .map(<[u32]>::to_vec)
+            .collect()
+    };
+    let is_example = |piece: &[u32]| piece.iter().any(|t| openings.contains(t));
+    let is_whole_example = |piece: &[u32]| {
+        let text = tokenizer.decode(piece, false).unwrap();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        piece.last() == Some(&SAMPLE_EOS)
+            && prompt_starts.iter().any(|start| words.starts_with(start))
+    };
+
+    let cut_examples = |sequences: &[Vec<u32>]| {
+        sequences
+            .iter()
+            .flat_map(|s| pieces(s))
+            .filter(|p| is_example(p) && !is_whole_example(p))
+            .count()
+    };
+    let whole = sequences(true);
+    let examples = whole
+        .iter()
+        .flat_map(|s| pieces(s))
+        .filter(|p| is_example(p))
+        .count();
+    assert!(examples >= 10, "only {examples} task examples");
+    assert_eq!(cut_examples(&whole), 0);
+    assert!(
+        cut_examples(&sequences(false)) >= 3,
+        "packing like plain text cuts examples"
+    );
+
+    // Drop the examples and join what is left: every document but the last (cut by
+    // the end of the stream) is a corpus paragraph.
+    let plain: Vec<u32> = whole
+        .iter()
+        .flat_map(|s| pieces(s))
+        .filter(|p| !is_example(p))
+        .flatten()
+        .collect();
+    let documents: Vec<&[u32]> = plain.split(|&t| t == SAMPLE_EOS).collect();
+    let ended = &documents[..documents.len() - 1];
+    assert!(ended.len() >= 10, "only {} plain documents", ended.len());
+    for ids in ended {
+        let text = tokenizer.decode(ids, false).unwrap();
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(paragraphs.contains(&text), "not a corpus paragraph: {text}");
+    }
+}
+
 /// A configuration saved before the predictor share existed reads as an even split,
-/// the mix such runs trained with.
+/// the mix such runs trained with (and, like every run before the option, packs task
+/// examples like plain text).
 #[test]
 fn a_task_mix_without_predictor_share_reads_as_an_even_split() {
     let mix: TaskMix = serde_json::from_str(r#"{"fraction": 0.6, "max_span_words": 3}"#).unwrap();
@@ -495,6 +588,7 @@ fn a_task_mix_without_predictor_share_reads_as_an_even_split() {
     assert_eq!(mix.loss, TaskLoss::Whole);
     assert_eq!(mix.context_words, None);
     assert_eq!(mix.repeat_fraction, 0.0);
+    assert!(!mix.whole_examples);
 }
 
 /// With the answer-only task loss the stream yields the same tokens as with the whole
