@@ -102,9 +102,10 @@ pub struct PretrainArgs {
     #[arg(long, default_value_t = 0.0)]
     pub repeat_fraction: f64,
     /// Keep each task example inside one training sequence: one that does not fit in
-    /// the space left opens the next sequence (the space takes the following plain
-    /// paragraph's first tokens), and one longer than a sequence is written as plain
-    /// text. Off, examples are packed like plain text and cut where a sequence ends.
+    /// the space left opens the next sequence (the space takes the following
+    /// paragraphs as plain text, so fewer become task examples), and one longer than a
+    /// sequence is written as plain text. Off, examples are packed like plain text and
+    /// cut where a sequence ends.
     #[arg(long)]
     pub task_whole_examples: bool,
     /// Prompt formats of the task examples (a JSON file like a model folder's

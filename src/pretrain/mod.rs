@@ -2,11 +2,10 @@
 //! small model was made): next-token cross-entropy on packed corpus paragraphs.
 
 pub mod loss;
+pub mod task_mix;
 pub mod token_stream;
 pub mod trainer;
 
-pub use token_stream::{
-    PackedTokenStream, StreamPosition, TaskLoss, TaskMix, TokenChunk, DEFAULT_PREDICTOR_SHARE,
-    REPEAT_WINDOW_WORDS,
-};
+pub use task_mix::{TaskLoss, TaskMix, DEFAULT_PREDICTOR_SHARE, REPEAT_WINDOW_WORDS};
+pub use token_stream::{PackedTokenStream, StreamPosition, TokenChunk};
 pub use trainer::{run_pretraining, PretrainConfig, PretrainState};

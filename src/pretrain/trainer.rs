@@ -14,9 +14,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::loss::{next_token_loss_sum, scored_targets, validation_loss};
-use super::token_stream::{
-    validation_chunks, PackedTokenStream, StreamPosition, TaskMix, TokenChunk,
-};
+use super::task_mix::TaskMix;
+use super::token_stream::{validation_chunks, PackedTokenStream, StreamPosition, TokenChunk};
 use crate::checkpoint::{
     load_latest, nonfinite_stop, refuse_started_run, resumes_from_checkpoint, save_checkpoint,
 };

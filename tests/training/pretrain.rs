@@ -55,8 +55,7 @@ fn sample_texts(n: usize) -> Vec<String> {
 /// A mix of `fraction` task examples whose loss counts `loss`, every other field as
 /// the `pretrain` command's defaults set it: spans of 1–3 words, whole paragraphs as
 /// context, an even split between the roles, no repeated paragraphs, examples packed
-/// like plain text. A test about one
-/// field sets it with struct-update syntax.
+/// like plain text. A test about one field sets it with struct-update syntax.
 pub(crate) fn task_mix(fraction: f64, loss: TaskLoss) -> TaskMix {
     TaskMix {
         fraction,
@@ -491,9 +490,12 @@ fn repeats_leave_the_task_examples_in_place() {
 /// With whole examples, no task example is cut by the end of a sequence, and no text
 /// is lost to keep them whole: each sequence, split at end-of-text, holds whole task
 /// examples (a piece with the answer's opening token starts with the prompt's first
-/// words and ends with end-of-text inside the sequence), and without the task
-/// examples the stream is the corpus paragraphs, each whole, the ones that filled a
-/// gap included. The same stream packed like plain text cuts examples.
+/// words and ends with end-of-text inside the sequence), some sequences open with an
+/// example after one that ends in a cut plain paragraph (a gap was filled), and
+/// without the task examples the stream is the corpus paragraphs, each whole, the
+/// ones that filled a gap included. Under the answer-only loss the flags move with
+/// their tokens: an example's prompt up to its opening token is unscored, everything
+/// else scored. The same stream packed like plain text cuts examples.
 #[test]
 fn whole_examples_never_cross_a_sequence_end_and_lose_no_text() {
     let scratch = ScratchDir::new("whole-examples");
@@ -518,19 +520,28 @@ fn whole_examples_never_cross_a_sequence_end_and_lose_no_text() {
     let sequences = |whole_examples: bool| {
         let mix = TaskMix {
             whole_examples,
-            ..task_mix(0.6, TaskLoss::Whole)
+            ..task_mix(0.6, TaskLoss::Answer)
         };
         let mut stream = sample_stream(&tokenizer, mix, 4);
         (0..150)
-            .map(|_| stream.next_chunk().unwrap().tokens)
+            .map(|_| stream.next_chunk().unwrap())
             .collect::<Vec<_>>()
     };
-    // Pieces of a sequence: runs ended by end-of-text (kept), then the unended tail.
-    let pieces = |sequence: &[u32]| -> Vec<Vec<u32>> {
-        sequence
-            .split_inclusive(|&t| t == SAMPLE_EOS)
-            .map(<[u32]>::to_vec)
-            .collect()
+    // Pieces of a sequence (tokens and flags): runs ended by end-of-text (kept), then
+    // the unended tail.
+    let pieces = |sequence: &TokenChunk| -> Vec<(Vec<u32>, Vec<bool>)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        for (i, &t) in sequence.tokens.iter().enumerate() {
+            if t == SAMPLE_EOS || i + 1 == sequence.tokens.len() {
+                out.push((
+                    sequence.tokens[start..=i].to_vec(),
+                    sequence.scored[start..=i].to_vec(),
+                ));
+                start = i + 1;
+            }
+        }
+        out
     };
     let is_example = |piece: &[u32]| piece.iter().any(|t| openings.contains(t));
     let is_whole_example = |piece: &[u32]| {
@@ -540,18 +551,18 @@ fn whole_examples_never_cross_a_sequence_end_and_lose_no_text() {
             && prompt_starts.iter().any(|start| words.starts_with(start))
     };
 
-    let cut_examples = |sequences: &[Vec<u32>]| {
+    let cut_examples = |sequences: &[TokenChunk]| {
         sequences
             .iter()
             .flat_map(|s| pieces(s))
-            .filter(|p| is_example(p) && !is_whole_example(p))
+            .filter(|(ids, _)| is_example(ids) && !is_whole_example(ids))
             .count()
     };
     let whole = sequences(true);
     let examples = whole
         .iter()
         .flat_map(|s| pieces(s))
-        .filter(|p| is_example(p))
+        .filter(|(ids, _)| is_example(ids))
         .count();
     assert!(examples >= 10, "only {examples} task examples");
     assert_eq!(cut_examples(&whole), 0);
@@ -559,14 +570,34 @@ fn whole_examples_never_cross_a_sequence_end_and_lose_no_text() {
         cut_examples(&sequences(false)) >= 3,
         "packing like plain text cuts examples"
     );
+    let filled_gaps = whole
+        .windows(2)
+        .filter(|pair| {
+            let (before, after) = (pieces(&pair[0]), pieces(&pair[1]));
+            let (last, _) = before.last().unwrap();
+            let (first, _) = &after[0];
+            !is_example(last) && last.last() != Some(&SAMPLE_EOS) && is_example(first)
+        })
+        .count();
+    assert!(filled_gaps >= 3, "{filled_gaps} gaps filled");
+    for (ids, scored) in whole.iter().flat_map(|s| pieces(s)) {
+        let unscored = match ids.iter().position(|t| openings.contains(t)) {
+            Some(opening) => opening + 1,
+            None => 0,
+        };
+        assert!(
+            scored[..unscored].iter().all(|&s| !s) && scored[unscored..].iter().all(|&s| s),
+            "flags {scored:?} for a piece whose prompt has {unscored} tokens"
+        );
+    }
 
     // Drop the examples and join what is left: every document but the last (cut by
     // the end of the stream) is a corpus paragraph.
     let plain: Vec<u32> = whole
         .iter()
         .flat_map(|s| pieces(s))
-        .filter(|p| !is_example(p))
-        .flatten()
+        .filter(|(ids, _)| !is_example(ids))
+        .flat_map(|(ids, _)| ids)
         .collect();
     let documents: Vec<&[u32]> = plain.split(|&t| t == SAMPLE_EOS).collect();
     let ended = &documents[..documents.len() - 1];
