@@ -46,7 +46,7 @@ pub fn generate_responses<B: RewardStepBackend>(
         .collect::<Result<Vec<_>, _>>()?;
     // Longest prompts first, so that each batch pads little (see `length_order`); a
     // prompt's samples stay side by side, where the engine prefills it once per batch.
-    let order = LengthOrder::longest_first(&prompt_ids.iter().map(Vec::len).collect::<Vec<_>>());
+    let order = LengthOrder::longest_first(prompt_ids.iter().map(Vec::len));
     let repeated: Vec<Vec<u32>> = order
         .arrange(&prompt_ids)
         .into_iter()

@@ -22,8 +22,9 @@ pub struct LengthOrder {
 }
 
 impl LengthOrder {
-    /// The order of items of the given lengths (one per item).
-    pub fn longest_first(lengths: &[usize]) -> Self {
+    /// The order of items of the given lengths (one per item, in item order).
+    pub fn longest_first(lengths: impl IntoIterator<Item = usize>) -> Self {
+        let lengths: Vec<usize> = lengths.into_iter().collect();
         let mut order: Vec<usize> = (0..lengths.len()).collect();
         // A stable sort keeps equal lengths in item order, so the order is reproducible.
         order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
@@ -61,7 +62,7 @@ mod tests {
 
     #[test]
     fn longest_first_with_ties_in_item_order() {
-        let order = LengthOrder::longest_first(&[3, 7, 1, 7, 5]);
+        let order = LengthOrder::longest_first([3, 7, 1, 7, 5]);
         assert_eq!(
             order.arrange(&["a", "b", "c", "d", "e"]),
             ["b", "d", "e", "a", "c"]
@@ -72,7 +73,7 @@ mod tests {
     fn restore_inverts_arrange() {
         let lengths = [4, 9, 2, 9, 6, 1, 6];
         let items: Vec<usize> = (0..lengths.len()).collect();
-        let order = LengthOrder::longest_first(&lengths);
+        let order = LengthOrder::longest_first(lengths);
         let results: Vec<String> = order
             .arrange(&items)
             .iter()
@@ -86,7 +87,7 @@ mod tests {
 
     #[test]
     fn empty_input() {
-        let order = LengthOrder::longest_first(&[]);
+        let order = LengthOrder::longest_first([]);
         assert!(order.arrange::<u8>(&[]).is_empty());
         assert!(order.restore::<u8>(Vec::new()).is_empty());
     }

@@ -241,7 +241,7 @@ pub fn evaluate<B: RewardStepBackend>(
         .iter()
         .map(|p| tokenizer.encode(p, false))
         .collect::<Result<Vec<_>, _>>()?;
-    let order = LengthOrder::longest_first(&prompt_ids.iter().map(Vec::len).collect::<Vec<_>>());
+    let order = LengthOrder::longest_first(prompt_ids.iter().map(Vec::len));
     let mut responses = Vec::with_capacity(items.len());
     let mut batches_done = 0;
     for round in order.arrange(&prompt_ids).chunks(engine.round_len()) {

@@ -37,10 +37,9 @@ pub fn gold_span_loglik<B: RewardStepBackend>(
         .collect::<anyhow::Result<Vec<(Vec<u32>, Vec<u32>)>>>()?;
     // Longest sequences first, so that each batch pads little (see `length_order`).
     let order = LengthOrder::longest_first(
-        &pairs
+        pairs
             .iter()
-            .map(|(prompt, response)| prompt.len() + response.len())
-            .collect::<Vec<_>>(),
+            .map(|(prompt, response)| prompt.len() + response.len()),
     );
     let mut means = Vec::with_capacity(items.len());
     for batch in order.arrange(&pairs).chunks(batch_size.max(1)) {

@@ -49,6 +49,26 @@ fn setup() -> Setup {
     }
 }
 
+impl Setup {
+    /// Tokens of each item's predictor prompt, plus those of its gold answer when
+    /// `with_answer`: the length the evaluation orders that item by.
+    fn lengths(&self, with_answer: bool) -> Vec<usize> {
+        let tokenizer = self.pretrained.tokenizer.as_ref().unwrap();
+        let tokens = |text: &str| tokenizer.encode(text, false).unwrap().len();
+        self.items
+            .iter()
+            .map(|item| {
+                let prompt =
+                    PromptTemplates::fill(&self.templates.predictor_direct, &item.masked_paragraph);
+                let answer = self
+                    .templates
+                    .predictor_answer(&item.gold, &item.masked_paragraph);
+                tokens(&prompt) + if with_answer { tokens(&answer) } else { 0 }
+            })
+            .collect()
+    }
+}
+
 /// `values` taken longest first, computed here without the crate's ordering code: what
 /// a run that forgot to put its results back in item order would report.
 fn in_longest_first_order<T: Clone>(values: &[T], lengths: &[usize]) -> Vec<T> {
@@ -60,19 +80,14 @@ fn in_longest_first_order<T: Clone>(values: &[T], lengths: &[usize]) -> Vec<T> {
 #[test]
 fn masked_span_answers_do_not_depend_on_the_batching() {
     let device = Default::default();
+    let setup = setup();
+    let lengths = setup.lengths(false);
     let Setup {
         pretrained,
         templates,
         items,
-    } = setup();
+    } = setup;
     let tokenizer = pretrained.tokenizer.as_ref().unwrap();
-    let lengths: Vec<usize> = items
-        .iter()
-        .map(|item| {
-            let prompt = PromptTemplates::fill(&templates.predictor_direct, &item.masked_paragraph);
-            tokenizer.encode(&prompt, false).unwrap().len()
-        })
-        .collect();
     let scored = |items: &[MaskedSpanItem], batch_size: usize| {
         let settings = EvalSettings {
             style: PromptStyle::Direct,
@@ -109,21 +124,14 @@ fn masked_span_answers_do_not_depend_on_the_batching() {
 #[test]
 fn gold_span_likelihoods_do_not_depend_on_the_batching() {
     let device = Default::default();
+    let setup = setup();
+    let lengths = setup.lengths(true);
     let Setup {
         pretrained,
         templates,
         items,
-    } = setup();
+    } = setup;
     let tokenizer = pretrained.tokenizer.as_ref().unwrap();
-    let lengths: Vec<usize> = items
-        .iter()
-        .map(|item| {
-            let prompt = PromptTemplates::fill(&templates.predictor_direct, &item.masked_paragraph);
-            let answer = templates.predictor_answer(&item.gold, &item.masked_paragraph);
-            tokenizer.encode(&prompt, false).unwrap().len()
-                + tokenizer.encode(&answer, false).unwrap().len()
-        })
-        .collect();
     let logliks = |items: &[MaskedSpanItem], batch_size: usize| {
         gold_span_loglik(
             &pretrained.model,

@@ -91,6 +91,14 @@ pub(crate) fn sample_stream(
     )
 }
 
+/// The documents of a token stream (split at `SAMPLE_EOS`) but the last, which the end
+/// of the stream may cut.
+fn ended_documents(tokens: &[u32]) -> Vec<&[u32]> {
+    let mut documents: Vec<&[u32]> = tokens.split(|&t| t == SAMPLE_EOS).collect();
+    documents.pop();
+    documents
+}
+
 pub(crate) fn small_tokenizer(dir: &Path) -> PathBuf {
     train_bpe_tokenizer(sample_texts(300).into_iter(), 512, dir).unwrap();
     dir.join("tokenizer.json")
@@ -413,9 +421,7 @@ fn repeated_paragraphs_are_a_window_of_their_words_written_twice() {
         .unwrap()
         .map(|p| p.text.split_whitespace().map(str::to_string).collect())
         .collect();
-    let documents: Vec<&[u32]> = tokens.split(|&t| t == SAMPLE_EOS).collect();
-    // The last document may be cut by the end of the last chunk.
-    let whole = &documents[..documents.len() - 1];
+    let whole = ended_documents(&tokens);
     assert!(whole.len() >= 10, "only {} documents", whole.len());
     for ids in whole {
         let text = tokenizer.decode(ids, false).unwrap();
@@ -452,12 +458,10 @@ fn repeats_leave_the_task_examples_in_place() {
         let tokens: Vec<u32> = (0..16)
             .flat_map(|_| stream.next_chunk().unwrap().tokens)
             .collect();
-        let mut documents: Vec<String> = tokens
-            .split(|&t| t == SAMPLE_EOS)
+        ended_documents(&tokens)
+            .into_iter()
             .map(|ids| tokenizer.decode(ids, false).unwrap())
-            .collect();
-        documents.pop(); // cut by the end of the last chunk
-        documents
+            .collect::<Vec<String>>()
     };
     let (plain, repeated) = (documents(0.0), documents(1.0));
     let words = |text: &str| {
@@ -599,8 +603,7 @@ fn whole_examples_never_cross_a_sequence_end_and_lose_no_text() {
         .filter(|(ids, _)| !is_example(ids))
         .flat_map(|(ids, _)| ids)
         .collect();
-    let documents: Vec<&[u32]> = plain.split(|&t| t == SAMPLE_EOS).collect();
-    let ended = &documents[..documents.len() - 1];
+    let ended = ended_documents(&plain);
     assert!(ended.len() >= 10, "only {} plain documents", ended.len());
     for ids in ended {
         let text = tokenizer.decode(ids, false).unwrap();
