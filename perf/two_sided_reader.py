@@ -41,12 +41,12 @@ and `tokenizers` is needed. Its log-probabilities are checked at the start again
 import argparse
 import json
 import struct
-import subprocess
 from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer
 
+from binary import run
 from right_context import window_parts
 from paired_eval import load
 
@@ -161,8 +161,7 @@ def check_against_binary(model, model_dir, tokenizer, binary):
         return
     ids = [0] + tokenizer.encode("The castle was built in the twelfth century by the king.",
                                  add_special_tokens=False).ids
-    out = subprocess.run([binary, "score", "--model", str(model_dir), "--ids", ",".join(map(str, ids)), "--json"],
-                         capture_output=True, text=True, check=True).stdout
+    out = run(binary, ["score", "--model", str(model_dir), "--ids", ",".join(map(str, ids)), "--json"], model_dir)
     theirs = np.array(json.loads(out)["target_logprobs"])
     logprobs, _ = model.forward(np.array([ids]))
     ours = logprobs[0, np.arange(len(ids) - 1), ids[1:]]
@@ -191,7 +190,8 @@ def main():
     opens_word = np.array([t.startswith("Ġ") for t in vocab])
     letters = np.array([t.lstrip("Ġ").isalnum() for t in vocab])
 
-    items = [r for r in load(args.items) if len(r["gold"].split()) == 1 and window_parts(r)[1].strip()]
+    everything = load(args.items)
+    items = [r for r in everything if len(r["gold"].split()) == 1 and window_parts(r)[1].strip()]
     if args.limit:
         items = items[: args.limit]
 
@@ -227,12 +227,12 @@ def main():
             # The prompt trims both sides of the mask, so a space is assumed on each.
             ids = tokenizer.encode(" " + word + " " + after, add_special_tokens=False).ids
             word_len = len(tokenizer.encode(" " + word, add_special_tokens=False).ids)
-            rows.append((ids[: word_len + args.suffix_tokens], word_len))
-        width = max(len(r[0]) for r in rows)
-        batch = np.array([r[0] + [0] * (width - len(r[0])) for r in rows])
+            rows.append(ids[: word_len + args.suffix_tokens])
+        width = max(len(r) for r in rows)
+        batch = np.array([r + [0] * (width - len(r)) for r in rows])
         logprobs, _ = model.forward(batch, cache)
         totals = []
-        for row, (ids, word_len) in enumerate(rows):
+        for row, ids in enumerate(rows):
             total = next_logprobs[ids[0]] + sum(logprobs[row, t - 1, ids[t]] for t in range(1, len(ids)))
             totals.append(total)
         left_answer = words[0]
@@ -265,7 +265,6 @@ def main():
 
     # What the eval's exact match on all its items would be with these answers on the
     # one-word spans and its own answers elsewhere, and the paired differences.
-    everything = load(args.items)
     elsewhere = sum(bool(r["correct"]) for r in everything) - sum(task)
     rng = np.random.default_rng(0)
     resamples = rng.integers(0, n, size=(2000, n))

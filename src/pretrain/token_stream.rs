@@ -226,13 +226,7 @@ impl<'a> PackedTokenStream<'a> {
                 && rng.random_bool(self.task_mix.repeat_fraction.min(1.0))
             {
                 let window = word_window(&paragraph.text, REPEAT_WINDOW_WORDS, &mut rng);
-                return TrainingText {
-                    pieces: vec![TextPiece {
-                        text: format!("{window} {window}"),
-                        scored: true,
-                    }],
-                    task_example: false,
-                };
+                return TrainingText::plain_text(format!("{window} {window}"));
             }
             return plain();
         }
@@ -350,11 +344,13 @@ impl<'a> PackedTokenStream<'a> {
 
 impl TrainingText {
     fn plain(paragraph: &Paragraph) -> Self {
+        Self::plain_text(paragraph.text.clone())
+    }
+
+    /// Text scored everywhere, not a task example.
+    fn plain_text(text: String) -> Self {
         Self {
-            pieces: vec![TextPiece {
-                text: paragraph.text.clone(),
-                scored: true,
-            }],
+            pieces: vec![TextPiece { text, scored: true }],
             task_example: false,
         }
     }
