@@ -2,11 +2,12 @@
 """First words of the running-text format's answers against the window format's and
 the left-only reader's.
 
-    python3 first_words.py WINDOW.jsonl RUNNING.jsonl READERS.jsonl
+    python3 first_words.py WINDOW.jsonl RUNNING.jsonl READERS.jsonl [NAME]
 
 WINDOW.jsonl and RUNNING.jsonl are `pretrainzero eval --task masked-span --out` files
-of the same items (stage 6 in the window format, this run in the running-text format);
-READERS.jsonl is the `--out` of `perf/two_sided_reader.py` for stage 6.
+of the same items (stage 6 in the window format, this run in the running-text format,
+or another model, called NAME in the output); READERS.jsonl is the `--out` of
+`perf/two_sided_reader.py` for stage 6.
 
 A response's first word is its first whitespace-separated word with a trailing `}`
 removed: the running-text format's answers mostly have no closing brace, so the
@@ -40,16 +41,17 @@ def paired(a, b, seed=0, resamples=2000):
     return sum(b) - sum(a), diffs[int(0.025 * resamples)], diffs[int(0.975 * resamples) - 1]
 
 
-def report(name, a, b):
+def report(name, a, b, other):
     diff, low, high = paired(a, b)
     both = sum(x and y for x, y in zip(a, b))
-    print(f"{name}: window {sum(a)}, running text {sum(b)} of {len(a)}; "
+    print(f"{name}: window {sum(a)}, {other} {sum(b)} of {len(a)}; "
           f"paired {diff:+d} [{low:+d}, {high:+d}]; both {both}, "
-          f"window only {sum(a) - both}, running text only {sum(b) - both}")
+          f"window only {sum(a) - both}, {other} only {sum(b) - both}")
 
 
 def main():
     window, running, readers = (load(p) for p in sys.argv[1:4])
+    other = sys.argv[4] if len(sys.argv) > 4 else "running text"
     ids = list(running)
     # The gold span's first word, right or not, for each format.
     for words in (1, 2, 3, None):
@@ -57,19 +59,19 @@ def main():
         gold = [running[i]["gold"].split()[0] for i in chosen]
         a = [first_word(window[i]["response"]) == g for i, g in zip(chosen, gold)]
         b = [first_word(running[i]["response"]) == g for i, g in zip(chosen, gold)]
-        report(f"first word of {f'{words}-word' if words else 'all'} golds", a, b)
+        report(f"first word of {f'{words}-word' if words else 'all'} golds", a, b, other)
 
     # The two-sided measurement's spans, split by whether the running-text format
     # starts with a word; the reader always answers a word.
     spans = [i for i in ids if i in readers]
     starts = {i: bool(re.match(r" [A-Za-z0-9]", running[i]["response"])) for i in spans}
-    for label, part in [("all", spans), ("running text starts with a word", [i for i in spans if starts[i]]),
-                        ("running text starts otherwise", [i for i in spans if not starts[i]])]:
+    for label, part in [("all", spans), (f"{other} starts with a word", [i for i in spans if starts[i]]),
+                        (f"{other} starts otherwise", [i for i in spans if not starts[i]])]:
         gold = [readers[i]["gold"] for i in part]
         a = [first_word(window[i]["response"]) == g for i, g in zip(part, gold)]
         b = [first_word(running[i]["response"]) == g for i, g in zip(part, gold)]
         left = sum(readers[i]["left"] == g for i, g in zip(part, gold))
-        report(f"two-sided measurement's spans, {label} ({len(part)}); left-only reader {left}", a, b)
+        report(f"two-sided measurement's spans, {label} ({len(part)}); left-only reader {left}", a, b, other)
 
 
 if __name__ == "__main__":
