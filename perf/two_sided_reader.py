@@ -81,7 +81,6 @@ class Qwen3:
         config = json.loads((model_dir / "config.json").read_text())
         if config.get("model_type") != "qwen3":
             raise SystemExit(f"error: {model_dir}/config.json: model_type {config.get('model_type')!r}, qwen3 expected")
-        self.c = config
         w = read_safetensors(model_dir / "model.safetensors")
         self.embed = w["model.embed_tokens.weight"]
         self.head = w.get("lm_head.weight", self.embed)

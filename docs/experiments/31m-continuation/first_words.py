@@ -11,19 +11,31 @@ this run in the running-text format unless NAME says otherwise); READERS.jsonl i
 
 A response's first word is its first whitespace-separated word with a trailing `}`
 removed: the running-text format's answers mostly have no closing brace, so every
-response is read, not the extracted answer. A response "starts with a word" when it
-is a space followed by an ASCII letter or digit.
+response is read, not the extracted answer. This is stricter than
+`perf/right_context.py`'s first word, which trims punctuation at its ends: a response
+that opens with a quote or a comma has not answered a word. A response "starts with a
+word" when it is a space followed by an ASCII letter or digit.
 """
 
 import json
-import random
 import re
 import sys
+from pathlib import Path
+
+# The eval-file reader (clear errors on a wrong file) and the percentile bootstrap that
+# perf/paired_eval.py uses, so that the intervals are computed the same way.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "perf"))
+from experiment import bootstrap  # noqa: E402
+from paired_eval import load  # noqa: E402
 
 
-def load(path):
-    with open(path) as f:
-        return {r["id"]: r for r in map(json.loads, f)}
+def by_id(path):
+    return {row["id"]: row for row in load(Path(path))}
+
+
+def readers_by_id(path):
+    with open(path) as lines:
+        return {row["id"]: row for row in map(json.loads, lines)}
 
 
 def first_word(response):
@@ -31,18 +43,10 @@ def first_word(response):
     return words[0].rstrip("}") if words else ""
 
 
-def paired(a, b, seed=0, resamples=2000):
-    """b − a in items, with a 95 % bootstrap interval."""
-    rng = random.Random(seed)
-    n = len(a)
-    diffs = sorted(
-        sum(b[i] - a[i] for i in (rng.randrange(n) for _ in range(n))) for _ in range(resamples)
-    )
-    return sum(b) - sum(a), diffs[int(0.025 * resamples)], diffs[int(0.975 * resamples) - 1]
-
-
 def report(name, a, b, other):
-    diff, low, high = paired(a, b)
+    n = len(a)
+    interval = bootstrap([y - x for x, y in zip(a, b)])
+    diff, low, high = sum(b) - sum(a), round(interval["low"] * n), round(interval["high"] * n)
     both = sum(x and y for x, y in zip(a, b))
     print(f"{name}: stage 6 {sum(a)}, {other} {sum(b)} of {len(a)}; "
           f"paired {diff:+d} [{low:+d}, {high:+d}]; both {both}, "
@@ -50,7 +54,8 @@ def report(name, a, b, other):
 
 
 def main():
-    stage6, compared, readers = (load(p) for p in sys.argv[1:4])
+    stage6, compared = by_id(sys.argv[1]), by_id(sys.argv[2])
+    readers = readers_by_id(sys.argv[3])
     other = sys.argv[4] if len(sys.argv) > 4 else "running text"
     ids = list(compared)
     # The gold span's first word, right or not, for each format.
