@@ -102,22 +102,31 @@ class Qwen3:
         half = self.dim // 2
         self.inv_freq = 1.0 / (config["rope_theta"] ** (np.arange(half, dtype=np.float64) * 2 / self.dim))
 
+    @staticmethod
+    def linear(x, weight):
+        """`x @ weight.T` over the last axis, as one matrix product (a product over
+        three axes runs one small product per row)."""
+        return (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(x.shape[:-1] + (weight.shape[0],))
+
     def rms(self, x, weight):
         return x / np.sqrt((x * x).mean(-1, keepdims=True) + self.eps) * weight
 
     def rope(self, x, start):
-        # x: [batch, heads, tokens, dim]
-        angles = np.outer(np.arange(start, start + x.shape[2]), self.inv_freq)
+        # x: [..., tokens, dim]
+        angles = np.outer(np.arange(start, start + x.shape[-2]), self.inv_freq)
         cos = np.cos(np.concatenate([angles, angles], -1)).astype(np.float32)
         sin = np.sin(np.concatenate([angles, angles], -1)).astype(np.float32)
         half = self.dim // 2
         rotated = np.concatenate([-x[..., half:], x[..., :half]], -1)
         return x * cos + rotated * sin
 
-    def forward(self, ids, cache=None):
+    def forward(self, ids, cache=None, key_bias=None, last_only=False):
         """Log-probabilities [batch, tokens, vocab] of `ids` [batch, tokens] after the
         cached tokens (one row shared by every row of `ids`, or one row each), and the
-        cache extended by `ids`."""
+        cache extended by `ids`. `key_bias` [batch, cached + tokens], when given, is
+        added to every attention score on each key: a large negative number hides
+        padding (rotary positions are relative, so rows padded on the left keep their
+        scores). `last_only` keeps the log-probabilities of the last position alone."""
         batch, tokens = ids.shape
         start = 0 if cache is None else cache[0][0].shape[2]
         x = self.embed[ids]
@@ -125,9 +134,9 @@ class Qwen3:
         causal = np.triu(np.full((tokens, tokens), -np.inf, dtype=np.float32), 1)
         for index, layer in enumerate(self.layers):
             h = self.rms(x, layer["ln1"])
-            q = (h @ layer["q"].T).reshape(batch, tokens, self.heads, self.dim).transpose(0, 2, 1, 3)
-            k = (h @ layer["k"].T).reshape(batch, tokens, self.kv_heads, self.dim).transpose(0, 2, 1, 3)
-            v = (h @ layer["v"].T).reshape(batch, tokens, self.kv_heads, self.dim).transpose(0, 2, 1, 3)
+            q = self.linear(h, layer["q"]).reshape(batch, tokens, self.heads, self.dim).transpose(0, 2, 1, 3)
+            k = self.linear(h, layer["k"]).reshape(batch, tokens, self.kv_heads, self.dim).transpose(0, 2, 1, 3)
+            v = self.linear(h, layer["v"]).reshape(batch, tokens, self.kv_heads, self.dim).transpose(0, 2, 1, 3)
             q = self.rope(self.rms(q, layer["qn"]), start)
             k = self.rope(self.rms(k, layer["kn"]), start)
             if cache is not None:
@@ -135,20 +144,26 @@ class Qwen3:
                 k = np.concatenate([np.broadcast_to(past_k, (batch,) + past_k.shape[1:]), k], 2)
                 v = np.concatenate([np.broadcast_to(past_v, (batch,) + past_v.shape[1:]), v], 2)
             new_cache.append((k, v))
+            # Grouped-query attention: each key/value head serves `group` query heads,
+            # broadcast rather than copied.
             group = self.heads // self.kv_heads
-            k_all = np.repeat(k, group, axis=1)
-            v_all = np.repeat(v, group, axis=1)
-            scores = q @ k_all.transpose(0, 1, 3, 2) / np.sqrt(self.dim)
+            q = q.reshape(batch, self.kv_heads, group, tokens, self.dim)
+            scores = q @ k[:, :, None].transpose(0, 1, 2, 4, 3) / np.sqrt(self.dim)
             scores[..., start:] += causal
+            if key_bias is not None:
+                scores += key_bias[:, None, None, None, :]
             scores -= scores.max(-1, keepdims=True)
             weights = np.exp(scores)
             weights /= weights.sum(-1, keepdims=True)
-            attended = (weights @ v_all).transpose(0, 2, 1, 3).reshape(batch, tokens, -1)
-            x = x + attended @ layer["o"].T
+            attended = (weights @ v[:, :, None]).reshape(batch, self.heads, tokens, self.dim)
+            attended = attended.transpose(0, 2, 1, 3).reshape(batch, tokens, -1)
+            x = x + self.linear(attended, layer["o"])
             h = self.rms(x, layer["ln2"])
-            gate = h @ layer["gate"].T
-            x = x + ((gate / (1 + np.exp(-gate))) * (h @ layer["up"].T)) @ layer["down"].T
-        logits = self.rms(x, self.norm) @ self.head.T
+            gate = self.linear(h, layer["gate"])
+            x = x + self.linear((gate / (1 + np.exp(-gate))) * self.linear(h, layer["up"]), layer["down"])
+        if last_only:
+            x = x[:, -1:]
+        logits = self.linear(self.rms(x, self.norm), self.head)
         logits -= logits.max(-1, keepdims=True)
         logprobs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
         return logprobs, new_cache

@@ -3,6 +3,8 @@
 use crate::kernels::RewardStepBackend;
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
 use crate::determinism::enter_deterministic_mode;
@@ -10,7 +12,8 @@ use crate::policy::prompts::PromptTemplates;
 use crate::pretrain::trainer::read_run_config;
 use crate::pretrain::trainer::{ModelInit, PretrainSummary};
 use crate::pretrain::{
-    run_pretraining, PretrainConfig, TaskLoss, TaskMix, DEFAULT_PREDICTOR_SHARE,
+    read_predictor_examples, run_pretraining, GivenExamples, PretrainConfig, TaskLoss, TaskMix,
+    DEFAULT_PREDICTOR_SHARE,
 };
 use crate::settings_check::RangeCheck;
 use pretrainzero_models::ComputeDtype;
@@ -108,6 +111,15 @@ pub struct PretrainArgs {
     /// cut where a sequence ends.
     #[arg(long)]
     pub task_whole_examples: bool,
+    /// Predictor examples to train on (JSON lines, each with the strings `masked`, a
+    /// paragraph holding `[mask]`, and `answer`), replacing a fraction of the
+    /// paragraphs; `perf/distill_answers.py` writes the model's own two-sided reading
+    /// of masks as such a file (self-distillation).
+    #[arg(long, conflicts_with_all = ["resume", "export_checkpoint"])]
+    pub predictor_examples: Option<PathBuf>,
+    /// Fraction of the paragraphs replaced by the next --predictor-examples line.
+    #[arg(long, default_value_t = 0.3, requires = "predictor_examples")]
+    pub predictor_examples_fraction: f64,
     /// Prompt formats of the task examples (a JSON file like a model folder's
     /// `prompt_templates.json`). Fields it leaves out, and the whole default, come
     /// from the --model folder's own templates, else the built-in ones.
@@ -175,11 +187,28 @@ impl PretrainArgs {
             .at_least_one("--task-context-words", self.task_context_words.unwrap_or(1))
             .unit_closed("--task-predictor-share", self.task_predictor_share)
             .unit_closed("--repeat-fraction", self.repeat_fraction)
+            .unit_closed(
+                "--predictor-examples-fraction",
+                self.predictor_examples_fraction,
+            )
             .at_least_one(
                 "--max-consecutive-nonfinite",
                 self.max_consecutive_nonfinite,
             )
             .finish("pretrain")?;
+        // Read now, so that a bad file stops the run before its folder is made; kept
+        // by absolute path so that --resume works from any directory.
+        let given_predictor_examples = match &self.predictor_examples {
+            Some(path) => {
+                read_predictor_examples(path)?;
+                Some(GivenExamples {
+                    path: std::fs::canonicalize(path)
+                        .with_context(|| format!("{}: cannot resolve", path.display()))?,
+                    fraction: self.predictor_examples_fraction,
+                })
+            }
+            None => None,
+        };
         let prompt_templates = PromptTemplates::for_model_or_file(
             self.model.as_deref(),
             self.prompt_templates.as_deref(),
@@ -214,6 +243,7 @@ impl PretrainArgs {
                 repeat_fraction: self.repeat_fraction,
                 whole_examples: self.task_whole_examples,
             },
+            given_predictor_examples,
             prompt_templates,
             seed: self.seed,
             data_seed: self.data_seed,

@@ -18,8 +18,13 @@
 //! and the paragraph the model already reads as plain text would otherwise be most of
 //! the gradient.
 //!
-//! The position in the stream (epoch, paragraphs consumed, leftover tokens) is plain
-//! data, so a checkpoint can resume exactly where it stopped.
+//! Predictor examples given in a file (see [`super::given_examples`]) can replace a
+//! fraction of the paragraphs; each is written like a drawn predictor example, with
+//! the file's answer in place of the hidden words.
+//!
+//! The position in the stream (epoch, paragraphs consumed, given examples used,
+//! leftover tokens) is plain data, so a checkpoint can resume exactly where it
+//! stopped.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -30,6 +35,7 @@ use crate::models::TextTokenizer;
 use crate::policy::prompts::PromptTemplates;
 use crate::policy::random_span::random_word_span;
 
+use super::given_examples::PredictorExample;
 use super::task_mix::{TaskLoss, TaskMix, REPEAT_WINDOW_WORDS};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -43,6 +49,9 @@ pub struct StreamPosition {
     /// flags existed have none here: every token of theirs counted.
     #[serde(default)]
     pub carry_scored: Vec<bool>,
+    /// Given predictor examples written so far (all epochs).
+    #[serde(default)]
+    pub given_consumed: u64,
 }
 
 /// `seq_len + 1` tokens (inputs and shifted targets) and, per token, whether
@@ -97,8 +106,15 @@ pub struct PackedTokenStream<'a> {
     seed: u64,
     task_mix: TaskMix,
     templates: PromptTemplates,
+    given: Option<GivenStream>,
     position: StreamPosition,
     epoch_paragraphs: Option<EpochParagraphs>,
+}
+
+/// Given predictor examples and the fraction of paragraphs they replace.
+struct GivenStream {
+    fraction: f64,
+    examples: Vec<PredictorExample>,
 }
 
 /// One epoch's shuffled train paragraphs.
@@ -154,6 +170,7 @@ impl<'a> PackedTokenStream<'a> {
             seed,
             task_mix,
             templates: PromptTemplates::default(),
+            given: None,
             position,
             epoch_paragraphs: None,
         }
@@ -162,6 +179,15 @@ impl<'a> PackedTokenStream<'a> {
     /// Task examples in these prompt formats (default: the built-in ones).
     pub fn with_templates(mut self, templates: PromptTemplates) -> Self {
         self.templates = templates;
+        self
+    }
+
+    /// Replace `fraction` of the paragraphs by these predictor examples, in order and
+    /// from the start again when they run out. A stream without them draws the same
+    /// numbers as before the option existed.
+    pub fn with_given_examples(mut self, fraction: f64, examples: Vec<PredictorExample>) -> Self {
+        assert!(!examples.is_empty(), "no given predictor examples");
+        self.given = Some(GivenStream { fraction, examples });
         self
     }
 
@@ -208,9 +234,9 @@ impl<'a> PackedTokenStream<'a> {
         )
     }
 
-    /// The text a paragraph contributes: itself, or a task example built from it
-    /// (prompt, then answer).
-    fn training_text(&self, paragraph: &Paragraph) -> TrainingText {
+    /// The text a paragraph contributes: itself, a task example built from it (prompt,
+    /// then answer), or the next given predictor example in its place.
+    fn training_text(&mut self, paragraph: &Paragraph) -> TrainingText {
         let key = self.seed
             ^ self.position.epoch.wrapping_mul(0x2545_f491_4f6c_dd1d)
             ^ self
@@ -218,6 +244,15 @@ impl<'a> PackedTokenStream<'a> {
                 .paragraphs_consumed
                 .wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut rng = StdRng::seed_from_u64(key);
+        if let Some(given) = &self.given {
+            if rng.random_bool(given.fraction.min(1.0)) {
+                let index = self.position.given_consumed % given.examples.len() as u64;
+                let example = &given.examples[index as usize];
+                let text = self.predictor_example(&example.masked, &example.answer);
+                self.position.given_consumed += 1;
+                return text;
+            }
+        }
         let plain = || TrainingText::plain(paragraph);
         if self.task_mix.fraction <= 0.0 || !rng.random_bool(self.task_mix.fraction.min(1.0)) {
             // Drawn only when repeats are asked for, so that a stream without them
@@ -238,18 +273,25 @@ impl<'a> PackedTokenStream<'a> {
         else {
             return plain();
         };
-        let (prompt, answer) = if rng.random_bool(self.task_mix.predictor_share) {
-            (
-                PromptTemplates::fill(&self.templates.predictor_direct, &masked.masked),
-                self.templates
-                    .predictor_answer(&masked.span, &masked.masked),
-            )
+        if rng.random_bool(self.task_mix.predictor_share) {
+            self.predictor_example(&masked.masked, &masked.span)
         } else {
-            (
+            self.task_example(
                 PromptTemplates::fill(&self.templates.generator_direct, &context),
                 masked.span + "}",
             )
-        };
+        }
+    }
+
+    /// The predictor's prompt for `masked` and its answer `span`.
+    fn predictor_example(&self, masked: &str, span: &str) -> TrainingText {
+        self.task_example(
+            PromptTemplates::fill(&self.templates.predictor_direct, masked),
+            self.templates.predictor_answer(span, masked),
+        )
+    }
+
+    fn task_example(&self, prompt: String, answer: String) -> TrainingText {
         // Prompt and answer are tokenized apart, as at inference, where the answer's
         // tokens follow the prompt's (the prompt ends in the added token `\boxed{` or
         // `\mask{`, so the joint encoding would split there too).

@@ -13,6 +13,7 @@ use burn::optim::{GradientsAccumulator, Optimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::given_examples::{read_predictor_examples, GivenExamples};
 use super::loss::{next_token_loss_sum, scored_targets, validation_loss};
 use super::task_mix::TaskMix;
 use super::token_stream::{validation_chunks, PackedTokenStream, StreamPosition, TokenChunk};
@@ -72,6 +73,9 @@ pub struct PretrainConfig {
     pub keep_checkpoints: usize,
     pub shuffle_buffer: usize,
     pub task_mix: TaskMix,
+    /// Predictor examples from a file that replace a fraction of the paragraphs.
+    #[serde(default)]
+    pub given_predictor_examples: Option<GivenExamples>,
     /// The task examples' prompt formats; written into every exported model folder.
     #[serde(default)]
     pub prompt_templates: PromptTemplates,
@@ -257,6 +261,9 @@ pub fn run_pretraining<B: RewardStepBackend>(
         state.position.clone(),
     )
     .with_templates(config.prompt_templates.clone());
+    if let Some(given) = &config.given_predictor_examples {
+        stream = stream.with_given_examples(given.fraction, read_predictor_examples(&given.path)?);
+    }
     let schedule = CosineSchedule {
         peak_lr: config.lr,
         warmup_steps: config.warmup_steps,

@@ -18,8 +18,8 @@ use pretrainzero::policy::prompts::{PromptTemplates, MODEL_TEMPLATES_FILE};
 use pretrainzero::pretrain::loss::next_token_loss;
 use pretrainzero::pretrain::trainer::{train_step, ModelInit};
 use pretrainzero::pretrain::{
-    run_pretraining, PackedTokenStream, PretrainConfig, StreamPosition, TaskLoss, TaskMix,
-    TokenChunk, DEFAULT_PREDICTOR_SHARE, REPEAT_WINDOW_WORDS,
+    run_pretraining, PackedTokenStream, PredictorExample, PretrainConfig, StreamPosition, TaskLoss,
+    TaskMix, TokenChunk, DEFAULT_PREDICTOR_SHARE, REPEAT_WINDOW_WORDS,
 };
 
 use crate::common::ScratchDir;
@@ -177,6 +177,7 @@ pub(crate) fn config(tokenizer: PathBuf) -> PretrainConfig {
         keep_checkpoints: 5,
         shuffle_buffer: 500,
         task_mix: task_mix(0.5, TaskLoss::Whole),
+        given_predictor_examples: None,
         prompt_templates: PromptTemplates::default(),
         seed: 9,
         data_seed: None,
@@ -339,6 +340,85 @@ fn scored_runs(scored: &[bool]) -> Vec<std::ops::Range<usize>> {
         }
     }
     runs
+}
+
+fn given_examples() -> Vec<PredictorExample> {
+    vec![
+        PredictorExample {
+            masked: "The castle was built in the [mask] century by the king.".into(),
+            answer: "twelfth".into(),
+        },
+        PredictorExample {
+            masked: "Rivers flow into the [mask], which covers most of the planet.".into(),
+            answer: "sea".into(),
+        },
+    ]
+}
+
+/// At a fraction of 1 every paragraph is replaced by the next given example, written
+/// as the predictor's prompt and the file's answer (tokenized apart, as a drawn
+/// predictor example is) and end-of-text, in the file's order and again from its start.
+#[test]
+fn given_predictor_examples_replace_paragraphs_in_order() {
+    let scratch = ScratchDir::new("given-examples");
+    let tokenizer = TextTokenizer::from_file(&small_tokenizer(&scratch.0)).unwrap();
+    let templates = PromptTemplates::default();
+    let expected: Vec<Vec<u32>> = given_examples()
+        .iter()
+        .map(|example| {
+            let prompt = PromptTemplates::fill(&templates.predictor_direct, &example.masked);
+            let answer = templates.predictor_answer(&example.answer, &example.masked);
+            assert_eq!(answer, format!("{}}}", example.answer));
+            let mut ids = tokenizer.encode(&prompt, false).unwrap();
+            ids.extend(tokenizer.encode(&answer, false).unwrap());
+            ids
+        })
+        .collect();
+    let mut stream = sample_stream(&tokenizer, task_mix(0.0, TaskLoss::Whole), 3)
+        .with_given_examples(1.0, given_examples());
+    let tokens: Vec<u32> = (0..6)
+        .flat_map(|_| stream.next_chunk().unwrap().tokens)
+        .collect();
+    let documents = ended_documents(&tokens);
+    assert!(documents.len() >= 4, "{} documents", documents.len());
+    for (index, document) in documents.iter().enumerate() {
+        assert_eq!(
+            *document,
+            expected[index % 2].as_slice(),
+            "document {index}"
+        );
+    }
+    assert!(stream.position().given_consumed >= documents.len() as u64);
+}
+
+/// A stream restarted from its position continues with the same given examples as
+/// the uninterrupted one, so a resumed run does not start the file over.
+#[test]
+fn given_predictor_examples_resume_where_they_stopped() {
+    let scratch = ScratchDir::new("given-resume");
+    let tokenizer = TextTokenizer::from_file(&small_tokenizer(&scratch.0)).unwrap();
+    let mix = task_mix(0.5, TaskLoss::Whole);
+    let mut stream = sample_stream(&tokenizer, mix, 4).with_given_examples(0.5, given_examples());
+    for _ in 0..3 {
+        stream.next_chunk().unwrap();
+    }
+    let position = stream.position().clone();
+    assert!(position.given_consumed > 0, "no given example in 3 chunks");
+    let uninterrupted: Vec<TokenChunk> = (0..3).map(|_| stream.next_chunk().unwrap()).collect();
+    let mut resumed = PackedTokenStream::new(
+        sample_corpus(),
+        sample_split(),
+        &tokenizer,
+        SAMPLE_EOS,
+        256,
+        500,
+        4,
+        mix,
+        position,
+    )
+    .with_given_examples(0.5, given_examples());
+    let continued: Vec<TokenChunk> = (0..3).map(|_| resumed.next_chunk().unwrap()).collect();
+    assert_eq!(uninterrupted, continued);
 }
 
 /// The predictor share splits the task examples between the two formats: the
