@@ -54,7 +54,8 @@ def trim_edges(word):
 
 def corpus_paragraphs(path, min_words):
     """The paragraphs of a WikiExtractor file: each article's lines after its title,
-    with at least `min_words` words."""
+    with at least `min_words` words, single-spaced as the project's corpus reader
+    leaves them (a no-break space becomes a space)."""
     title_next = False
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -66,9 +67,9 @@ def corpus_paragraphs(path, min_words):
             if title_next:
                 title_next = False
                 continue
-            line = line.strip()
-            if len(line.split()) >= min_words:
-                yield line
+            words = line.split()
+            if len(words) >= min_words:
+                yield " ".join(words)
 
 
 def one_word_mask(paragraph, rng):

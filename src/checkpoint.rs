@@ -242,7 +242,7 @@ where
     Ok((model, optimizer, state))
 }
 
-fn sha256_of(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn sha256_of(path: &Path) -> anyhow::Result<String> {
     let mut file =
         std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let mut hasher = Sha256::new();

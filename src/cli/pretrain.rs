@@ -3,8 +3,6 @@
 use crate::kernels::RewardStepBackend;
 use std::path::PathBuf;
 
-use anyhow::Context;
-
 use super::DeviceArg;
 use crate::backend::{run_on, BackendTask};
 use crate::determinism::enter_deterministic_mode;
@@ -12,8 +10,7 @@ use crate::policy::prompts::PromptTemplates;
 use crate::pretrain::trainer::read_run_config;
 use crate::pretrain::trainer::{ModelInit, PretrainSummary};
 use crate::pretrain::{
-    read_predictor_examples, run_pretraining, GivenExamples, PretrainConfig, TaskLoss, TaskMix,
-    DEFAULT_PREDICTOR_SHARE,
+    run_pretraining, GivenExamples, PretrainConfig, TaskLoss, TaskMix, DEFAULT_PREDICTOR_SHARE,
 };
 use crate::settings_check::RangeCheck;
 use pretrainzero_models::ComputeDtype;
@@ -196,19 +193,11 @@ impl PretrainArgs {
                 self.max_consecutive_nonfinite,
             )
             .finish("pretrain")?;
-        // Read now, so that a bad file stops the run before its folder is made; kept
-        // by absolute path so that --resume works from any directory.
-        let given_predictor_examples = match &self.predictor_examples {
-            Some(path) => {
-                read_predictor_examples(path)?;
-                Some(GivenExamples {
-                    path: std::fs::canonicalize(path)
-                        .with_context(|| format!("{}: cannot resolve", path.display()))?,
-                    fraction: self.predictor_examples_fraction,
-                })
-            }
-            None => None,
-        };
+        let given_predictor_examples = self
+            .predictor_examples
+            .as_deref()
+            .map(|path| GivenExamples::record(path, self.predictor_examples_fraction))
+            .transpose()?;
         let prompt_templates = PromptTemplates::for_model_or_file(
             self.model.as_deref(),
             self.prompt_templates.as_deref(),

@@ -204,10 +204,13 @@ fn split_at_mask(paragraph: &str) -> (&str, &str) {
 fn last_words(text: &str, count: usize) -> &str {
     let mut start = text.len();
     for _ in 0..count {
+        // The byte after the whitespace character, which may take several bytes
+        // (a no-break space takes two).
         let word_start = text[..start]
             .trim_end()
-            .rfind(char::is_whitespace)
-            .map_or(0, |space| space + 1);
+            .char_indices()
+            .rfind(|&(_, c)| c.is_whitespace())
+            .map_or(0, |(space, c)| space + c.len_utf8());
         if word_start == 0 {
             return text;
         }
@@ -267,6 +270,11 @@ mod tests {
         );
         assert_eq!(PromptTemplates::fill(template, "[mask] z"), " [mask] z|");
         assert_eq!(PromptTemplates::fill(template, "x [mask]"), "x [mask] |x");
+        // Whitespace of more than one byte separates words like a space.
+        assert_eq!(
+            PromptTemplates::fill(template, "a\u{a0}b c d\u{2003}e [mask] f\u{a0}g"),
+            "b c d\u{2003}e [mask] f\u{a0}g|a\u{a0}b c d\u{2003}e"
+        );
     }
 
     #[test]

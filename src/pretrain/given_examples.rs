@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::sha256_of;
+
 /// Where the given examples come from and how many of the stream's paragraphs they
 /// replace.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +23,37 @@ pub struct GivenExamples {
     /// Fraction of the stream's paragraphs replaced by the next given example. The
     /// file is read in order, and from its start again when it runs out.
     pub fraction: f64,
+    /// The file's SHA-256 when the run started: a resumed run refuses a changed file
+    /// rather than train on other examples than the ones it counted.
+    pub sha256: String,
+}
+
+impl GivenExamples {
+    /// A new run's setting: the file is read through once (a bad line stops the run
+    /// before anything is written) and recorded by absolute path, so that a resumed
+    /// run finds it from any directory, and by digest.
+    pub fn record(path: &Path, fraction: f64) -> anyhow::Result<Self> {
+        read_predictor_examples(path)?;
+        Ok(Self {
+            path: std::fs::canonicalize(path)
+                .with_context(|| format!("{}: cannot resolve", path.display()))?,
+            fraction,
+            sha256: sha256_of(path)?,
+        })
+    }
+
+    /// The examples, if the file is still the one the run started with.
+    pub fn load(&self) -> anyhow::Result<Vec<PredictorExample>> {
+        let now = sha256_of(&self.path)?;
+        if now != self.sha256 {
+            anyhow::bail!(
+                "{}: the predictor examples changed since the run started (SHA-256 {} then, {now} now); restore the file or start a new run",
+                self.path.display(),
+                self.sha256
+            );
+        }
+        read_predictor_examples(&self.path)
+    }
 }
 
 /// One line of a given-examples file.
@@ -42,12 +75,16 @@ pub fn read_predictor_examples(path: &Path) -> anyhow::Result<Vec<PredictorExamp
             continue;
         }
         let at = || format!("{}:{}", path.display(), index + 1);
-        let example: PredictorExample = serde_json::from_str(line).with_context(|| {
+        let mut example: PredictorExample = serde_json::from_str(line).with_context(|| {
             format!(
                 "{}: not a predictor example (a JSON object with the strings `masked` and `answer`)",
                 at()
             )
         })?;
+        // Single spaces between words, as the corpus reader leaves a paragraph, so that
+        // a given example reads like a drawn one.
+        example.masked = single_spaced(&example.masked);
+        example.answer = single_spaced(&example.answer);
         if !example.masked.contains("[mask]") {
             anyhow::bail!("{}: `masked` holds no [mask]", at());
         }
@@ -60,6 +97,10 @@ pub fn read_predictor_examples(path: &Path) -> anyhow::Result<Vec<PredictorExamp
         anyhow::bail!("{}: no predictor example in the file", path.display());
     }
     Ok(examples)
+}
+
+fn single_spaced(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -78,10 +119,10 @@ mod tests {
     }
 
     #[test]
-    fn reads_examples_and_ignores_other_fields() {
+    fn reads_examples_single_spaced_and_ignores_other_fields() {
         let examples = read(
             "good",
-            "{\"masked\": \"a [mask] b\", \"answer\": \"x\", \"gold\": \"y\"}\n\n{\"masked\": \"[mask] c\", \"answer\": \"z w\"}\n",
+            "{\"masked\": \"a [mask]\\u00a0 b\", \"answer\": \"x\", \"gold\": \"y\"}\n\n{\"masked\": \"[mask] c\", \"answer\": \" z\\tw \"}\n",
         )
         .unwrap();
         assert_eq!(

@@ -13,7 +13,7 @@ use burn::optim::{GradientsAccumulator, Optimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::given_examples::{read_predictor_examples, GivenExamples};
+use super::given_examples::GivenExamples;
 use super::loss::{next_token_loss_sum, scored_targets, validation_loss};
 use super::task_mix::TaskMix;
 use super::token_stream::{validation_chunks, PackedTokenStream, StreamPosition, TokenChunk};
@@ -262,7 +262,7 @@ pub fn run_pretraining<B: RewardStepBackend>(
     )
     .with_templates(config.prompt_templates.clone());
     if let Some(given) = &config.given_predictor_examples {
-        stream = stream.with_given_examples(given.fraction, read_predictor_examples(&given.path)?);
+        stream = stream.with_given_examples(given.fraction, given.load()?);
     }
     let schedule = CosineSchedule {
         peak_lr: config.lr,

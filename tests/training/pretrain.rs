@@ -18,8 +18,8 @@ use pretrainzero::policy::prompts::{PromptTemplates, MODEL_TEMPLATES_FILE};
 use pretrainzero::pretrain::loss::next_token_loss;
 use pretrainzero::pretrain::trainer::{train_step, ModelInit};
 use pretrainzero::pretrain::{
-    run_pretraining, PackedTokenStream, PredictorExample, PretrainConfig, StreamPosition, TaskLoss,
-    TaskMix, TokenChunk, DEFAULT_PREDICTOR_SHARE, REPEAT_WINDOW_WORDS,
+    run_pretraining, GivenExamples, PackedTokenStream, PredictorExample, PretrainConfig,
+    StreamPosition, TaskLoss, TaskMix, TokenChunk, DEFAULT_PREDICTOR_SHARE, REPEAT_WINDOW_WORDS,
 };
 
 use crate::common::ScratchDir;
@@ -419,6 +419,43 @@ fn given_predictor_examples_resume_where_they_stopped() {
     .with_given_examples(0.5, given_examples());
     let continued: Vec<TokenChunk> = (0..3).map(|_| resumed.next_chunk().unwrap()).collect();
     assert_eq!(uninterrupted, continued);
+}
+
+/// A run records its predictor-examples file by digest: resuming with the file as it
+/// was continues, resuming after it changed is refused with the file named, and the
+/// run's checkpoints are left as they were.
+#[test]
+fn a_changed_predictor_examples_file_is_refused_on_resume() {
+    let scratch = ScratchDir::new("given-changed");
+    let tokenizer = small_tokenizer(&scratch.0.join("tokenizer"));
+    let file = scratch.0.join("examples.jsonl");
+    let lines: Vec<String> = given_examples()
+        .iter()
+        .map(|e| format!("{{\"masked\": {:?}, \"answer\": {:?}}}", e.masked, e.answer))
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let run = scratch.0.join("run");
+    let run_config = PretrainConfig {
+        steps: 2,
+        given_predictor_examples: Some(GivenExamples::record(&file, 0.5).unwrap()),
+        ..config(tokenizer)
+    };
+    let device = Default::default();
+    run_pretraining::<Cpu>(Some(run_config), &run, &device).unwrap();
+    // Unchanged: the finished run resumes (and has nothing left to do).
+    run_pretraining::<Cpu>(None, &run, &device).unwrap();
+    let checkpoints = std::fs::read_dir(run.join("checkpoints")).unwrap().count();
+    std::fs::write(&file, lines[..1].join("\n")).unwrap();
+    let error = format!(
+        "{:#}",
+        run_pretraining::<Cpu>(None, &run, &device).unwrap_err()
+    );
+    assert!(
+        error.contains("examples.jsonl: the predictor examples changed since the run started"),
+        "{error}"
+    );
+    let after = std::fs::read_dir(run.join("checkpoints")).unwrap().count();
+    assert_eq!(checkpoints, after);
 }
 
 /// The predictor share splits the task examples between the two formats: the
