@@ -35,21 +35,10 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from paired_eval import load
-from right_context import window_parts
-from two_sided_reader import Qwen3, check_against_binary
+from right_context import trim_edges, window_parts
+from two_sided_reader import Qwen3, check_against_binary, word_token_flags
 
 HIDDEN = -1e9  # attention bias on padding keys
-
-
-def trim_edges(word):
-    """`word` without the non-alphanumeric characters at its ends, as the Rust span
-    rule trims them."""
-    start, end = 0, len(word)
-    while start < end and not word[start].isalnum():
-        start += 1
-    while end > start and not word[end - 1].isalnum():
-        end -= 1
-    return word[start:end]
 
 
 def corpus_paragraphs(path, min_words):
@@ -141,10 +130,7 @@ class Reader:
         self.k = candidates
         self.s = suffix_tokens
         self.p = prefix_tokens
-        vocab = [tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size())]
-        # Byte-level BPE: a token that opens a word starts with the encoded space.
-        self.opens_word = np.array([t.startswith("Ġ") for t in vocab])
-        self.letters = np.array([t.lstrip("Ġ").isalnum() for t in vocab])
+        self.opens_word, self.letters = word_token_flags(tokenizer)
 
     def encode(self, text):
         return self.tokenizer.encode(text, add_special_tokens=False).ids
@@ -211,7 +197,8 @@ def check(reader, args):
     for start in range(0, len(items), args.batch):
         chunk = items[start:start + args.batch]
         # As two_sided_reader.py: a space assumed on both sides of the mask.
-        pairs = [(window_parts(r)[1], " " + window_parts(r)[0]) for r in chunk]
+        parts = [window_parts(r) for r in chunk]
+        pairs = [(before, " " + after) for after, before, _, _, _ in parts]
         for r, (l, t) in zip(chunk, reader.read(pairs)):
             left += l == r["gold"]
             two_sided += t == r["gold"]

@@ -66,17 +66,22 @@ def answer(args, prompt):
     return generate(args.binary, args.model, prompt, 12, "}").split("}")[0].strip()
 
 
-def first_word(text):
-    """The first word of a continuation, trimmed of the non-alphanumeric characters at
-    its ends as a gold span is."""
-    words = text.replace("}", " ").split()
-    word = words[0] if words else ""
+def trim_edges(word):
+    """`word` without the non-alphanumeric characters at its ends, as the project's
+    span rule trims a gold span."""
     start, end = 0, len(word)
     while start < end and not word[start].isalnum():
         start += 1
     while end > start and not word[end - 1].isalnum():
         end -= 1
     return word[start:end]
+
+
+def first_word(text):
+    """The first word of a continuation, trimmed of the non-alphanumeric characters at
+    its ends as a gold span is."""
+    words = text.replace("}", " ").split()
+    return trim_edges(words[0] if words else "")
 
 
 def main():

@@ -169,6 +169,14 @@ class Qwen3:
         return logprobs, new_cache
 
 
+def word_token_flags(tokenizer):
+    """Per token id: whether it opens a word (byte-level BPE: it starts with the
+    encoded space), and whether it is letters or digits after that space."""
+    vocab = [tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size())]
+    return (np.array([t.startswith("Ġ") for t in vocab]),
+            np.array([t.lstrip("Ġ").isalnum() for t in vocab]))
+
+
 def check_against_binary(model, model_dir, tokenizer, binary):
     if not Path(binary).exists():
         print(f"(no {binary}: the NumPy model is not checked against the project's)")
@@ -199,10 +207,7 @@ def main():
     tokenizer = Tokenizer.from_file(str(args.model / "tokenizer.json"))
     model = Qwen3(args.model)
     check_against_binary(model, args.model, tokenizer, args.binary)
-    vocab = [tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size())]
-    # Byte-level BPE: a token that opens a word starts with the encoded space.
-    opens_word = np.array([t.startswith("Ġ") for t in vocab])
-    letters = np.array([t.lstrip("Ġ").isalnum() for t in vocab])
+    opens_word, letters = word_token_flags(tokenizer)
 
     everything = load(args.items)
     items = [r for r in everything if len(r["gold"].split()) == 1 and window_parts(r)[1].strip()]
