@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Average the weights of several model folders of one shape ("model soup").
+
+Fine-tuned runs that start from the same weights usually stay in one basin of the
+loss, and the mean of their weights can generalise better than any one of them
+(Wortsman et al., 2022). This writes that mean as a new model folder: the tensors are
+averaged in float32 and stored in the first folder's dtype (bf16 rounded to nearest
+even, or f32), and the config, tokenizer and prompt-format files are copied from the
+first folder. Every folder must have the same config.json and the same tensors. The new
+folder's `averaged_from.json` names each ingredient with the SHA-256 of its weights.
+
+    python3 perf/average_weights.py --out runs/soup models/pretrainzero-wiki-31m runs/a/final runs/b/final
+
+Nothing but NumPy is needed. The output folder must not exist yet.
+"""
+
+import argparse
+import hashlib
+import json
+import shutil
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+
+COPIED_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "prompt_templates.json"]
+
+
+def read_raw(path):
+    """The header (name -> dtype, shape, offsets) and the data bytes of a safetensors file."""
+    with open(path, "rb") as f:
+        header_len = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(header_len))
+        data = f.read()
+    return header, data
+
+
+def to_f32(raw, dtype):
+    if dtype == "BF16":
+        return (np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+    if dtype == "F32":
+        return np.frombuffer(raw, dtype=np.float32)
+    raise ValueError(f"dtype {dtype} (bf16 or f32 expected)")
+
+
+def from_f32(values, dtype):
+    if dtype == "F32":
+        return values.astype(np.float32).tobytes()
+    bits = values.astype(np.float32).view(np.uint32)
+    # Round to nearest, ties to even, as torch does when it casts to bfloat16.
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    return rounded.astype(np.uint16).tobytes()
+
+
+def average(folders):
+    first_header, _ = read_raw(folders[0] / "model.safetensors")
+    names = [n for n in first_header if n != "__metadata__"]
+    sums = {}
+    for folder in folders:
+        path = folder / "model.safetensors"
+        header, data = read_raw(path)
+        if sorted(n for n in header if n != "__metadata__") != sorted(names):
+            sys.exit(f"error: {path}: its tensors differ from those of {folders[0]}/model.safetensors")
+        for name in names:
+            meta = header[name]
+            if meta["shape"] != first_header[name]["shape"]:
+                sys.exit(f"error: {path}: tensor {name} has shape {meta['shape']}, "
+                         f"{first_header[name]['shape']} in {folders[0]}")
+            start, end = meta["data_offsets"]
+            try:
+                values = to_f32(data[start:end], meta["dtype"])
+            except ValueError as problem:
+                sys.exit(f"error: {path}: tensor {name}: {problem}")
+            sums[name] = sums.get(name, 0.0) + values.astype(np.float64)
+    return first_header, {name: (total / len(folders)).astype(np.float32) for name, total in sums.items()}
+
+
+def write(path, header, means):
+    """Write in the first file's layout: same tensor order, dtypes and offsets."""
+    chunks = []
+    offset = 0
+    out_header = {}
+    if "__metadata__" in header:
+        out_header["__metadata__"] = header["__metadata__"]
+    for name, meta in sorted(((n, m) for n, m in header.items() if n != "__metadata__"),
+                             key=lambda item: item[1]["data_offsets"][0]):
+        raw = from_f32(means[name], meta["dtype"])
+        out_header[name] = {"dtype": meta["dtype"], "shape": meta["shape"],
+                            "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    header_bytes = json.dumps(out_header, separators=(",", ":")).encode()
+    header_bytes += b" " * (-len(header_bytes) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(header_bytes)))
+        f.write(header_bytes)
+        for chunk in chunks:
+            f.write(chunk)
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", nargs="+", type=Path, help="model folders (config.json + model.safetensors)")
+    parser.add_argument("--out", type=Path, required=True, help="new model folder (must not exist)")
+    args = parser.parse_args()
+    if len(args.folders) < 2:
+        sys.exit("error: give at least two model folders to average")
+    if args.out.exists():
+        sys.exit(f"error: {args.out} exists; choose a new folder (nothing is overwritten)")
+    configs = []
+    for folder in args.folders:
+        config = folder / "config.json"
+        if not config.is_file() or not (folder / "model.safetensors").is_file():
+            sys.exit(f"error: {folder}: config.json and model.safetensors expected")
+        configs.append(json.loads(config.read_text()))
+    for folder, config in zip(args.folders[1:], configs[1:]):
+        if config != configs[0]:
+            sys.exit(f"error: {folder}/config.json differs from {args.folders[0]}/config.json")
+    header, means = average(args.folders)
+    args.out.mkdir(parents=True)
+    for name in COPIED_FILES:
+        if (args.folders[0] / name).is_file():
+            shutil.copy(args.folders[0] / name, args.out / name)
+    write(args.out / "model.safetensors", header, means)
+    ingredients = [{"folder": str(folder), "model_sha256": sha256_of(folder / "model.safetensors")}
+                   for folder in args.folders]
+    (args.out / "averaged_from.json").write_text(json.dumps(
+        {"rule": "uniform mean in float32", "models": ingredients}, indent=2) + "\n")
+    print(f"{args.out}: mean of {len(args.folders)} models, {len(means)} tensors")
+
+
+if __name__ == "__main__":
+    main()
