@@ -4,10 +4,12 @@
 Fine-tuned runs that start from the same weights usually stay in one basin of the
 loss, and the mean of their weights can generalise better than any one of them
 (Wortsman et al., 2022). This writes that mean as a new model folder: the tensors are
-averaged in float32 and stored in the first folder's dtype (bf16 rounded to nearest
-even, or f32), and the config, tokenizer and prompt-format files are copied from the
-first folder. Every folder must have the same config.json and the same tensors. The new
-folder's `averaged_from.json` names each ingredient with the SHA-256 of its weights.
+summed in float64 and the mean stored in the first folder's dtype (bf16 rounded to
+nearest even, or f32), and the config, tokenizer and prompt-format files are copied
+from the first folder. Every folder must have the same tensors and the same copies of
+those files (a model trained in another prompt format is refused: its weights answer
+another prompt). The new folder's `averaged_from.json` names each ingredient with the
+SHA-256 of its weights.
 
     python3 perf/average_weights.py --out runs/soup models/pretrainzero-wiki-31m runs/a/final runs/b/final
 
@@ -27,21 +29,38 @@ import numpy as np
 COPIED_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "prompt_templates.json"]
 
 
+DTYPE_BYTES = {"BF16": 2, "F32": 4}
+
+
 def read_raw(path):
-    """The header (name -> dtype, shape, offsets) and the data bytes of a safetensors file."""
-    with open(path, "rb") as f:
-        header_len = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(header_len))
-        data = f.read()
+    """The header (name -> dtype, shape, offsets) and the data bytes of a safetensors
+    file; a file that is not one stops the script, naming it."""
+    try:
+        with open(path, "rb") as f:
+            header_len = struct.unpack("<Q", f.read(8))[0]
+            header = json.loads(f.read(header_len))
+            data = f.read()
+    except (OSError, struct.error, ValueError) as problem:
+        sys.exit(f"error: {path}: not a readable safetensors file ({problem})")
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = meta["data_offsets"]
+        if meta["dtype"] not in DTYPE_BYTES:
+            sys.exit(f"error: {path}: tensor {name} has dtype {meta['dtype']} (bf16 or f32 expected)")
+        expected = DTYPE_BYTES[meta["dtype"]] * int(np.prod(meta["shape"], dtype=np.int64))
+        if end - start != expected:
+            sys.exit(f"error: {path}: tensor {name} holds {end - start} bytes where its shape "
+                     f"needs {expected}")
+        if end > len(data):
+            sys.exit(f"error: {path}: tensor {name} ends past the end of the file (truncated?)")
     return header, data
 
 
 def to_f32(raw, dtype):
     if dtype == "BF16":
         return (np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
-    if dtype == "F32":
-        return np.frombuffer(raw, dtype=np.float32)
-    raise ValueError(f"dtype {dtype} (bf16 or f32 expected)")
+    return np.frombuffer(raw, dtype=np.float32)
 
 
 def from_f32(values, dtype):
@@ -68,16 +87,14 @@ def average(folders):
                 sys.exit(f"error: {path}: tensor {name} has shape {meta['shape']}, "
                          f"{first_header[name]['shape']} in {folders[0]}")
             start, end = meta["data_offsets"]
-            try:
-                values = to_f32(data[start:end], meta["dtype"])
-            except ValueError as problem:
-                sys.exit(f"error: {path}: tensor {name}: {problem}")
+            values = to_f32(data[start:end], meta["dtype"])
             sums[name] = sums.get(name, 0.0) + values.astype(np.float64)
     return first_header, {name: (total / len(folders)).astype(np.float32) for name, total in sums.items()}
 
 
 def write(path, header, means):
-    """Write in the first file's layout: same tensor order, dtypes and offsets."""
+    """Write in the first file's tensor order and dtypes, the tensors packed one after
+    the other."""
     chunks = []
     offset = 0
     out_header = {}
@@ -116,15 +133,17 @@ def main():
         sys.exit("error: give at least two model folders to average")
     if args.out.exists():
         sys.exit(f"error: {args.out} exists; choose a new folder (nothing is overwritten)")
-    configs = []
+    first = args.folders[0]
     for folder in args.folders:
-        config = folder / "config.json"
-        if not config.is_file() or not (folder / "model.safetensors").is_file():
+        if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
             sys.exit(f"error: {folder}: config.json and model.safetensors expected")
-        configs.append(json.loads(config.read_text()))
-    for folder, config in zip(args.folders[1:], configs[1:]):
-        if config != configs[0]:
-            sys.exit(f"error: {folder}/config.json differs from {args.folders[0]}/config.json")
+    for name in COPIED_FILES:
+        expected = (first / name).read_bytes() if (first / name).is_file() else None
+        for folder in args.folders[1:]:
+            found = (folder / name).read_bytes() if (folder / name).is_file() else None
+            if found != expected:
+                sys.exit(f"error: {folder}/{name} differs from {first}/{name} "
+                         "(only models of one shape, tokenizer and prompt format can be averaged)")
     header, means = average(args.folders)
     args.out.mkdir(parents=True)
     for name in COPIED_FILES:
@@ -134,7 +153,7 @@ def main():
     ingredients = [{"folder": str(folder), "model_sha256": sha256_of(folder / "model.safetensors")}
                    for folder in args.folders]
     (args.out / "averaged_from.json").write_text(json.dumps(
-        {"rule": "uniform mean in float32", "models": ingredients}, indent=2) + "\n")
+        {"rule": "uniform mean (float64 sum, rounded to the stored dtype)", "models": ingredients}, indent=2) + "\n")
     print(f"{args.out}: mean of {len(args.folders)} models, {len(means)} tensors")
 
 
