@@ -27,8 +27,6 @@ from pathlib import Path
 import numpy as np
 
 COPIED_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "prompt_templates.json"]
-
-
 DTYPE_BYTES = {"BF16": 2, "F32": 4}
 
 
