@@ -26,39 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from safetensors_file import read_raw, to_f32
+
 COPIED_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "prompt_templates.json"]
-DTYPE_BYTES = {"BF16": 2, "F32": 4}
-
-
-def read_raw(path):
-    """The header (name -> dtype, shape, offsets) and the data bytes of a safetensors
-    file; a file that is not one stops the script, naming it."""
-    try:
-        with open(path, "rb") as f:
-            header_len = struct.unpack("<Q", f.read(8))[0]
-            header = json.loads(f.read(header_len))
-            data = f.read()
-    except (OSError, struct.error, ValueError) as problem:
-        sys.exit(f"error: {path}: not a readable safetensors file ({problem})")
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = meta["data_offsets"]
-        if meta["dtype"] not in DTYPE_BYTES:
-            sys.exit(f"error: {path}: tensor {name} has dtype {meta['dtype']} (bf16 or f32 expected)")
-        expected = DTYPE_BYTES[meta["dtype"]] * int(np.prod(meta["shape"], dtype=np.int64))
-        if end - start != expected:
-            sys.exit(f"error: {path}: tensor {name} holds {end - start} bytes where its shape "
-                     f"needs {expected}")
-        if end > len(data):
-            sys.exit(f"error: {path}: tensor {name} ends past the end of the file (truncated?)")
-    return header, data
-
-
-def to_f32(raw, dtype):
-    if dtype == "BF16":
-        return (np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
-    return np.frombuffer(raw, dtype=np.float32)
 
 
 def from_f32(values, dtype):
@@ -71,12 +41,16 @@ def from_f32(values, dtype):
 
 
 def average(folders):
-    first_header, _ = read_raw(folders[0] / "model.safetensors")
-    names = [n for n in first_header if n != "__metadata__"]
+    """The first file's header and the mean of every tensor over the folders, each
+    file read once."""
+    first_header = names = None
     sums = {}
     for folder in folders:
         path = folder / "model.safetensors"
         header, data = read_raw(path)
+        if first_header is None:
+            first_header = header
+            names = [n for n in header if n != "__metadata__"]
         if sorted(n for n in header if n != "__metadata__") != sorted(names):
             sys.exit(f"error: {path}: its tensors differ from those of {folders[0]}/model.safetensors")
         for name in names:

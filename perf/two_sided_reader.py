@@ -40,7 +40,6 @@ and `tokenizers` is needed. Its log-probabilities are checked at the start again
 
 import argparse
 import json
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -49,28 +48,7 @@ from tokenizers import Tokenizer
 from binary import run
 from right_context import window_parts
 from paired_eval import load
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        header_len = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(header_len))
-        data = f.read()
-    tensors = {}
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = meta["data_offsets"]
-        raw = data[start:end]
-        if meta["dtype"] == "BF16":
-            bits = np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16
-            array = bits.view(np.float32)
-        elif meta["dtype"] == "F32":
-            array = np.frombuffer(raw, dtype=np.float32)
-        else:
-            raise SystemExit(f"error: {path}: tensor {name} has dtype {meta['dtype']} (bf16 or f32 expected)")
-        tensors[name] = array.reshape(meta["shape"]).copy()
-    return tensors
+from safetensors_file import read_safetensors
 
 
 class Qwen3:
