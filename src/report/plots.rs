@@ -119,6 +119,16 @@ const TOP_SPAN: Quantity = Quantity::new(
     "most frequent span's share",
     Measured::Always,
 );
+const TOP_FIRST_WORD: Quantity = Quantity::new(
+    "top_first_word_share",
+    "most frequent first word's share",
+    Measured::Always,
+);
+const TOP_ANSWER: Quantity = Quantity::new(
+    "top_answer_share",
+    "predictor's most frequent answer's share",
+    Measured::Always,
+);
 const STOP_WORD_SPANS: Quantity = Quantity::new(
     "stop_word_span_fraction",
     "stop-word-only spans",
@@ -155,10 +165,16 @@ pub const RUN_CHARTS: &[ChartSpec] = &[
     },
     ChartSpec {
         file: "span_diversity.png",
-        title: "Span diversity",
-        y_label: "fraction of spans",
+        title: "Span and answer diversity",
+        y_label: "fraction of spans or answers",
         y_range: Some((0.0, 1.0)),
-        quantities: &[DISTINCT_SPANS, TOP_SPAN, STOP_WORD_SPANS],
+        quantities: &[
+            DISTINCT_SPANS,
+            TOP_SPAN,
+            TOP_FIRST_WORD,
+            STOP_WORD_SPANS,
+            TOP_ANSWER,
+        ],
     },
     ChartSpec {
         file: "span_length.png",

@@ -57,7 +57,8 @@ mod tests {
                 gold: "cat".into(),
                 next_word: false,
                 correct: 2,
-                answers: 8,
+                answers: 2,
+                predicted: vec![Some("cat".into()), None],
             },
         };
         let dir = std::env::temp_dir().join(format!("span-log-{}", std::process::id()));
@@ -70,6 +71,10 @@ mod tests {
         std::fs::write(&path, format!("{line}\n{{\"step\": 1}}\n")).unwrap();
         let error = format!("{:#}", read_span_log(&path).unwrap_err());
         assert!(error.contains("spans.jsonl: line 2"), "{error}");
+        // Logs written before the answers were recorded still read.
+        let older = r#"{"step":1,"policy":"random-span","span":{"context":"c","gold":"g","next_word":false,"correct":0,"answers":8}}"#;
+        std::fs::write(&path, format!("{older}\n")).unwrap();
+        assert!(read_span_log(&path).unwrap()[0].span.predicted.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -85,6 +85,10 @@ pub struct SpanRecord {
     /// Predictor answers that matched the gold span, of `answers`.
     pub correct: usize,
     pub answers: usize,
+    /// The predictor's answers (`None`: no `\boxed{}` in the response). Empty in logs
+    /// written before they were recorded.
+    #[serde(default)]
+    pub predicted: Vec<Option<String>>,
 }
 
 pub struct StepRollouts {
@@ -203,7 +207,12 @@ impl StepRollouts {
         }
         let golds: Vec<&str> = step.spans.iter().map(|s| s.gold.as_str()).collect();
         let correct: Vec<usize> = step.spans.iter().map(|s| s.correct).collect();
-        merged.spans = span_diagnostics(&golds, &correct, answers_per_span);
+        let predicted: Vec<Option<&str>> = step
+            .spans
+            .iter()
+            .flat_map(|s| s.predicted.iter().map(|a| a.as_deref()))
+            .collect();
+        merged.spans = span_diagnostics(&golds, &correct, answers_per_span, &predicted);
         step.metrics = merged;
         step
     }
@@ -418,18 +427,21 @@ pub fn collect_rollouts<B: RewardStepBackend>(
         .chunks(g_p)
         .map(|c| c.iter().filter(|&&r| r > 0.0).count())
         .collect();
-    metrics.spans = span_diagnostics(&spans, &correct_answers, g_p);
+    let predicted: Vec<Option<&str>> = answers.iter().map(|a| a.as_deref()).collect();
+    metrics.spans = span_diagnostics(&spans, &correct_answers, g_p, &predicted);
     metrics.rollout_seconds = started.elapsed().as_secs_f64();
 
     let span_records = tasks
         .iter()
         .zip(&correct_answers)
-        .map(|(task, &correct)| SpanRecord {
+        .enumerate()
+        .map(|(t, (task, &correct))| SpanRecord {
             context: task.context.clone(),
             gold: task.gold.clone(),
             next_word: task.next_word,
             correct,
             answers: g_p,
+            predicted: answers[t * g_p..(t + 1) * g_p].to_vec(),
         })
         .collect();
     let examples = tasks
