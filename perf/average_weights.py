@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Average the weights of several model folders of one shape ("model soup").
+"""Average the weights of several model folders of one shape ("model soup"), or
+combine them with given coefficients.
 
 Fine-tuned runs that start from the same weights usually stay in one basin of the
 loss, and the mean of their weights can generalise better than any one of them
@@ -12,6 +13,11 @@ another prompt). The new folder's `averaged_from.json` names each ingredient wit
 SHA-256 of its weights.
 
     python3 perf/average_weights.py --out runs/soup models/pretrainzero-wiki-31m runs/a/final runs/b/final
+
+`--coefficients` replaces the uniform mean by a weighted sum whose coefficients add up
+to 1. A negative one extrapolates: `--coefficients=1.5,-0.5 NEW OLD` goes half as far
+again along the step from OLD to NEW (Zheng et al., 2024, "Weak-to-strong
+extrapolation").
 
 Nothing but NumPy is needed. The output folder must not exist yet.
 """
@@ -40,12 +46,12 @@ def from_f32(values, dtype):
     return rounded.astype(np.uint16).tobytes()
 
 
-def average(folders):
-    """The first file's header and the mean of every tensor over the folders, each
-    file read once."""
+def combine(folders, coefficients, divisor):
+    """The first file's header and the weighted sum of every tensor over the folders,
+    divided by `divisor`, each file read once."""
     first_header = names = None
     sums = {}
-    for folder in folders:
+    for folder, coefficient in zip(folders, coefficients):
         path = folder / "model.safetensors"
         header, data = read_raw(path)
         if first_header is None:
@@ -60,8 +66,8 @@ def average(folders):
                          f"{first_header[name]['shape']} in {folders[0]}")
             start, end = meta["data_offsets"]
             values = to_f32(data[start:end], meta["dtype"])
-            sums[name] = sums.get(name, 0.0) + values.astype(np.float64)
-    return first_header, {name: (total / len(folders)).astype(np.float32) for name, total in sums.items()}
+            sums[name] = sums.get(name, 0.0) + coefficient * values.astype(np.float64)
+    return first_header, {name: (total / divisor).astype(np.float32) for name, total in sums.items()}
 
 
 def write(path, header, means):
@@ -100,9 +106,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", type=Path, help="model folders (config.json + model.safetensors)")
     parser.add_argument("--out", type=Path, required=True, help="new model folder (must not exist)")
+    parser.add_argument("--coefficients", type=lambda text: [float(x) for x in text.split(",")],
+                        help="comma-separated, one per folder, adding up to 1 (default: the uniform mean)")
     args = parser.parse_args()
     if len(args.folders) < 2:
         sys.exit("error: give at least two model folders to average")
+    coefficients = args.coefficients or [1.0] * len(args.folders)
+    # The uniform mean divides the plain sum once, at the end.
+    divisor = 1.0 if args.coefficients else float(len(args.folders))
+    if len(coefficients) != len(args.folders):
+        sys.exit(f"error: {len(coefficients)} coefficients for {len(args.folders)} folders")
+    if args.coefficients and abs(sum(coefficients) - 1.0) > 1e-9:
+        # Coefficients that do not add up to 1 would scale every weight, norms included.
+        sys.exit(f"error: the coefficients add up to {sum(coefficients)}, not 1")
     if args.out.exists():
         sys.exit(f"error: {args.out} exists; choose a new folder (nothing is overwritten)")
     first = args.folders[0]
@@ -116,7 +132,7 @@ def main():
             if found != expected:
                 sys.exit(f"error: {folder}/{name} differs from {first}/{name} "
                          "(only models of one shape, tokenizer and prompt format can be averaged)")
-    header, means = average(args.folders)
+    header, means = combine(args.folders, coefficients, divisor)
     args.out.mkdir(parents=True)
     for name in COPIED_FILES:
         if (args.folders[0] / name).is_file():
@@ -124,9 +140,16 @@ def main():
     write(args.out / "model.safetensors", header, means)
     ingredients = [{"folder": str(folder), "model_sha256": sha256_of(folder / "model.safetensors")}
                    for folder in args.folders]
+    if args.coefficients:
+        rule = "weighted sum (float64, rounded to the stored dtype)"
+        for ingredient, coefficient in zip(ingredients, coefficients):
+            ingredient["coefficient"] = coefficient
+    else:
+        rule = "uniform mean (float64 sum, rounded to the stored dtype)"
     (args.out / "averaged_from.json").write_text(json.dumps(
-        {"rule": "uniform mean (float64 sum, rounded to the stored dtype)", "models": ingredients}, indent=2) + "\n")
-    print(f"{args.out}: mean of {len(args.folders)} models, {len(means)} tensors")
+        {"rule": rule, "models": ingredients}, indent=2) + "\n")
+    print(f"{args.out}: {'weighted sum' if args.coefficients else 'mean'} of {len(args.folders)} models, "
+          f"{len(means)} tensors")
 
 
 if __name__ == "__main__":
