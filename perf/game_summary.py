@@ -14,6 +14,8 @@ run an update, and no single span is more than 25 % of the generator's valid mas
   second-half step, with that word: a generator collapsed onto one template ("the" +
   a noun) keeps its spans distinct but not their first words (`–` for runs logged
   before this metric existed);
+- `max answer share (2nd half)`: the largest `top_answer_share` of a second-half step,
+  with that answer: a predictor collapsed onto one guess (`–` as above);
 - `signal samples`: samples with a non-zero advantage over the run (what GRPO learns from);
 - `gen reward > 0.1`: steps whose mean generator reward was above 0.1;
 - `stop-word spans`: mean `stop_word_span_fraction` over the second half.
@@ -35,6 +37,8 @@ def summarise(run: Path):
     updates = sum(not r["update_skipped"] for r in second)
     first_word = max((r for r in second if "top_first_word_share" in r),
                      key=lambda r: r["top_first_word_share"], default=None)
+    answer = max((r for r in second if "top_answer_share" in r),
+                 key=lambda r: r["top_answer_share"], default=None)
     return {
         "run": str(run),
         "steps": len(rows),
@@ -44,6 +48,8 @@ def summarise(run: Path):
         "max_top_span": top.get("top_span", ""),
         "max_first_word": "–" if first_word is None else
         f"{first_word['top_first_word_share']:.2f} `{first_word['top_first_word']}`",
+        "max_answer": "–" if answer is None else
+        f"{answer['top_answer_share']:.2f} `{answer['top_answer']}`",
         "signal_samples": sum(r["samples"] for r in rows),
         "generator_reward_steps": sum(r.get("generator_reward_mean", 0.0) > 0.1 for r in rows),
         "stop_word_span_fraction": sum(r.get("stop_word_span_fraction", 0.0) for r in second)
@@ -65,9 +71,9 @@ def main():
         if not (Path(run) / "metrics.jsonl").is_file():
             sys.exit(f"error: {run}: not a run folder (it has no metrics.jsonl)")
     print("| run | steps | updates (2nd half) | max top share (2nd half) | "
-          "max first-word share (2nd half) | signal samples | "
+          "max first-word share (2nd half) | max answer share (2nd half) | signal samples | "
           "gen reward > 0.1 | stop-word spans | valid masks | predictor acc | seconds | target |")
-    print("|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|")
     for run in sys.argv[1:]:
         s = summarise(Path(run))
         if s is None:
@@ -75,6 +81,7 @@ def main():
             continue
         print(f"| {s['run']} | {s['steps']} | {s['updates_second_half']}/{s['second_half_steps']} | "
               f"{s['max_top_span_share']:.2f} `{s['max_top_span']}` | {s['max_first_word']} | "
+              f"{s['max_answer']} | "
               f"{s['signal_samples']} | "
               f"{s['generator_reward_steps']} | {s['stop_word_span_fraction']:.2f} | "
               f"{s['valid_mask_fraction']:.2f} | {s['predictor_accuracy']:.2f} | "
