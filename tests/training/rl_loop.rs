@@ -113,7 +113,21 @@ fn check_span_log(run: &Path, metrics: &[serde_json::Value], policy: &str) {
             assert_eq!(row.span.answers, 3);
             assert!(row.span.correct <= 3);
             assert_eq!(row.span.next_word, policy.ends_with("ntp"), "{policy}");
+            assert_eq!(row.span.predicted.len(), 3, "{policy}: one answer per rollout");
         }
+        // The most frequent answer's share, recounted from the logged answers.
+        let mut counts = std::collections::HashMap::<String, usize>::new();
+        for answer in spans.iter().flat_map(|r| r.span.predicted.iter().flatten()) {
+            let words: Vec<&str> = answer.split_whitespace().collect();
+            *counts.entry(words.join(" ")).or_default() += 1;
+        }
+        let top = counts.values().copied().max().unwrap_or(0);
+        let share = top as f64 / (3 * spans.len()).max(1) as f64;
+        let logged = line["top_answer_share"].as_f64().unwrap();
+        assert!(
+            (share - logged).abs() < 1e-9,
+            "{policy} step {step}: top answer share {share} vs {logged}"
+        );
         if !spans.is_empty() {
             let correct: usize = spans.iter().map(|r| r.span.correct).sum();
             let accuracy = correct as f64 / (3 * spans.len()) as f64;
