@@ -7,7 +7,9 @@
 //! `mask_occurrences = "one"` (the paper's OneMask ablation). A departure from the
 //! paper, off by default: `reject_stop_word_spans` also rejects spans made only of
 //! stop words or punctuation ("the", "of the", ","), which the paper's prompt asks
-//! the generator to avoid (it asks for entities) but its reward does not.
+//! the generator to avoid (it asks for entities) but its reward does not. Also off by
+//! default, `reject_stop_word_starts` rejects spans whose first word is a stop word
+//! ("the first", "of Paris"): a small generator can otherwise settle on "the" + a noun.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +34,7 @@ pub struct SpanRules {
     pub mask_occurrences: MaskOccurrences,
     pub max_span_words: Option<usize>,
     pub reject_stop_word_spans: bool,
+    pub reject_stop_word_starts: bool,
 }
 
 impl Default for SpanRules {
@@ -42,6 +45,7 @@ impl Default for SpanRules {
             mask_occurrences: MaskOccurrences::All,
             max_span_words: None,
             reject_stop_word_spans: false,
+            reject_stop_word_starts: false,
         }
     }
 }
@@ -59,6 +63,7 @@ pub enum InvalidSpan {
     NotWholeWords,
     TooManyWords,
     StopWordsOnly,
+    StartsWithStopWord,
 }
 
 impl SpanRules {
@@ -86,6 +91,14 @@ impl SpanRules {
         }
         if self.reject_stop_word_spans && is_stop_word_span(span) {
             return Err(InvalidSpan::StopWordsOnly);
+        }
+        if self.reject_stop_word_starts
+            && span
+                .split_whitespace()
+                .next()
+                .is_some_and(is_stop_word_span)
+        {
+            return Err(InvalidSpan::StartsWithStopWord);
         }
         if self
             .max_span_words
@@ -206,6 +219,26 @@ mod tests {
         assert_eq!(
             strict.apply(P, "the mat").unwrap().masked,
             "The cat sat on [mask]. The cat slept."
+        );
+    }
+
+    #[test]
+    fn spans_starting_with_a_stop_word_are_rejected_only_when_asked() {
+        let strict = SpanRules {
+            reject_stop_word_starts: true,
+            ..SpanRules::default()
+        };
+        for span in ["the mat", "The cat", "on the mat", "the"] {
+            assert_eq!(
+                strict.apply(P, span),
+                Err(InvalidSpan::StartsWithStopWord),
+                "{span}"
+            );
+            assert!(SpanRules::default().apply(P, span).is_ok(), "{span}");
+        }
+        assert_eq!(
+            strict.apply(P, "cat sat").unwrap().masked,
+            "The [mask] on the mat. The cat slept."
         );
     }
 

@@ -113,7 +113,11 @@ fn check_span_log(run: &Path, metrics: &[serde_json::Value], policy: &str) {
             assert_eq!(row.span.answers, 3);
             assert!(row.span.correct <= 3);
             assert_eq!(row.span.next_word, policy.ends_with("ntp"), "{policy}");
-            assert_eq!(row.span.predicted.len(), 3, "{policy}: one answer per rollout");
+            assert_eq!(
+                row.span.predicted.len(),
+                3,
+                "{policy}: one answer per rollout"
+            );
         }
         // The most frequent answer's share, recounted from the logged answers.
         let mut counts = std::collections::HashMap::<String, usize>::new();
