@@ -10,7 +10,7 @@
 //! `}` may close the span only at the end of a word, so every span the generator writes
 //! is in its paragraph and its job is the one the game rewards: choosing which span.
 //! With `reject_stop_word_spans`, a span of only stop words or punctuation cannot be
-//! closed either.
+//! closed either, and with `reject_stop_word_starts` a span cannot start at a stop word.
 //!
 //! The model is trained on its unconstrained log-probabilities of the sampled tokens
 //! (the update recomputes them), as with any constrained decoding in RL.
@@ -67,6 +67,8 @@ pub struct ParagraphCopy<'a> {
     pub paragraphs: Vec<&'a str>,
     /// A span of only stop words or punctuation may not be closed.
     pub content_only: bool,
+    /// A span may not start at a stop word.
+    pub content_start: bool,
 }
 
 impl TokenConstraint for ParagraphCopy<'_> {
@@ -81,6 +83,9 @@ impl TokenConstraint for ParagraphCopy<'_> {
         let mut may_close = false;
         for start in word_starts(paragraph) {
             if !paragraph[start..].starts_with(&copied) {
+                continue;
+            }
+            if self.content_start && is_stop_word_span(first_word(&paragraph[start..])) {
                 continue;
             }
             let end = start + copied.len();
@@ -122,6 +127,11 @@ fn word_starts(text: &str) -> impl Iterator<Item = usize> + '_ {
         previous_alphanumeric = c.is_alphanumeric();
         starts.then_some(i)
     })
+}
+
+/// The text up to the first whitespace.
+fn first_word(text: &str) -> &str {
+    text.split_whitespace().next().unwrap_or("")
 }
 
 /// Whether offset `end` of `text` is the end of a word (the text ends, or the next
@@ -175,6 +185,7 @@ mod tests {
             tokens: &vocabulary,
             paragraphs: vec!["The cat sat by the cat."],
             content_only: false,
+            content_start: false,
         };
         // First token: the start of a word of the paragraph ("t" starts "the"), never
         // with a leading space (" cat"), never a word that is absent ("dog").
@@ -197,6 +208,7 @@ mod tests {
             tokens: &vocabulary,
             paragraphs: vec!["The cat sat by the cat."],
             content_only: true,
+            content_start: false,
         };
         assert_eq!(
             allowed(&copy, &[0]),
@@ -204,5 +216,20 @@ mod tests {
             "\"The\" alone may not close"
         );
         assert_eq!(allowed(&copy, &[0, 1]), [" sat", "}"]);
+    }
+
+    #[test]
+    fn content_start_refuses_to_start_at_a_stop_word() {
+        let vocabulary = tokens(&VOCABULARY);
+        let copy = ParagraphCopy {
+            tokens: &vocabulary,
+            paragraphs: vec!["The cat sat by the cat."],
+            content_only: false,
+            content_start: true,
+        };
+        // "The", "the" (and "t", which starts "the") are gone from the first token;
+        // "by" is a stop word too but no token copies it.
+        assert_eq!(allowed(&copy, &[]), ["cat", "sat", "ca"]);
+        assert_eq!(allowed(&copy, &[2]), [" sat", "}"]);
     }
 }

@@ -54,6 +54,7 @@ impl<B: RewardStepBackend> SpanPolicy<B> for GeneratorSpans {
                 .flat_map(|p| std::iter::repeat_n(p.as_str(), spans_per_paragraph))
                 .collect(),
             content_only: self.rules.reject_stop_word_spans,
+            content_start: self.rules.reject_stop_word_starts,
         });
         let rollouts = context.generator.run_constrained(
             &prompts,

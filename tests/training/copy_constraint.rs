@@ -59,6 +59,7 @@ fn constrained_spans_are_copies_of_their_paragraph() {
             .flat_map(|p| std::iter::repeat_n(*p, samples))
             .collect(),
         content_only: false,
+        content_start: false,
     };
     let stop = ["}".to_string()];
     let spans =
