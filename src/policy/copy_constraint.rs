@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 
-use super::stop_words::is_stop_word_span;
+use super::stop_words::{is_stop_word_span, starts_with_stop_word};
 use crate::models::{TextTokenizer, TokenConstraint};
 
 /// The text of every token id, looked up by text.
@@ -85,7 +85,7 @@ impl TokenConstraint for ParagraphCopy<'_> {
             if !paragraph[start..].starts_with(&copied) {
                 continue;
             }
-            if self.content_start && is_stop_word_span(first_word(&paragraph[start..])) {
+            if self.content_start && starts_with_stop_word(&paragraph[start..]) {
                 continue;
             }
             let end = start + copied.len();
@@ -127,11 +127,6 @@ fn word_starts(text: &str) -> impl Iterator<Item = usize> + '_ {
         previous_alphanumeric = c.is_alphanumeric();
         starts.then_some(i)
     })
-}
-
-/// The text up to the first whitespace.
-fn first_word(text: &str) -> &str {
-    text.split_whitespace().next().unwrap_or("")
 }
 
 /// Whether offset `end` of `text` is the end of a word (the text ends, or the next

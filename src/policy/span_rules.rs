@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::parse::last_braced;
 use super::random_span::MaskedParagraph;
-use super::stop_words::is_stop_word_span;
+use super::stop_words::{is_stop_word_span, starts_with_stop_word};
 
 pub const MASK_TOKEN: &str = "[mask]";
 
@@ -92,12 +92,7 @@ impl SpanRules {
         if self.reject_stop_word_spans && is_stop_word_span(span) {
             return Err(InvalidSpan::StopWordsOnly);
         }
-        if self.reject_stop_word_starts
-            && span
-                .split_whitespace()
-                .next()
-                .is_some_and(is_stop_word_span)
-        {
+        if self.reject_stop_word_starts && starts_with_stop_word(span) {
             return Err(InvalidSpan::StartsWithStopWord);
         }
         if self

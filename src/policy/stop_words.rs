@@ -160,6 +160,14 @@ pub fn is_stop_word_span(span: &str) -> bool {
     })
 }
 
+/// Whether the first word of `text` (up to the first whitespace) is a stop word or pure
+/// punctuation ("the first", "(of Paris"); false for an empty text.
+pub fn starts_with_stop_word(text: &str) -> bool {
+    text.split_whitespace()
+        .next()
+        .is_some_and(is_stop_word_span)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
