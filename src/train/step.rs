@@ -503,3 +503,78 @@ fn mean(values: &[f32]) -> f64 {
         values.iter().map(|&v| v as f64).sum::<f64>() / values.len() as f64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replica's part of one draw: `spans` as (gold, correct answers, answers), with
+    /// two predictor answers per span.
+    fn part(
+        paragraphs: usize,
+        predictor_accuracy: f64,
+        spans: &[(&str, usize, [Option<&str>; 2])],
+    ) -> StepRollouts {
+        let records: Vec<SpanRecord> = spans
+            .iter()
+            .map(|(gold, correct, answers)| SpanRecord {
+                context: format!("a paragraph where [mask] was {gold}"),
+                gold: gold.to_string(),
+                next_word: false,
+                correct: *correct,
+                answers: 2,
+                predicted: answers.iter().map(|a| a.map(str::to_string)).collect(),
+            })
+            .collect();
+        StepRollouts {
+            samples: Vec::new(),
+            metrics: RolloutMetrics {
+                paragraphs,
+                generator_rollouts: 2 * paragraphs,
+                predictor_rollouts: 2 * spans.len(),
+                predictor_accuracy,
+                spans: SpanDiagnostics {
+                    predictor_accuracy_histogram: vec![0; 3],
+                    ..SpanDiagnostics::default()
+                },
+                ..RolloutMetrics::default()
+            },
+            examples: Vec::new(),
+            spans: records,
+        }
+    }
+
+    #[test]
+    fn replica_parts_merge_into_one_step() {
+        let first = part(
+            2,
+            0.5,
+            &[
+                ("the city", 1, [Some("the city"), Some("first")]),
+                ("river", 0, [Some("first"), None]),
+            ],
+        );
+        let second = part(1, 1.0, &[("first", 2, [Some("first"), Some("first")])]);
+        let merged = StepRollouts::from_replicas(vec![first, second]);
+
+        assert_eq!(
+            merged.spans.len(),
+            3,
+            "every replica's span records are kept"
+        );
+        assert_eq!(merged.metrics.paragraphs, 3);
+        assert_eq!(merged.metrics.predictor_rollouts, 6);
+        // Accuracy weighted by predictor rollouts: (0.5 * 4 + 1.0 * 2) / 6.
+        assert!((merged.metrics.predictor_accuracy - 2.0 / 3.0).abs() < 1e-12);
+        let spans = &merged.metrics.spans;
+        // Answers of both replicas: `first` is 4 of the 6 (the unanswered one counts).
+        assert_eq!(spans.top_answer, "first");
+        assert!((spans.top_answer_share - 4.0 / 6.0).abs() < 1e-12);
+        // Correct answers 1, 0 and 2 of 2.
+        assert_eq!(spans.predictor_accuracy_histogram, vec![1, 1, 1]);
+        // First words `the`, `river`, `first`: a three-way tie, the alphabetically first.
+        assert_eq!(spans.top_first_word, "first");
+        assert!((spans.top_first_word_share - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(spans.distinct_span_fraction, 1.0);
+    }
+}
