@@ -205,17 +205,22 @@ impl StepRollouts {
             step.samples.extend(part.samples);
             step.spans.extend(part.spans);
         }
-        let golds: Vec<&str> = step.spans.iter().map(|s| s.gold.as_str()).collect();
-        let correct: Vec<usize> = step.spans.iter().map(|s| s.correct).collect();
-        let predicted: Vec<Option<&str>> = step
-            .spans
-            .iter()
-            .flat_map(|s| s.predicted.iter().map(|a| a.as_deref()))
-            .collect();
-        merged.spans = span_diagnostics(&golds, &correct, answers_per_span, &predicted);
+        merged.spans = records_diagnostics(&step.spans, answers_per_span);
         step.metrics = merged;
         step
     }
+}
+
+/// The span diagnostics of a step's span records, each answered `answers_per_span` times:
+/// one place that reads the records, for a replica's rollouts and for their merge.
+fn records_diagnostics(records: &[SpanRecord], answers_per_span: usize) -> SpanDiagnostics {
+    let golds: Vec<&str> = records.iter().map(|r| r.gold.as_str()).collect();
+    let correct: Vec<usize> = records.iter().map(|r| r.correct).collect();
+    let predicted: Vec<Option<&str>> = records
+        .iter()
+        .flat_map(|r| r.predicted.iter().map(|a| a.as_deref()))
+        .collect();
+    span_diagnostics(&golds, &correct, answers_per_span, &predicted)
 }
 
 fn direct_prefix(style: PromptStyle, command: &str, response: &str) -> String {
@@ -422,16 +427,11 @@ pub fn collect_rollouts<B: RewardStepBackend>(
         .filter(|r| r.finish_reason == FinishReason::Length)
         .count() as f64
         / all_rollouts.len().max(1) as f64;
-    let spans: Vec<&str> = tasks.iter().map(|t| t.gold.as_str()).collect();
     let correct_answers: Vec<usize> = predictor_rewards
         .chunks(g_p)
         .map(|c| c.iter().filter(|&&r| r > 0.0).count())
         .collect();
-    let predicted: Vec<Option<&str>> = answers.iter().map(|a| a.as_deref()).collect();
-    metrics.spans = span_diagnostics(&spans, &correct_answers, g_p, &predicted);
-    metrics.rollout_seconds = started.elapsed().as_secs_f64();
-
-    let span_records = tasks
+    let span_records: Vec<SpanRecord> = tasks
         .iter()
         .zip(&correct_answers)
         .enumerate()
@@ -444,6 +444,8 @@ pub fn collect_rollouts<B: RewardStepBackend>(
             predicted: answers[t * g_p..(t + 1) * g_p].to_vec(),
         })
         .collect();
+    metrics.spans = records_diagnostics(&span_records, g_p);
+    metrics.rollout_seconds = started.elapsed().as_secs_f64();
     let examples = tasks
         .iter()
         .enumerate()
